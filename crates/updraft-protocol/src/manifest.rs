@@ -1,0 +1,234 @@
+//! Release manifests and the release info carried in each package target's
+//! `custom` field.
+//!
+//! Both documents carry an explicit `format_version` that can be read before
+//! the full parse ([`read_format_version`]), so an old client meeting a newer
+//! format says "upgrade updraft" instead of misreading it. New optional
+//! fields may be added within a format version; old readers ignore them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::names::{AppId, Arch, Channel, Platform, Sha256Digest, TargetPath};
+use crate::version::Version;
+
+/// The manifest and release-info format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Reads just the `format_version` of a manifest or release info and refuses
+/// one newer than this build understands.
+pub fn read_format_version(what: &str, value: &Value) -> Result<u32, Error> {
+    let found = value.get("format_version").and_then(Value::as_u64).ok_or_else(|| Error::Invalid {
+        what: what.to_owned(),
+        reason: "it has no numeric `format_version`".into(),
+    })?;
+    if found > u64::from(FORMAT_VERSION) {
+        return Err(Error::UnsupportedFormat { what: what.to_owned(), found: found.to_string(), supported: FORMAT_VERSION.to_string() });
+    }
+    Ok(u32::try_from(found).unwrap_or(FORMAT_VERSION))
+}
+
+/// Everything about one release for one platform and arch: what the
+/// installed folder must contain, byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseManifest {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The release this manifest describes.
+    #[serde(flatten)]
+    pub release: ReleaseInfo,
+    /// Regular files, sorted by path.
+    pub files: Vec<FileEntry>,
+    /// Folders (including empty ones), sorted by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirEntry>,
+    /// Symbolic links inside the release, sorted by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symlinks: Vec<SymlinkEntry>,
+}
+
+impl ReleaseManifest {
+    /// Parses a manifest, refusing a newer format.
+    pub fn from_slice(what: &str, bytes: &[u8]) -> Result<Self, Error> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|source| Error::Json { what: what.to_owned(), source })?;
+        read_format_version(what, &value)?;
+        serde_json::from_value(value).map_err(|source| Error::Json { what: what.to_owned(), source })
+    }
+
+    /// Total size of the files, in bytes.
+    pub fn installed_size(&self) -> u64 {
+        self.files.iter().map(|file| file.size).sum()
+    }
+}
+
+/// A regular file in a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the install folder.
+    pub path: TargetPath,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content digest.
+    pub sha256: Sha256Digest,
+    /// Unix permission bits (`0o755` for executables), written in decimal.
+    pub mode: u32,
+}
+
+/// A folder in a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    /// Path relative to the install folder.
+    pub path: TargetPath,
+    /// Unix permission bits.
+    pub mode: u32,
+}
+
+/// A symbolic link in a release; its target stays inside the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymlinkEntry {
+    /// Path relative to the install folder.
+    pub path: TargetPath,
+    /// The link's target, relative to the link's folder.
+    pub target: String,
+}
+
+/// How a package is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PackageFormat {
+    /// A POSIX tar stream compressed with zstd.
+    #[serde(rename = "tar.zst")]
+    TarZst,
+}
+
+impl PackageFormat {
+    /// The file extension (`tar.zst`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::TarZst => "tar.zst",
+        }
+    }
+}
+
+/// Whether a package holds the whole release or a delta from an older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageKind {
+    /// Every file of the release.
+    Full,
+    /// A delta against an older release (later issues).
+    Patch,
+}
+
+/// A signed file that accompanies a package (manifest, changelog).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Target path in the repository.
+    pub path: TargetPath,
+    /// Length in bytes.
+    pub length: u64,
+    /// Content digest.
+    pub sha256: Sha256Digest,
+}
+
+/// Release info: what a client needs to decide about an update. It lives in
+/// the package target's `custom.updraft` (signed by the targets role) and in
+/// the release manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    /// Application.
+    pub app: AppId,
+    /// Version.
+    pub version: Version,
+    /// Channel.
+    pub channel: Channel,
+    /// Operating system.
+    pub platform: Platform,
+    /// CPU architecture.
+    pub arch: Arch,
+    /// The main program, relative to the install folder.
+    pub main: TargetPath,
+    /// Release date, RFC 3339.
+    pub release_date: String,
+    /// Release notes (Markdown).
+    #[serde(default)]
+    pub notes: String,
+    /// Clients older than this must update (the update is forced for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_supported_version: Option<Version>,
+    /// Forced for everyone.
+    #[serde(default)]
+    pub force: bool,
+    /// Share of installs offered the release, 0–100.
+    #[serde(default = "full_rollout")]
+    pub rollout_percent: u8,
+}
+
+fn full_rollout() -> u8 {
+    100
+}
+
+/// Everything the signed `custom.updraft` field of a package target holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageCustom {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Full or patch.
+    pub kind: PackageKind,
+    /// Encoding.
+    pub format: PackageFormat,
+    /// The release.
+    #[serde(flatten)]
+    pub release: ReleaseInfo,
+    /// Sum of the sizes of the release's files.
+    pub installed_size: u64,
+    /// Number of files.
+    pub file_count: u64,
+    /// The signed per-file manifest.
+    pub manifest: FileRef,
+    /// The changelog file, if notes were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changelog: Option<FileRef>,
+}
+
+impl PackageCustom {
+    /// Reads `custom.updraft` from a target's `custom` value. `Ok(None)` when
+    /// the target is not an updraft package (a manifest, a changelog, or a
+    /// file another tool put there).
+    pub fn from_custom(what: &str, custom: Option<&Value>) -> Result<Option<Self>, Error> {
+        let Some(value) = custom.and_then(|c| c.get("updraft")) else { return Ok(None) };
+        read_format_version(what, value)?;
+        serde_json::from_value(value.clone()).map(Some).map_err(|source| Error::Json { what: what.to_owned(), source })
+    }
+
+    /// The `custom` value to put on the target.
+    pub fn to_custom(&self) -> Value {
+        serde_json::json!({ "updraft": self })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_newer_format_is_refused_before_parsing() {
+        let bytes = serde_json::to_vec(&json!({"format_version": 2, "something": "new"})).unwrap();
+        let error = ReleaseManifest::from_slice("manifest.json", &bytes).unwrap_err();
+        assert!(matches!(error, Error::UnsupportedFormat { .. }), "{error}");
+        assert!(error.to_string().contains("upgrade updraft"));
+    }
+
+    #[test]
+    fn unknown_optional_fields_are_ignored() {
+        let value = json!({
+            "format_version": 1, "app": "kuzflow", "version": "1.1.0", "channel": "stable",
+            "platform": "linux", "arch": "x86_64", "main": "bin/kuzflow",
+            "release_date": "2026-11-24T00:00:00Z", "files": [], "future_field": {"x": 1}
+        });
+        let manifest = ReleaseManifest::from_slice("m", &serde_json::to_vec(&value).unwrap()).unwrap();
+        assert_eq!(manifest.release.rollout_percent, 100);
+        assert_eq!(manifest.release.version, Version::new(1, 1, 0));
+    }
+}
