@@ -1,1 +1,148 @@
-fn main() {}
+//! `updraft`: publish, serve and install signed updates for desktop apps.
+//!
+//! This file only parses arguments and maps errors to exit codes; each
+//! command lives in `commands/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use updraft_protocol::{AppId, Arch, Channel, Platform, TargetPath, Version};
+
+mod commands;
+mod output;
+
+/// Signed, crash-safe online updates for desktop apps.
+#[derive(Debug, Parser)]
+#[command(name = "updraft", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole publishing flow on a demo app in a fresh folder.
+    Quickstart(QuickstartArgs),
+    /// Create a new set of signing keys.
+    Keygen(KeygenArgs),
+    /// Create, verify or refresh a release store.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Pack, sign and add a release to a store.
+    Publish(Box<PublishArgs>),
+}
+
+#[derive(Debug, Args)]
+struct QuickstartArgs {
+    /// Folder to create the demo in (must be missing or empty).
+    #[arg(long, default_value = "updraft-quickstart")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// Folder for the key files (created 0700; existing keys are never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of root keys.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    root_keys: u32,
+    /// How many root keys must sign a new root.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    root_threshold: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum RepoCommand {
+    /// Create an empty signed store.
+    Init {
+        /// The store folder (missing or empty).
+        #[arg(long)]
+        repo: PathBuf,
+        /// The keys folder made by `updraft keygen`.
+        #[arg(long)]
+        keys: PathBuf,
+    },
+    /// Check every signature, hash and length in a store.
+    Verify {
+        /// The store folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-sign the short-lived timestamp (run it from cron).
+    Refresh {
+        /// The store folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The keys folder (only the timestamp key is needed, and the snapshot
+        /// or targets key when those are close to expiry).
+        #[arg(long)]
+        keys: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// The store folder.
+    #[arg(long)]
+    repo: PathBuf,
+    /// The keys folder (targets, snapshot and timestamp keys).
+    #[arg(long)]
+    keys: PathBuf,
+    /// Application id, such as `kuzflow`.
+    #[arg(long)]
+    app: AppId,
+    /// SemVer 2.0 version, such as `1.1.0` or `1.2.0-beta.1`.
+    #[arg(long = "version", value_name = "VER")]
+    release_version: Version,
+    /// Operating system: linux, windows or macos (aliases such as darwin, win32 work).
+    #[arg(long)]
+    platform: Platform,
+    /// CPU architecture: x86_64, aarch64 or x86 (aliases such as amd64, arm64 work).
+    #[arg(long)]
+    arch: Arch,
+    /// The main program, relative to SOURCE_DIR.
+    #[arg(long, value_name = "REL_PATH")]
+    main: TargetPath,
+    /// Release channel.
+    #[arg(long, default_value = "stable")]
+    channel: Channel,
+    /// Release notes (Markdown file).
+    #[arg(long, value_name = "NOTES.md")]
+    notes: Option<PathBuf>,
+    /// Share of installs offered this release (0–100).
+    #[arg(long, value_name = "PERCENT", default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    rollout: u8,
+    /// Make the update mandatory.
+    #[arg(long)]
+    force: bool,
+    /// Installs older than this version must update.
+    #[arg(long, value_name = "VER")]
+    min_supported: Option<Version>,
+    /// zstd compression level for the package (1–22).
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
+    level: i32,
+    /// The folder to publish.
+    #[arg(value_name = "SOURCE_DIR")]
+    source: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Quickstart(args) => commands::quickstart::run(&args.dir),
+        Command::Keygen(args) => commands::keygen::run(&args.out, args.root_keys, args.root_threshold),
+        Command::Repo(RepoCommand::Init { repo, keys }) => commands::repo::init(&repo, &keys),
+        Command::Repo(RepoCommand::Verify { repo, json }) => commands::repo::verify(&repo, json),
+        Command::Repo(RepoCommand::Refresh { repo, keys }) => commands::repo::refresh(&repo, &keys),
+        Command::Publish(args) => commands::publish::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => output::report_error(&error),
+    }
+}

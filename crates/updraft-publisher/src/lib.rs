@@ -1,1 +1,45 @@
-//! placeholder
+//! updraft's publisher: keys, the signed release store, packing and publishing.
+//!
+//! ```no_run
+//! use std::path::{Path, PathBuf};
+//! use time::OffsetDateTime;
+//! use updraft_publisher::{ExpiryPolicy, KeygenOptions, PublishRequest, PackOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (keys, store) = (Path::new("keys"), Path::new("store"));
+//! let now = OffsetDateTime::now_utc();
+//! updraft_publisher::keys::generate(keys, KeygenOptions::default())?;
+//! updraft_publisher::init(store, keys, now, &ExpiryPolicy::default())?;
+//! let request = PublishRequest {
+//!     app: "kuzflow".parse()?,
+//!     version: "1.1.0".parse()?,
+//!     platform: "linux".parse()?,
+//!     arch: "x86_64".parse()?,
+//!     channel: "stable".parse()?,
+//!     main: "bin/kuzflow".parse()?,
+//!     notes: None,
+//!     rollout_percent: 100,
+//!     force: false,
+//!     min_supported_version: None,
+//!     source: PathBuf::from("dist/kuzflow"),
+//!     pack: PackOptions::default(),
+//! };
+//! updraft_publisher::publish(store, keys, &request, now, &ExpiryPolicy::default())?;
+//! assert!(updraft_publisher::verify(store, now)?.problems.is_empty());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+pub mod keys;
+pub mod layout;
+pub mod pack;
+mod repo;
+pub mod store;
+mod verify;
+
+pub use error::{Error, ErrorKind, Result};
+pub use keys::KeygenOptions;
+pub use pack::PackOptions;
+pub use repo::{ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, init, publish, refresh};
+pub use verify::{Problem, VerifyReport, verify};

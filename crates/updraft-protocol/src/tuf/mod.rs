@@ -443,6 +443,8 @@ pub struct Envelope<T> {
     pub signed: T,
     /// The signatures as received.
     pub signatures: Vec<Signature>,
+    /// The signed part exactly as received or signed (unknown fields included).
+    raw: Value,
     canonical: Vec<u8>,
 }
 
@@ -472,9 +474,9 @@ impl<T: Role> Envelope<T> {
             return Err(Error::UnsupportedFormat { what: what.to_owned(), found: format!("TUF {spec}"), supported: "TUF 1.x".into() });
         }
         let canonical = to_canonical(&signed).map_err(|reason| Error::BadCanonicalForm { what: what.to_owned(), reason })?;
-        let typed: T = serde_json::from_value(signed).map_err(json)?;
+        let typed: T = serde_json::from_value(signed.clone()).map_err(json)?;
         typed.validate().map_err(invalid)?;
-        Ok(Self { signed: typed, signatures, canonical })
+        Ok(Self { signed: typed, signatures, raw: signed, canonical })
     }
 
     /// Signs `signed` with every key in `keys`.
@@ -485,13 +487,12 @@ impl<T: Role> Envelope<T> {
             .iter()
             .map(|key| Signature { keyid: key.public().key_id(), sig: hex::encode(key.sign(&canonical)), unrecognized: Map::new() })
             .collect();
-        Self { signed, signatures, canonical }
+        Self { signed, signatures, raw: value, canonical }
     }
 
     /// The file as updraft writes it (pretty JSON, signatures first).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let signed: Value = serde_json::from_slice(&self.canonical).expect("canonical JSON parses");
-        let mut bytes = serde_json::to_vec_pretty(&EnvelopeOut { signatures: &self.signatures, signed: &signed })
+        let mut bytes = serde_json::to_vec_pretty(&EnvelopeOut { signatures: &self.signatures, signed: &self.raw })
             .expect("metadata serialises");
         bytes.push(b'\n');
         bytes

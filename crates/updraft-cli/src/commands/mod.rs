@@ -1,0 +1,6 @@
+//! One module per command; each returns the process exit code.
+
+pub(crate) mod keygen;
+pub(crate) mod publish;
+pub(crate) mod quickstart;
+pub(crate) mod repo;

@@ -1,0 +1,43 @@
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+use updraft_publisher::{ExpiryPolicy, PackOptions, PublishRequest};
+
+use crate::PublishArgs;
+use crate::output::{bytes, interactive};
+
+/// `updraft publish`.
+pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
+    let request = PublishRequest {
+        app: args.app.clone(),
+        version: args.release_version.clone(),
+        platform: args.platform,
+        arch: args.arch,
+        channel: args.channel.clone(),
+        main: args.main.clone(),
+        notes: args.notes.clone(),
+        rollout_percent: args.rollout,
+        force: args.force,
+        min_supported_version: args.min_supported.clone(),
+        source: args.source.clone(),
+        pack: PackOptions { level: args.level, ..PackOptions::default() },
+    };
+    if interactive() {
+        eprintln!("Packing `{}` (zstd level {})...", args.source.display(), args.level);
+    }
+    let report = updraft_publisher::publish(&args.repo, &args.keys, &request, OffsetDateTime::now_utc(), &ExpiryPolicy::default())?;
+    println!(
+        "Published {} {} for {}/{} on channel {}: {} files ({}) packed into {} ({}).",
+        args.app,
+        args.release_version,
+        args.platform,
+        args.arch,
+        args.channel,
+        report.file_count,
+        bytes(report.installed_size),
+        report.package,
+        bytes(report.length)
+    );
+    println!("sha256 {}; targets metadata is now version {}.", report.sha256, report.targets_version);
+    Ok(ExitCode::SUCCESS)
+}

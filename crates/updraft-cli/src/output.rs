@@ -1,0 +1,59 @@
+//! Exit codes and error printing (PRODUCT.md's contract).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use updraft_publisher::ErrorKind;
+
+/// Bad command-line input.
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Tampered, unsigned, expired, rolled-back or wrong-target data.
+pub(crate) const EXIT_VERIFICATION: u8 = 4;
+/// Anything else.
+pub(crate) const EXIT_OTHER: u8 = 1;
+
+/// Prints `error` to stderr as one sentence (plus its causes when they add
+/// something) and returns the exit code for its kind.
+pub(crate) fn report_error(error: &anyhow::Error) -> ExitCode {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message = format!("{message}: {cause}");
+        }
+    }
+    eprintln!("error: {message}");
+    ExitCode::from(exit_code(error))
+}
+
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(error) = error.downcast_ref::<updraft_publisher::Error>() {
+        return match error.kind() {
+            ErrorKind::Usage => EXIT_USAGE,
+            ErrorKind::Verification => EXIT_VERIFICATION,
+            _ => EXIT_OTHER,
+        };
+    }
+    if let Some(error) = error.downcast_ref::<updraft_protocol::Error>() {
+        return if error.is_verification() { EXIT_VERIFICATION } else { EXIT_USAGE };
+    }
+    EXIT_OTHER
+}
+
+/// True when stderr is a terminal, so progress and colour are welcome.
+pub(crate) fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Formats a byte count for people (`36.9 MB`).
+pub(crate) fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{count} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

@@ -1,0 +1,501 @@
+//! `repo init`, `publish` and `repo refresh`: every change to the store is
+//! one [`Transaction`](updraft_fs::Transaction), so a crash or a full disk
+//! leaves the store exactly as it was.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use serde_json::Map;
+use time::{Duration, OffsetDateTime};
+use updraft_fs::fault;
+use updraft_protocol::manifest::{FORMAT_VERSION, FileRef, PackageFormat, PackageKind};
+use updraft_protocol::tuf::{
+    Envelope, Expires, MetaFile, PublicKey, RoleKeys, RoleName, Root, SPEC_VERSION, SigningKey, Snapshot, TargetFile,
+    Targets, Timestamp,
+};
+use updraft_protocol::{
+    AppId, Arch, Channel, PackageCustom, Platform, ReleaseInfo, ReleaseManifest, Sha256Digest, TargetPath, Version,
+};
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyDir, check_trusted};
+use crate::layout;
+use crate::pack::{self, PackOptions, SourceTree};
+use crate::store::{Current, METADATA_DIR, ReleasePaths, Store, metadata_name};
+
+/// How long each role's metadata stays valid after it is signed.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiryPolicy {
+    /// Root (signed offline): 365 days.
+    pub root: Duration,
+    /// Targets (signed at each publish): 365 days.
+    pub targets: Duration,
+    /// Snapshot (signed at each publish): 30 days; `refresh` renews it in its last 7.
+    pub snapshot: Duration,
+    /// Timestamp: 1 day; re-signed by `repo refresh` (cron) or the server.
+    pub timestamp: Duration,
+}
+
+impl Default for ExpiryPolicy {
+    fn default() -> Self {
+        Self { root: Duration::days(365), targets: Duration::days(365), snapshot: Duration::days(30), timestamp: Duration::days(1) }
+    }
+}
+
+/// What `repo init` created.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    /// The store.
+    pub store: PathBuf,
+    /// The root file clients must ship with (`metadata/root.json`).
+    pub root_file: PathBuf,
+    /// Root keys and threshold.
+    pub root_threshold: u64,
+    /// Number of root keys.
+    pub root_keys: usize,
+}
+
+/// Creates an empty signed store in `store_dir` from the keys in `keys_dir`.
+pub fn init(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &ExpiryPolicy) -> Result<InitReport> {
+    let keys = KeyDir::open(keys_dir)?;
+    let root_keys = keys.root_keys()?;
+    let threshold = u64::from(keys.root_threshold()?);
+    if (root_keys.len() as u64) < threshold {
+        return Err(Error::MissingKey { role: format!("root (threshold {threshold})"), path: keys_dir.join(format!("root-{}.key", root_keys.len() + 1)) });
+    }
+    let online: Vec<(RoleName, SigningKey)> = [RoleName::Targets, RoleName::Snapshot, RoleName::Timestamp]
+        .into_iter()
+        .map(|role| keys.role_key(role).map(|loaded| (role, loaded.key)))
+        .collect::<Result<_>>()?;
+
+    let mut all_keys = BTreeMap::new();
+    let mut roles = BTreeMap::new();
+    let root_ids: Vec<String> = root_keys.iter().map(|k| k.key.public().key_id()).collect();
+    for key in &root_keys {
+        all_keys.insert(key.key.public().key_id(), key.key.public());
+    }
+    roles.insert("root".to_owned(), RoleKeys { keyids: root_ids, threshold, unrecognized: Map::new() });
+    for (role, key) in &online {
+        let public: PublicKey = key.public();
+        all_keys.insert(public.key_id(), public.clone());
+        roles.insert(role.as_str().to_owned(), RoleKeys { keyids: vec![public.key_id()], threshold: 1, unrecognized: Map::new() });
+    }
+    let root = Root {
+        type_: "root".into(),
+        spec_version: SPEC_VERSION.into(),
+        version: 1,
+        expires: Expires::at(now + policy.root),
+        consistent_snapshot: true,
+        keys: all_keys,
+        roles,
+        unrecognized: Map::new(),
+    };
+    let signers: Vec<&SigningKey> = root_keys.iter().map(|k| &k.key).collect();
+    let root = Envelope::sign(root, &signers);
+    let key_of = |role: RoleName| &online.iter().find(|(r, _)| *r == role).expect("loaded above").1;
+
+    let targets = Targets {
+        type_: "targets".into(),
+        spec_version: SPEC_VERSION.into(),
+        version: 1,
+        expires: Expires::at(now + policy.targets),
+        targets: BTreeMap::new(),
+        delegations: None,
+        unrecognized: Map::new(),
+    };
+    let targets = Envelope::sign(targets, &[key_of(RoleName::Targets)]);
+    let (snapshot, timestamp) = sign_snapshot_and_timestamp(
+        &targets,
+        1,
+        1,
+        now,
+        policy,
+        key_of(RoleName::Snapshot),
+        key_of(RoleName::Timestamp),
+    );
+
+    let store = Store::create(store_dir)?;
+    let mut tx = store.begin()?;
+    let root_bytes = root.to_bytes();
+    tx.stage_bytes(&meta_path("1.root.json"), &root_bytes)?;
+    tx.stage_bytes(&meta_path("root.json"), &root_bytes)?;
+    tx.stage_bytes(&Path::new(METADATA_DIR).join("versions.json"), &layout::versions_json(&targets.signed))?;
+    stage_metadata(&mut tx, &targets, &snapshot, &timestamp)?;
+    tx.commit()?;
+    Ok(InitReport {
+        store: store_dir.to_path_buf(),
+        root_file: store_dir.join(METADATA_DIR).join("root.json"),
+        root_threshold: threshold,
+        root_keys: root_keys.len(),
+    })
+}
+
+fn meta_path(name: &str) -> PathBuf {
+    Path::new(METADATA_DIR).join(name)
+}
+
+fn sign_snapshot_and_timestamp(
+    targets: &Envelope<Targets>,
+    snapshot_version: u64,
+    timestamp_version: u64,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+    snapshot_key: &SigningKey,
+    timestamp_key: &SigningKey,
+) -> (Envelope<Snapshot>, Envelope<Timestamp>) {
+    let mut meta = BTreeMap::new();
+    meta.insert("targets.json".to_owned(), MetaFile::pinned(targets.signed.version, &targets.to_bytes()));
+    let snapshot = Snapshot {
+        type_: "snapshot".into(),
+        spec_version: SPEC_VERSION.into(),
+        version: snapshot_version,
+        expires: Expires::at(now + policy.snapshot),
+        meta,
+        unrecognized: Map::new(),
+    };
+    let snapshot = Envelope::sign(snapshot, &[snapshot_key]);
+    let timestamp = sign_timestamp(&snapshot, timestamp_version, now, policy, timestamp_key);
+    (snapshot, timestamp)
+}
+
+fn sign_timestamp(snapshot: &Envelope<Snapshot>, version: u64, now: OffsetDateTime, policy: &ExpiryPolicy, key: &SigningKey) -> Envelope<Timestamp> {
+    let mut meta = BTreeMap::new();
+    meta.insert("snapshot.json".to_owned(), MetaFile::pinned(snapshot.signed.version, &snapshot.to_bytes()));
+    let timestamp = Timestamp {
+        type_: "timestamp".into(),
+        spec_version: SPEC_VERSION.into(),
+        version,
+        expires: Expires::at(now + policy.timestamp),
+        meta,
+        unrecognized: Map::new(),
+    };
+    Envelope::sign(timestamp, &[key])
+}
+
+/// Stages targets, snapshot and timestamp in the order readers need: a
+/// reader that sees the new timestamp finds everything it points to.
+fn stage_metadata(
+    tx: &mut updraft_fs::Transaction,
+    targets: &Envelope<Targets>,
+    snapshot: &Envelope<Snapshot>,
+    timestamp: &Envelope<Timestamp>,
+) -> Result<()> {
+    tx.stage_bytes(&meta_path(&metadata_name("targets", targets.signed.version, true)), &targets.to_bytes())?;
+    tx.stage_bytes(&meta_path(&metadata_name("snapshot", snapshot.signed.version, true)), &snapshot.to_bytes())?;
+    tx.stage_bytes(&meta_path("timestamp.json"), &timestamp.to_bytes())?;
+    Ok(())
+}
+
+/// Stages the seed-layout views that differ from what is on disk.
+fn stage_views(store: &Store, tx: &mut updraft_fs::Transaction, targets: &Targets) -> Result<()> {
+    let mut views = layout::latest_files(targets);
+    views.insert(format!("{METADATA_DIR}/versions.json"), layout::versions_json(targets));
+    for (path, bytes) in views {
+        if fs::read(store.path().join(&path)).ok().as_deref() != Some(bytes.as_slice()) {
+            tx.stage_bytes(Path::new(&path), &bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Everything `publish` needs to know about a release.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// Application id.
+    pub app: AppId,
+    /// Version.
+    pub version: Version,
+    /// Operating system.
+    pub platform: Platform,
+    /// CPU architecture.
+    pub arch: Arch,
+    /// Channel (`stable` by default).
+    pub channel: Channel,
+    /// Main program, relative to the source folder.
+    pub main: TargetPath,
+    /// Release notes file (Markdown).
+    pub notes: Option<PathBuf>,
+    /// Rollout percentage, 0–100.
+    pub rollout_percent: u8,
+    /// Forced update.
+    pub force: bool,
+    /// Clients below this version must update.
+    pub min_supported_version: Option<Version>,
+    /// The folder to publish.
+    pub source: PathBuf,
+    /// Packing options.
+    pub pack: PackOptions,
+}
+
+/// What `publish` wrote.
+#[derive(Debug, Clone)]
+pub struct PublishReport {
+    /// Package target path.
+    pub package: TargetPath,
+    /// Package length.
+    pub length: u64,
+    /// Package digest.
+    pub sha256: Sha256Digest,
+    /// Manifest target path.
+    pub manifest: TargetPath,
+    /// Number of files in the release.
+    pub file_count: usize,
+    /// Sum of their sizes.
+    pub installed_size: u64,
+    /// New targets metadata version.
+    pub targets_version: u64,
+}
+
+const MAX_NOTES: u64 = 1 << 20;
+
+/// Packs, signs and adds a release to the store.
+pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now: OffsetDateTime, policy: &ExpiryPolicy) -> Result<PublishReport> {
+    if request.rollout_percent > 100 {
+        return Err(Error::InvalidArgument(updraft_protocol::Error::InvalidName {
+            kind: "rollout percentage",
+            value: request.rollout_percent.to_string(),
+            reason: "it must be between 0 and 100".into(),
+        }));
+    }
+    if let Some(min) = &request.min_supported_version
+        && min > &request.version
+    {
+        return Err(Error::InvalidArgument(updraft_protocol::Error::InvalidVersion {
+            value: min.to_string(),
+            reason: format!("the minimum supported version cannot be newer than the release itself ({})", request.version),
+        }));
+    }
+    let notes = match &request.notes {
+        None => None,
+        Some(path) => Some(read_notes(path)?),
+    };
+    let tree = SourceTree::scan(&request.source)?;
+    if !tree.has_file(&request.main) {
+        return Err(Error::MainNotFound { main: request.main.to_string(), source_dir: request.source.clone() });
+    }
+
+    let store = Store::open(store_dir)?;
+    let current = store.load_current()?;
+    let keys = KeyDir::open(keys_dir)?;
+    let root = &current.root().signed;
+    let targets_key = keys.trusted_role_key(RoleName::Targets, root)?;
+    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
+    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
+
+    let (existing, _) = layout::releases(&current.targets().signed);
+    if existing.iter().any(|r| {
+        let info = &r.custom.release;
+        info.app == request.app && info.version == request.version && info.platform == request.platform && info.arch == request.arch
+    }) {
+        return Err(Error::AlreadyPublished {
+            app: request.app.to_string(),
+            version: request.version.to_string(),
+            platform: request.platform.to_string(),
+            arch: request.arch.to_string(),
+            store: store_dir.to_path_buf(),
+        });
+    }
+
+    let format = PackageFormat::TarZst;
+    let paths = ReleasePaths::new(&request.app, &request.version, &request.channel, request.platform, request.arch, format.extension());
+    let release_date = Expires::at(now).to_string();
+    let mut tx = store.begin()?;
+
+    let staged = tx.stage_file(Path::new(paths.package.as_str()))?;
+    let mut writer = BufWriter::with_capacity(1 << 20, staged);
+    let options = PackOptions { mtime: u64::try_from(now.unix_timestamp()).unwrap_or(0), ..request.pack };
+    let packed = pack::pack(&tree, &mut writer, &options)?;
+    let staged = writer.into_inner().map_err(|e| Error::io("write", store_dir.join(paths.package.as_str()), e.into_error()))?;
+    staged.commit()?;
+    fault::point("publish.packed");
+
+    let release = ReleaseInfo {
+        app: request.app.clone(),
+        version: request.version.clone(),
+        channel: request.channel.clone(),
+        platform: request.platform,
+        arch: request.arch,
+        main: request.main.clone(),
+        release_date,
+        notes: notes.clone().unwrap_or_default(),
+        min_supported_version: request.min_supported_version.clone(),
+        force: request.force,
+        rollout_percent: request.rollout_percent,
+    };
+    let manifest = ReleaseManifest {
+        format_version: FORMAT_VERSION,
+        release: release.clone(),
+        files: packed.files.clone(),
+        dirs: packed.dirs.clone(),
+        symlinks: packed.symlinks.clone(),
+    };
+    let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
+    manifest_bytes.push(b'\n');
+    let manifest_ref = FileRef { path: paths.manifest.clone(), length: manifest_bytes.len() as u64, sha256: Sha256Digest::of(&manifest_bytes) };
+    tx.stage_bytes(Path::new(paths.manifest.as_str()), &manifest_bytes)?;
+
+    let mut new_targets = current.targets().signed.clone();
+    let mut add_target = |tx: &mut updraft_fs::Transaction, path: &TargetPath, target: TargetFile| -> Result<()> {
+        let digest = target.sha256().expect("sha256 set above");
+        tx.stage_link(Path::new(&path.with_hash_prefix(&digest)), Path::new(path.as_str()))?;
+        new_targets.targets.insert(path.to_string(), target);
+        Ok(())
+    };
+
+    let changelog = match notes {
+        None => None,
+        Some(text) => {
+            let bytes = text.into_bytes();
+            let reference = FileRef { path: paths.changelog.clone(), length: bytes.len() as u64, sha256: Sha256Digest::of(&bytes) };
+            match current.targets().signed.targets.get(paths.changelog.as_str()) {
+                Some(existing) if existing.sha256() == Some(reference.sha256) => {}
+                Some(_) => {
+                    return Err(Error::Conflict(format!(
+                        "The notes for {} {} differ from those already published for another platform in `{}`; publish every platform of a version with the same notes",
+                        request.app, request.version, paths.changelog
+                    )));
+                }
+                None => {
+                    tx.stage_bytes(Path::new(paths.changelog.as_str()), &bytes)?;
+                    add_target(&mut tx, &paths.changelog, TargetFile::new(reference.length, &reference.sha256, None))?;
+                }
+            }
+            Some(reference)
+        }
+    };
+    add_target(&mut tx, &paths.manifest, TargetFile::new(manifest_ref.length, &manifest_ref.sha256, None))?;
+    let custom = PackageCustom {
+        format_version: FORMAT_VERSION,
+        kind: PackageKind::Full,
+        format,
+        release,
+        installed_size: tree.total_size(),
+        file_count: packed.files.len() as u64,
+        manifest: manifest_ref,
+        changelog,
+    };
+    add_target(&mut tx, &paths.package, TargetFile::new(packed.length, &packed.sha256, Some(custom.to_custom())))?;
+
+    new_targets.version += 1;
+    new_targets.expires = Expires::at(now + policy.targets);
+    let targets = Envelope::sign(new_targets, &[&targets_key.key]);
+    let (snapshot, timestamp) = sign_snapshot_and_timestamp(
+        &targets,
+        current.snapshot().signed.version + 1,
+        current.timestamp().signed.version + 1,
+        now,
+        policy,
+        &snapshot_key.key,
+        &timestamp_key.key,
+    );
+    stage_views(&store, &mut tx, &targets.signed)?;
+    stage_metadata(&mut tx, &targets, &snapshot, &timestamp)?;
+    fault::point("publish.staged");
+    tx.commit()?;
+    Ok(PublishReport {
+        package: paths.package,
+        length: packed.length,
+        sha256: packed.sha256,
+        manifest: paths.manifest,
+        file_count: packed.files.len(),
+        installed_size: tree.total_size(),
+        targets_version: targets.signed.version,
+    })
+}
+
+fn read_notes(path: &Path) -> Result<String> {
+    let meta = fs::metadata(path).map_err(|e| Error::io("read the notes file", path, e))?;
+    if meta.len() > MAX_NOTES {
+        return Err(Error::Conflict(format!("The notes file `{}` is {} bytes; the limit is {MAX_NOTES}", path.display(), meta.len())));
+    }
+    let bytes = fs::read(path).map_err(|e| Error::io("read the notes file", path, e))?;
+    String::from_utf8(bytes).map_err(|_| Error::Conflict(format!("The notes file `{}` is not UTF-8 text", path.display())))
+}
+
+/// What `repo refresh` re-signed.
+#[derive(Debug, Clone)]
+pub struct RefreshReport {
+    /// The new timestamp version.
+    pub timestamp_version: u64,
+    /// When it expires.
+    pub timestamp_expires: Expires,
+    /// Whether the snapshot was renewed too (it was close to expiry).
+    pub renewed_snapshot: bool,
+    /// Whether the targets were renewed too (close to expiry, targets key present).
+    pub renewed_targets: bool,
+}
+
+/// Re-signs the timestamp (and the snapshot or targets when they are within
+/// a quarter of their lifetime of expiring), and repairs the seed-layout views.
+pub fn refresh(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &ExpiryPolicy) -> Result<RefreshReport> {
+    let store = Store::open(store_dir)?;
+    let current: Current = store.load_current()?;
+    let keys = KeyDir::open(keys_dir)?;
+    let root = &current.root().signed;
+    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
+    let due = |expires: Expires, lifetime: Duration| expires.instant() - now < lifetime / 4;
+
+    let mut targets = current.targets().clone();
+    let mut snapshot = current.snapshot().clone();
+    let renewed_targets = due(targets.signed.expires, policy.targets);
+    if renewed_targets {
+        let key = keys.trusted_role_key(RoleName::Targets, root)?;
+        let mut signed = targets.signed.clone();
+        signed.version += 1;
+        signed.expires = Expires::at(now + policy.targets);
+        targets = Envelope::sign(signed, &[&key.key]);
+    }
+    let renewed_snapshot = renewed_targets || due(snapshot.signed.expires, policy.snapshot);
+    if renewed_snapshot {
+        let key = keys.role_key(RoleName::Snapshot)?;
+        check_trusted(&key, RoleName::Snapshot, root)?;
+        let mut signed = snapshot.signed.clone();
+        signed.version += 1;
+        signed.expires = Expires::at(now + policy.snapshot);
+        signed.meta.insert("targets.json".to_owned(), MetaFile::pinned(targets.signed.version, &targets.to_bytes()));
+        snapshot = Envelope::sign(signed, &[&key.key]);
+    }
+    let timestamp = sign_timestamp(&snapshot, current.timestamp().signed.version + 1, now, policy, &timestamp_key.key);
+
+    let mut tx = store.begin()?;
+    stage_views(&store, &mut tx, &targets.signed)?;
+    if renewed_targets {
+        tx.stage_bytes(&meta_path(&metadata_name("targets", targets.signed.version, true)), &targets.to_bytes())?;
+    }
+    if renewed_snapshot {
+        tx.stage_bytes(&meta_path(&metadata_name("snapshot", snapshot.signed.version, true)), &snapshot.to_bytes())?;
+    }
+    tx.stage_bytes(&meta_path("timestamp.json"), &timestamp.to_bytes())?;
+    tx.commit()?;
+    Ok(RefreshReport {
+        timestamp_version: timestamp.signed.version,
+        timestamp_expires: timestamp.signed.expires,
+        renewed_snapshot,
+        renewed_targets,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeygenOptions, generate};
+
+    #[test]
+    fn refresh_bumps_the_timestamp_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, store) = (dir.path().join("keys"), dir.path().join("store"));
+        generate(&keys, KeygenOptions::default()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        init(&store, &keys, now, &ExpiryPolicy::default()).unwrap();
+        let report = refresh(&store, &keys, now + Duration::hours(23), &ExpiryPolicy::default()).unwrap();
+        assert_eq!(report.timestamp_version, 2);
+        assert!(!report.renewed_snapshot && !report.renewed_targets);
+        // Near the snapshot's expiry the snapshot is renewed too.
+        let report = refresh(&store, &keys, now + Duration::days(28), &ExpiryPolicy::default()).unwrap();
+        assert!(report.renewed_snapshot && !report.renewed_targets);
+        let current = crate::store::load_chain(&store, Some(now + Duration::days(28))).unwrap();
+        assert_eq!(current.snapshot().signed.version, 2);
+    }
+}
