@@ -1,0 +1,4 @@
+//! updraft-publisher integration tests, built as one binary.
+
+mod interop;
+mod store;
