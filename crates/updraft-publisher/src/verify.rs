@@ -15,7 +15,7 @@ use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
 
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::store::{METADATA_DIR, load_chain, metadata_name};
+use crate::store::{METADATA_DIR, Store, load_chain, metadata_name};
 
 /// One thing wrong with a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,8 @@ pub struct VerifyReport {
     pub targets_checked: usize,
     /// Packages whose contents were checked against their manifest.
     pub packages_checked: usize,
+    /// An interrupted publish was found and undone before checking.
+    pub recovered: bool,
 }
 
 impl VerifyReport {
@@ -59,6 +61,21 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
         return Err(Error::NotAStore { path: store_dir.to_path_buf(), reason: "it has no `metadata` folder".into() });
     }
     let mut report = VerifyReport::default();
+    // An updraft store is recovered first (an interrupted publish is undone),
+    // unless it cannot be written (a read-only mount), in which case the
+    // pending transaction is reported instead.
+    let _store = if store_dir.join(".updraft").is_dir() {
+        match Store::open(store_dir) {
+            Ok(store) => {
+                report.recovered = store.recovery() == updraft_fs::Recovery::RolledBack;
+                Some(store)
+            }
+            Err(error @ Error::Fs(updraft_fs::Error::Locked { .. })) => return Err(error),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
     if store_dir.join(".updraft/tx/journal.json").exists() {
         report.problem(".updraft/tx", "a publish was interrupted; the next `updraft publish` or `updraft repo refresh` undoes it");
     }

@@ -22,6 +22,9 @@ pub(crate) fn init(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
 /// `updraft repo verify`: every problem on its own line; exit 4 if any.
 pub(crate) fn verify(repo: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let report = updraft_publisher::verify(repo, OffsetDateTime::now_utc())?;
+    if report.recovered {
+        eprintln!("note: an interrupted publish was found and undone before verifying");
+    }
     if json {
         let problems: Vec<_> =
             report.problems.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect();
