@@ -135,7 +135,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quickstart(args) => commands::quickstart::run(&args.dir),
-        Command::Keygen(args) => commands::keygen::run(&args.out, args.root_keys, args.root_threshold),
+        Command::Keygen(args) => {
+            commands::keygen::run(&args.out, args.root_keys, args.root_threshold)
+        }
         Command::Repo(RepoCommand::Init { repo, keys }) => commands::repo::init(&repo, &keys),
         Command::Repo(RepoCommand::Verify { repo, json }) => commands::repo::verify(&repo, json),
         Command::Repo(RepoCommand::Refresh { repo, keys }) => commands::repo::refresh(&repo, &keys),

@@ -31,11 +31,15 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         return match error.kind() {
             ErrorKind::Usage => EXIT_USAGE,
             ErrorKind::Verification => EXIT_VERIFICATION,
-            _ => EXIT_OTHER,
+            ErrorKind::Other => EXIT_OTHER,
         };
     }
     if let Some(error) = error.downcast_ref::<updraft_protocol::Error>() {
-        return if error.is_verification() { EXIT_VERIFICATION } else { EXIT_USAGE };
+        return if error.is_verification() {
+            EXIT_VERIFICATION
+        } else {
+            EXIT_USAGE
+        };
     }
     EXIT_OTHER
 }
@@ -55,5 +59,9 @@ pub(crate) fn bytes(count: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{count} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{count} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

@@ -32,18 +32,48 @@ fn setup() -> Setup {
     let path = |name: &str| dir.path().join(name).display().to_string();
     let (keys, store) = (path("keys"), path("store"));
     assert!(run(&["keygen", "--out", &keys]).status.success());
-    assert!(run(&["repo", "init", "--repo", &store, "--keys", &keys]).status.success());
+    assert!(
+        run(&["repo", "init", "--repo", &store, "--keys", &keys])
+            .status
+            .success()
+    );
     write_app(&dir.path().join("v1"), "1.0.0");
     write_app(&dir.path().join("v2"), "1.1.0");
     let output = run(&publish_args(&store, &keys, "1.0.0", &path("v1")));
     assert!(output.status.success(), "{}", stderr(&output));
-    Setup { keys, store, source: path("v2"), _dir: dir }
+    Setup {
+        keys,
+        store,
+        source: path("v2"),
+        _dir: dir,
+    }
 }
 
-fn publish_args<'a>(store: &'a str, keys: &'a str, version: &'a str, source: &'a str) -> Vec<&'a str> {
+fn publish_args<'a>(
+    store: &'a str,
+    keys: &'a str,
+    version: &'a str,
+    source: &'a str,
+) -> Vec<&'a str> {
     vec![
-        "publish", "--repo", store, "--keys", keys, "--app", "kuzflow", "--version", version, "--platform", "linux",
-        "--arch", "amd64", "--main", "bin/app", "--level", "3", source,
+        "publish",
+        "--repo",
+        store,
+        "--keys",
+        keys,
+        "--app",
+        "kuzflow",
+        "--version",
+        version,
+        "--platform",
+        "linux",
+        "--arch",
+        "amd64",
+        "--main",
+        "bin/app",
+        "--level",
+        "3",
+        source,
     ]
 }
 
@@ -62,7 +92,13 @@ fn noise(len: usize) -> Vec<u8> {
 
 fn restore(pristine: &str, store: &str) {
     std::fs::remove_dir_all(store).unwrap();
-    assert!(Command::new("cp").args(["-a", pristine, store]).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .args(["-a", pristine, store])
+            .status()
+            .unwrap()
+            .success()
+    );
 }
 
 fn store_state(store: &str) -> std::collections::BTreeMap<String, String> {
@@ -75,25 +111,50 @@ fn usage_errors_exit_2_and_name_the_value() {
     let mut args = publish_args(&setup.store, &setup.keys, "1.1", &setup.source);
     let output = run(&args);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("`1.1` is not a valid version"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`1.1` is not a valid version"),
+        "{}",
+        stderr(&output)
+    );
 
     args = publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source);
     args[10] = "beos";
     let output = run(&args);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("`beos` is not a valid platform"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`beos` is not a valid platform"),
+        "{}",
+        stderr(&output)
+    );
 
-    let output = run(&publish_args(&setup.store, "/nonexistent/keys", "1.1.0", &setup.source));
+    let output = run(&publish_args(
+        &setup.store,
+        "/nonexistent/keys",
+        "1.1.0",
+        &setup.source,
+    ));
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("/nonexistent/keys"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("/nonexistent/keys"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = run(&["repo", "verify", "--repo", "/nonexistent/store"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("`/nonexistent/store` is not an updraft release store"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`/nonexistent/store` is not an updraft release store"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = run(&["keygen", "--out", &setup.keys]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("already exists"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("already exists"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -103,34 +164,61 @@ fn verify_exits_4_on_a_tampered_store_and_0_on_a_good_one() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["ok"], true);
-    let package = Path::new(&setup.store).join("releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst");
+    let package =
+        Path::new(&setup.store).join("releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst");
     std::fs::remove_file(&package).unwrap();
     std::fs::write(&package, b"evil").unwrap();
     let output = run(&["repo", "verify", "--repo", &setup.store]);
     assert_eq!(output.status.code(), Some(4));
-    assert!(stderr(&output).contains("kuzflow_v1.0.0_linux_x86_64_full.tar.zst"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("kuzflow_v1.0.0_linux_x86_64_full.tar.zst"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// Runs a publish that dies at fault point `point`, then lets `repo verify`
 /// recover the store.
 fn publish_killed_at(setup: &Setup, point: &str) -> Output {
     let output = updraft()
-        .args(publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source))
+        .args(publish_args(
+            &setup.store,
+            &setup.keys,
+            "1.1.0",
+            &setup.source,
+        ))
         .env("UPDRAFT_FAULT_KILL_AT", point)
         .output()
         .unwrap();
-    assert!(!output.status.success(), "publish survived the kill at {point}");
+    assert!(
+        !output.status.success(),
+        "publish survived the kill at {point}"
+    );
     output
 }
 
 fn fault_points(setup: &Setup) -> Vec<String> {
     // Trace a publish in a copy of the store to learn every step.
     let copy = format!("{}-trace", setup.store);
-    assert!(Command::new("cp").args(["-a", &setup.store, &copy]).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .args(["-a", &setup.store, &copy])
+            .status()
+            .unwrap()
+            .success()
+    );
     let trace = format!("{copy}.trace");
-    let output = updraft().args(publish_args(&copy, &setup.keys, "1.1.0", &setup.source)).env("UPDRAFT_FAULT_TRACE", &trace).output().unwrap();
+    let output = updraft()
+        .args(publish_args(&copy, &setup.keys, "1.1.0", &setup.source))
+        .env("UPDRAFT_FAULT_TRACE", &trace)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    std::fs::read_to_string(&trace).unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -138,14 +226,26 @@ fn a_publish_killed_at_any_step_leaves_the_store_as_it_was_or_complete() {
     let setup = setup();
     let points = fault_points(&setup);
     assert!(points.len() >= 8, "too few steps traced: {points:?}");
-    assert!(points.contains(&"tx.journaled".to_owned()) && points.contains(&"tx.committed".to_owned()));
+    assert!(
+        points.contains(&"tx.journaled".to_owned()) && points.contains(&"tx.committed".to_owned())
+    );
     let before = store_state(&setup.store);
     let pristine = format!("{}-pristine", setup.store);
-    assert!(Command::new("cp").args(["-a", &setup.store, &pristine]).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .args(["-a", &setup.store, &pristine])
+            .status()
+            .unwrap()
+            .success()
+    );
     for point in &points {
         publish_killed_at(&setup, point);
         let verify = run(&["repo", "verify", "--repo", &setup.store]);
-        assert!(verify.status.success(), "after a kill at {point}: {}", stderr(&verify));
+        assert!(
+            verify.status.success(),
+            "after a kill at {point}: {}",
+            stderr(&verify)
+        );
         if point == "tx.committed" {
             // Past the commit point the publish is complete.
             assert_ne!(store_state(&setup.store), before);
@@ -154,14 +254,26 @@ fn a_publish_killed_at_any_step_leaves_the_store_as_it_was_or_complete() {
             restore(&pristine, &setup.store);
             continue;
         }
-        assert_eq!(store_state(&setup.store), before, "a kill at {point} changed the store");
-        assert!(!Path::new(&setup.store).join(".updraft/tx").exists(), "staging left after {point}");
+        assert_eq!(
+            store_state(&setup.store),
+            before,
+            "a kill at {point} changed the store"
+        );
+        assert!(
+            !Path::new(&setup.store).join(".updraft/tx").exists(),
+            "staging left after {point}"
+        );
     }
 }
 
 #[test]
 fn a_publish_killed_at_random_instants_is_all_or_nothing() {
-    let mut seed = u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut seed = (u64::from(std::process::id()) << 32 | u64::from(nanos)) ^ 0x9e37_79b9_7f4a_7c15;
+    eprintln!("random kill seed {seed:#x}");
     let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -171,27 +283,60 @@ fn a_publish_killed_at_random_instants_is_all_or_nothing() {
     // Time one publish to spread the kills over its whole run.
     let setup = setup();
     let copy = format!("{}-timing", setup.store);
-    assert!(Command::new("cp").args(["-a", &setup.store, &copy]).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .args(["-a", &setup.store, &copy])
+            .status()
+            .unwrap()
+            .success()
+    );
     let started = Instant::now();
-    assert!(run(&publish_args(&copy, &setup.keys, "1.1.0", &setup.source)).status.success());
-    let duration = started.elapsed().as_micros().max(1000) as u64;
+    assert!(
+        run(&publish_args(&copy, &setup.keys, "1.1.0", &setup.source))
+            .status
+            .success()
+    );
+    let duration = u64::try_from(started.elapsed().as_micros())
+        .unwrap()
+        .max(1000);
 
     let before = store_state(&setup.store);
     let pristine = format!("{}-pristine", setup.store);
-    assert!(Command::new("cp").args(["-a", &setup.store, &pristine]).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .args(["-a", &setup.store, &pristine])
+            .status()
+            .unwrap()
+            .success()
+    );
     let (mut untouched, mut complete) = (0, 0);
     for round in 0..12 {
         let delay = Duration::from_micros(next() % (duration + duration / 4));
-        let mut child = updraft().args(publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source)).spawn().unwrap();
+        let mut child = updraft()
+            .args(publish_args(
+                &setup.store,
+                &setup.keys,
+                "1.1.0",
+                &setup.source,
+            ))
+            .spawn()
+            .unwrap();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
         let verify = run(&["repo", "verify", "--repo", &setup.store]);
-        assert!(verify.status.success(), "round {round} (kill after {delay:?}, {status}): {}", stderr(&verify));
+        assert!(
+            verify.status.success(),
+            "round {round} (kill after {delay:?}, {status}): {}",
+            stderr(&verify)
+        );
         if store_state(&setup.store) == before {
             untouched += 1;
         } else {
-            assert!(String::from_utf8_lossy(&verify.stdout).contains("2 packages checked"), "round {round}: a partial publish");
+            assert!(
+                String::from_utf8_lossy(&verify.stdout).contains("2 packages checked"),
+                "round {round}: a partial publish"
+            );
             complete += 1;
             restore(&pristine, &setup.store);
         }
@@ -203,20 +348,60 @@ fn a_publish_killed_at_random_instants_is_all_or_nothing() {
 fn a_full_disk_aborts_cleanly_at_any_byte() {
     let setup = setup();
     // 300 kB that zstd cannot shrink, so the budgets below fall inside the package.
-    std::fs::write(Path::new(&setup.source).join("share/noise.bin"), noise(300_000)).unwrap();
+    std::fs::write(
+        Path::new(&setup.source).join("share/noise.bin"),
+        noise(300_000),
+    )
+    .unwrap();
     let before = store_state(&setup.store);
     for budget in ["0", "1000", "100000", "290000"] {
         let output = updraft()
-            .args(publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source))
+            .args(publish_args(
+                &setup.store,
+                &setup.keys,
+                "1.1.0",
+                &setup.source,
+            ))
             .env("UPDRAFT_FAULT_ENOSPC_AFTER", budget)
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(1), "budget {budget}: {}", stderr(&output));
-        assert!(stderr(&output).contains("no storage space"), "budget {budget}: {}", stderr(&output));
-        assert_eq!(store_state(&setup.store), before, "budget {budget} changed the store");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "budget {budget}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("no storage space"),
+            "budget {budget}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            store_state(&setup.store),
+            before,
+            "budget {budget} changed the store"
+        );
         assert!(!Path::new(&setup.store).join(".updraft/tx").exists());
     }
-    assert!(run(&publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source)).status.success());
+    assert!(
+        run(&publish_args(
+            &setup.store,
+            &setup.keys,
+            "1.1.0",
+            &setup.source
+        ))
+        .status
+        .success()
+    );
+}
+
+/// Unmounts a test tmpfs when dropped.
+struct Unmount(String);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -225,26 +410,38 @@ fn a_real_full_tmpfs_aborts_cleanly() {
     let setup = setup();
     let mount = tempfile::tempdir().unwrap();
     let target = mount.path().display().to_string();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=3m", "tmpfs", &target]).output();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs", &target])
+        .output();
     if !mounted.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root); the injected-ENOSPC test covers the same path");
+        eprintln!(
+            "skipped: cannot mount a tmpfs here (needs root); the injected-ENOSPC test covers the same path"
+        );
         return;
-    }
-    struct Unmount(String);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
     }
     let _guard = Unmount(target.clone());
     let store = format!("{target}/store");
-    assert!(Command::new("cp").args(["-a", &setup.store, &store]).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .args(["-a", &setup.store, &store])
+            .status()
+            .unwrap()
+            .success()
+    );
     // 4 MB of incompressible data cannot fit in what is left of 3 MB.
-    std::fs::write(Path::new(&setup.source).join("share/big.bin"), noise(4_000_000)).unwrap();
+    std::fs::write(
+        Path::new(&setup.source).join("share/big.bin"),
+        noise(4_000_000),
+    )
+    .unwrap();
     let before = store_state(&store);
     let output = run(&publish_args(&store, &setup.keys, "1.1.0", &setup.source));
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("No space left on device"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("No space left on device"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(store_state(&store), before);
     assert!(!Path::new(&store).join(".updraft/tx").exists());
 }

@@ -39,7 +39,11 @@ impl AtomicFile {
         let file = options
             .open(&temp_path)
             .map_err(|source| Error::io("create", &temp_path, source))?;
-        Ok(Self { file: Some(file), temp_path, path: path.to_path_buf() })
+        Ok(Self {
+            file: Some(file),
+            temp_path,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The destination this file will replace.
@@ -50,8 +54,12 @@ impl AtomicFile {
     /// Flushes the content to disk, renames it over the destination and makes
     /// the rename durable.
     pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().expect("file is present until commit or drop");
-        file.sync_all().map_err(|source| Error::io("fsync", &self.temp_path, source))?;
+        let file = self
+            .file
+            .take()
+            .expect("file is present until commit or drop");
+        file.sync_all()
+            .map_err(|source| Error::io("fsync", &self.temp_path, source))?;
         drop(file);
         fs::rename(&self.temp_path, &self.path)
             .map_err(|source| Error::io("rename into place", &self.path, source))?;
@@ -62,11 +70,17 @@ impl AtomicFile {
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         fault::charge_write(buf.len())?;
-        self.file.as_mut().expect("file is present until commit or drop").write(buf)
+        self.file
+            .as_mut()
+            .expect("file is present until commit or drop")
+            .write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.as_mut().expect("file is present until commit or drop").flush()
+        self.file
+            .as_mut()
+            .expect("file is present until commit or drop")
+            .flush()
     }
 }
 
@@ -82,7 +96,8 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
-    file.write_all(bytes).map_err(|source| Error::io("write", path, source))?;
+    file.write_all(bytes)
+        .map_err(|source| Error::io("write", path, source))?;
     file.commit()
 }
 
@@ -91,7 +106,9 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let handle = File::open(dir).map_err(|source| Error::io("open folder", dir, source))?;
-        handle.sync_all().map_err(|source| Error::io("fsync folder", dir, source))?;
+        handle
+            .sync_all()
+            .map_err(|source| Error::io("fsync folder", dir, source))?;
     }
     #[cfg(not(unix))]
     let _ = dir;
@@ -131,7 +148,10 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn temp_sibling(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{name}.{}.{unique}.tmp", std::process::id()))
 }
@@ -150,7 +170,11 @@ mod tests {
             file.write_all(b"new").unwrap();
         }
         assert_eq!(fs::read(&path).unwrap(), b"old");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "the temp file is removed");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "the temp file is removed"
+        );
     }
 
     #[cfg(unix)]
@@ -162,14 +186,28 @@ mod tests {
         let mut file = AtomicFile::create_with_mode(&path, 0o600).unwrap();
         file.write_all(b"secret").unwrap();
         file.commit().unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
     fn create_dir_all_reports_what_it_made() {
         let dir = tempfile::tempdir().unwrap();
         let made = create_dir_all_durable(&dir.path().join("a/b/c")).unwrap();
-        assert_eq!(made, vec![dir.path().join("a"), dir.path().join("a/b"), dir.path().join("a/b/c")]);
-        assert!(create_dir_all_durable(&dir.path().join("a/b")).unwrap().is_empty());
+        assert_eq!(
+            made,
+            vec![
+                dir.path().join("a"),
+                dir.path().join("a/b"),
+                dir.path().join("a/b/c")
+            ]
+        );
+        assert!(
+            create_dir_all_durable(&dir.path().join("a/b"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -26,7 +26,9 @@ fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
     CONFIG.get_or_init(|| Config {
         kill_at: std::env::var("UPDRAFT_FAULT_KILL_AT").ok(),
-        enospc_after: std::env::var("UPDRAFT_FAULT_ENOSPC_AFTER").ok().and_then(|v| v.parse().ok()),
+        enospc_after: std::env::var("UPDRAFT_FAULT_ENOSPC_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         trace: std::env::var_os("UPDRAFT_FAULT_TRACE").map(Into::into),
     })
 }
@@ -38,7 +40,11 @@ pub fn point(name: &str) {
     let config = config();
     if let Some(trace) = &config.trace {
         // Tracing is a test aid: failing to record a point must not change the outcome.
-        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(trace) {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(trace)
+        {
             let _ = writeln!(file, "{name}");
         }
     }
@@ -50,7 +56,9 @@ pub fn point(name: &str) {
 /// Accounts for `len` bytes about to be written; fails with ENOSPC when the
 /// injected budget is exhausted.
 pub fn charge_write(len: usize) -> io::Result<()> {
-    let Some(limit) = config().enospc_after else { return Ok(()) };
+    let Some(limit) = config().enospc_after else {
+        return Ok(());
+    };
     let before = WRITTEN.fetch_add(len as u64, Ordering::Relaxed);
     if before + len as u64 > limit {
         return Err(io::Error::from(io::ErrorKind::StorageFull));

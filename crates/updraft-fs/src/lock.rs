@@ -19,8 +19,13 @@ impl StoreLock {
     pub fn try_acquire(path: &Path) -> Result<Self> {
         let file = open(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file, path: path.to_path_buf() }),
-            Err(TryLockError::WouldBlock) => Err(Error::Locked { path: path.to_path_buf() }),
+            Ok(()) => Ok(Self {
+                _file: file,
+                path: path.to_path_buf(),
+            }),
+            Err(TryLockError::WouldBlock) => Err(Error::Locked {
+                path: path.to_path_buf(),
+            }),
             Err(TryLockError::Error(source)) => Err(Error::io("lock", path, source)),
         }
     }
@@ -28,8 +33,12 @@ impl StoreLock {
     /// Takes the lock at `path`, waiting for another holder to release it.
     pub fn acquire(path: &Path) -> Result<Self> {
         let file = open(path)?;
-        file.lock().map_err(|source| Error::io("lock", path, source))?;
-        Ok(Self { _file: file, path: path.to_path_buf() })
+        file.lock()
+            .map_err(|source| Error::io("lock", path, source))?;
+        Ok(Self {
+            _file: file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The lock file.
@@ -56,7 +65,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
         let first = StoreLock::try_acquire(&path).unwrap();
-        assert!(matches!(StoreLock::try_acquire(&path), Err(Error::Locked { .. })));
+        assert!(matches!(
+            StoreLock::try_acquire(&path),
+            Err(Error::Locked { .. })
+        ));
         drop(first);
         StoreLock::try_acquire(&path).unwrap();
     }

@@ -62,7 +62,12 @@ impl Transaction {
     pub fn begin(root: &Path, tx_dir: &Path) -> Result<Self> {
         let staged = tx_dir.join("staged");
         create_dir_all_durable(&staged)?;
-        Ok(Self { root: root.to_path_buf(), tx_dir: tx_dir.to_path_buf(), entries: Vec::new(), finished: false })
+        Ok(Self {
+            root: root.to_path_buf(),
+            tx_dir: tx_dir.to_path_buf(),
+            entries: Vec::new(),
+            finished: false,
+        })
     }
 
     /// Starts a staged file that will land at `dest` (relative to the root).
@@ -87,7 +92,13 @@ impl Transaction {
             .iter()
             .find(|entry| entry.dest == existing)
             .map(|entry| entry.staged.clone())
-            .ok_or_else(|| Error::io("link", existing, io::Error::other("not staged in this transaction")))?;
+            .ok_or_else(|| {
+                Error::io(
+                    "link",
+                    existing,
+                    io::Error::other("not staged in this transaction"),
+                )
+            })?;
         let staged = self.register(dest)?;
         link_or_copy(&source, &staged)
     }
@@ -95,13 +106,28 @@ impl Transaction {
     fn register(&mut self, dest: &Path) -> Result<PathBuf> {
         let relative = dest.components().all(|c| matches!(c, Component::Normal(_)));
         if !relative || dest.as_os_str().is_empty() {
-            return Err(Error::io("stage", dest, io::Error::other("destination must be a relative path")));
+            return Err(Error::io(
+                "stage",
+                dest,
+                io::Error::other("destination must be a relative path"),
+            ));
         }
         if self.entries.iter().any(|entry| entry.dest == dest) {
-            return Err(Error::io("stage", dest, io::Error::other("staged twice in one transaction")));
+            return Err(Error::io(
+                "stage",
+                dest,
+                io::Error::other("staged twice in one transaction"),
+            ));
         }
-        let staged = self.tx_dir.join("staged").join(self.entries.len().to_string());
-        self.entries.push(Entry { dest: dest.to_path_buf(), staged: staged.clone(), backup: None });
+        let staged = self
+            .tx_dir
+            .join("staged")
+            .join(self.entries.len().to_string());
+        self.entries.push(Entry {
+            dest: dest.to_path_buf(),
+            staged: staged.clone(),
+            backup: None,
+        });
         Ok(staged)
     }
 
@@ -134,7 +160,11 @@ impl Transaction {
             let dest = self.root.join(&entry.dest);
             match fs::symlink_metadata(&dest) {
                 Ok(meta) if meta.is_dir() => {
-                    return Err(Error::io("replace", &dest, io::Error::other("a folder is in the way")));
+                    return Err(Error::io(
+                        "replace",
+                        &dest,
+                        io::Error::other("a folder is in the way"),
+                    ));
                 }
                 Ok(_) => {
                     let backup = backups.join(index.to_string());
@@ -156,9 +186,13 @@ impl Transaction {
             created_dirs.extend(missing.into_iter().rev());
         }
         fsync_dir(&backups)?;
-        let journal = Journal { entries: std::mem::take(&mut self.entries), created_dirs };
+        let journal = Journal {
+            entries: std::mem::take(&mut self.entries),
+            created_dirs,
+        };
         let journal_path = self.tx_dir.join(JOURNAL);
-        let encoded = serde_json::to_vec_pretty(&journal).map_err(|e| Error::io("encode", &journal_path, e.into()))?;
+        let encoded = serde_json::to_vec_pretty(&journal)
+            .map_err(|e| Error::io("encode", &journal_path, e.into()))?;
         write_atomic(&journal_path, &encoded)?;
         self.entries = journal.entries;
         fault::point("tx.journaled");
@@ -168,13 +202,15 @@ impl Transaction {
         }
         for (index, entry) in self.entries.iter().enumerate() {
             let dest = self.root.join(&entry.dest);
-            fs::rename(&entry.staged, &dest).map_err(|source| Error::io("move into place", &dest, source))?;
+            fs::rename(&entry.staged, &dest)
+                .map_err(|source| Error::io("move into place", &dest, source))?;
             fault::point(&format!("tx.applied.{index}"));
         }
         for dir in parents(&self.root, &self.entries) {
             fsync_dir(&dir)?;
         }
-        fs::remove_file(&journal_path).map_err(|source| Error::io("remove", &journal_path, source))?;
+        fs::remove_file(&journal_path)
+            .map_err(|source| Error::io("remove", &journal_path, source))?;
         fsync_dir(&self.tx_dir)?;
         fault::point("tx.committed");
         remove_tx_dir(&self.tx_dir)
@@ -198,22 +234,27 @@ pub fn recover(root: &Path, tx_dir: &Path) -> Result<Recovery> {
     }
     let journal_path = tx_dir.join(JOURNAL);
     let outcome = if journal_path.exists() {
-        let bytes = fs::read(&journal_path).map_err(|source| Error::io("read", &journal_path, source))?;
-        let journal: Journal = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::CorruptJournal { path: journal_path.clone(), reason: e.to_string() })?;
+        let bytes =
+            fs::read(&journal_path).map_err(|source| Error::io("read", &journal_path, source))?;
+        let journal: Journal =
+            serde_json::from_slice(&bytes).map_err(|e| Error::CorruptJournal {
+                path: journal_path.clone(),
+                reason: e.to_string(),
+            })?;
         for entry in journal.entries.iter().rev() {
             let dest = root.join(&entry.dest);
             match &entry.backup {
                 Some(backup) if backup.exists() => {
-                    fs::rename(backup, &dest).map_err(|source| Error::io("restore", &dest, source))?;
+                    fs::rename(backup, &dest)
+                        .map_err(|source| Error::io("restore", &dest, source))?;
                 }
-                Some(_) => {} // restored by an earlier, interrupted recovery
                 None if !entry.staged.exists() => match fs::remove_file(&dest) {
                     Ok(()) => {}
                     Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                     Err(source) => return Err(Error::io("remove", &dest, source)),
                 },
-                None => {} // never moved into place
+                // Either restored by an earlier, interrupted recovery, or never moved into place.
+                Some(_) | None => {}
             }
         }
         for dir in parents(root, &journal.entries) {
@@ -226,7 +267,8 @@ pub fn recover(root: &Path, tx_dir: &Path) -> Result<Recovery> {
                 fsync_parent(dir)?;
             }
         }
-        fs::remove_file(&journal_path).map_err(|source| Error::io("remove", &journal_path, source))?;
+        fs::remove_file(&journal_path)
+            .map_err(|source| Error::io("remove", &journal_path, source))?;
         Recovery::RolledBack
     } else {
         Recovery::Discarded
@@ -257,7 +299,9 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     let mut reader = fs::File::open(from).map_err(|source| Error::io("open", from, source))?;
     let mut writer = AtomicFile::create(to)?;
     io::copy(&mut reader, &mut writer).map_err(|source| Error::io("copy", to, source))?;
-    writer.flush().map_err(|source| Error::io("write", to, source))?;
+    writer
+        .flush()
+        .map_err(|source| Error::io("write", to, source))?;
     writer.commit()
 }
 
@@ -275,9 +319,15 @@ mod tests {
                     if !path.ends_with(".tx") {
                         stack.push(path.clone());
                     }
-                    out.push((path.strip_prefix(root).unwrap().display().to_string(), Vec::new()));
+                    out.push((
+                        path.strip_prefix(root).unwrap().display().to_string(),
+                        Vec::new(),
+                    ));
                 } else {
-                    out.push((path.strip_prefix(root).unwrap().display().to_string(), fs::read(&path).unwrap()));
+                    out.push((
+                        path.strip_prefix(root).unwrap().display().to_string(),
+                        fs::read(&path).unwrap(),
+                    ));
                 }
             }
         }
@@ -293,7 +343,8 @@ mod tests {
         let mut tx = Transaction::begin(root, &root.join(".tx")).unwrap();
         tx.stage_bytes(Path::new("index.json"), b"v2").unwrap();
         tx.stage_bytes(Path::new("a/b/new.bin"), b"data").unwrap();
-        tx.stage_link(Path::new("a/b/copy.bin"), Path::new("a/b/new.bin")).unwrap();
+        tx.stage_link(Path::new("a/b/copy.bin"), Path::new("a/b/new.bin"))
+            .unwrap();
         tx.commit().unwrap();
         assert_eq!(fs::read(root.join("index.json")).unwrap(), b"v2");
         assert_eq!(fs::read(root.join("a/b/copy.bin")).unwrap(), b"data");
@@ -326,15 +377,25 @@ mod tests {
         fs::create_dir_all(&backups).unwrap();
         fs::hard_link(root.join("index.json"), backups.join("0")).unwrap();
         tx.entries[0].backup = Some(backups.join("0"));
-        let journal = Journal { entries: std::mem::take(&mut tx.entries), created_dirs: vec![root.join("new")] };
-        fs::write(root.join(".tx").join(JOURNAL), serde_json::to_vec(&journal).unwrap()).unwrap();
+        let journal = Journal {
+            entries: std::mem::take(&mut tx.entries),
+            created_dirs: vec![root.join("new")],
+        };
+        fs::write(
+            root.join(".tx").join(JOURNAL),
+            serde_json::to_vec(&journal).unwrap(),
+        )
+        .unwrap();
         fs::rename(&journal.entries[0].staged, root.join("index.json")).unwrap();
         fs::create_dir(root.join("new")).unwrap();
         fs::rename(&journal.entries[1].staged, root.join("new/file")).unwrap();
         tx.finished = true;
         assert_eq!(fs::read(root.join("index.json")).unwrap(), b"v2");
 
-        assert_eq!(recover(root, &root.join(".tx")).unwrap(), Recovery::RolledBack);
+        assert_eq!(
+            recover(root, &root.join(".tx")).unwrap(),
+            Recovery::RolledBack
+        );
         assert_eq!(tree(root), before);
         assert_eq!(recover(root, &root.join(".tx")).unwrap(), Recovery::Clean);
     }

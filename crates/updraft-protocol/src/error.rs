@@ -42,7 +42,9 @@ pub enum Error {
     },
     /// Signed content cannot be put in canonical form (a float, say), so no
     /// signature over it can be checked.
-    #[error("`{what}` cannot be verified: its signed part is not in canonical JSON form ({reason})")]
+    #[error(
+        "`{what}` cannot be verified: its signed part is not in canonical JSON form ({reason})"
+    )]
     BadCanonicalForm {
         /// The document.
         what: String,
@@ -50,7 +52,9 @@ pub enum Error {
         reason: String,
     },
     /// The document declares a newer format than this build understands.
-    #[error("`{what}` uses format {found}, but this updraft understands only format {supported}; upgrade updraft")]
+    #[error(
+        "`{what}` uses format {found}, but this updraft understands only format {supported}; upgrade updraft"
+    )]
     UnsupportedFormat {
         /// The document.
         what: String,
@@ -70,7 +74,9 @@ pub enum Error {
         found: String,
     },
     /// Fewer distinct trusted keys signed than the threshold requires.
-    #[error("`{role}` metadata has {valid} valid signature(s) from distinct trusted keys; {threshold} are required")]
+    #[error(
+        "`{role}` metadata has {valid} valid signature(s) from distinct trusted keys; {threshold} are required"
+    )]
     Threshold {
         /// The role.
         role: String,
@@ -80,7 +86,9 @@ pub enum Error {
         threshold: u64,
     },
     /// The metadata expired before the reference time.
-    #[error("`{role}` metadata expired at {expires}; the publisher must re-sign it (`updraft repo refresh`)")]
+    #[error(
+        "`{role}` metadata expired at {expires}; the publisher must re-sign it (`updraft repo refresh`)"
+    )]
     Expired {
         /// The role.
         role: String,
@@ -137,6 +145,9 @@ impl Error {
     /// unsigned, expired, rolled back, wrong target), as opposed to bad
     /// command-line input.
     pub fn is_verification(&self) -> bool {
-        !matches!(self, Self::InvalidVersion { .. } | Self::InvalidName { .. } | Self::OutOfOrder(_))
+        !matches!(
+            self,
+            Self::InvalidVersion { .. } | Self::InvalidName { .. } | Self::OutOfOrder(_)
+        )
     }
 }

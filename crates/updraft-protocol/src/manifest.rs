@@ -19,12 +19,19 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Reads just the `format_version` of a manifest or release info and refuses
 /// one newer than this build understands.
 pub fn read_format_version(what: &str, value: &Value) -> Result<u32, Error> {
-    let found = value.get("format_version").and_then(Value::as_u64).ok_or_else(|| Error::Invalid {
-        what: what.to_owned(),
-        reason: "it has no numeric `format_version`".into(),
-    })?;
+    let found = value
+        .get("format_version")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Error::Invalid {
+            what: what.to_owned(),
+            reason: "it has no numeric `format_version`".into(),
+        })?;
     if found > u64::from(FORMAT_VERSION) {
-        return Err(Error::UnsupportedFormat { what: what.to_owned(), found: found.to_string(), supported: FORMAT_VERSION.to_string() });
+        return Err(Error::UnsupportedFormat {
+            what: what.to_owned(),
+            found: found.to_string(),
+            supported: FORMAT_VERSION.to_string(),
+        });
     }
     Ok(u32::try_from(found).unwrap_or(FORMAT_VERSION))
 }
@@ -51,9 +58,15 @@ pub struct ReleaseManifest {
 impl ReleaseManifest {
     /// Parses a manifest, refusing a newer format.
     pub fn from_slice(what: &str, bytes: &[u8]) -> Result<Self, Error> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|source| Error::Json { what: what.to_owned(), source })?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+            what: what.to_owned(),
+            source,
+        })?;
         read_format_version(what, &value)?;
-        serde_json::from_value(value).map_err(|source| Error::Json { what: what.to_owned(), source })
+        serde_json::from_value(value).map_err(|source| Error::Json {
+            what: what.to_owned(),
+            source,
+        })
     }
 
     /// Total size of the files, in bytes.
@@ -196,9 +209,16 @@ impl PackageCustom {
     /// the target is not an updraft package (a manifest, a changelog, or a
     /// file another tool put there).
     pub fn from_custom(what: &str, custom: Option<&Value>) -> Result<Option<Self>, Error> {
-        let Some(value) = custom.and_then(|c| c.get("updraft")) else { return Ok(None) };
+        let Some(value) = custom.and_then(|c| c.get("updraft")) else {
+            return Ok(None);
+        };
         read_format_version(what, value)?;
-        serde_json::from_value(value.clone()).map(Some).map_err(|source| Error::Json { what: what.to_owned(), source })
+        serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|source| Error::Json {
+                what: what.to_owned(),
+                source,
+            })
     }
 
     /// The `custom` value to put on the target.
@@ -227,7 +247,8 @@ mod tests {
             "platform": "linux", "arch": "x86_64", "main": "bin/kuzflow",
             "release_date": "2026-11-24T00:00:00Z", "files": [], "future_field": {"x": 1}
         });
-        let manifest = ReleaseManifest::from_slice("m", &serde_json::to_vec(&value).unwrap()).unwrap();
+        let manifest =
+            ReleaseManifest::from_slice("m", &serde_json::to_vec(&value).unwrap()).unwrap();
         assert_eq!(manifest.release.rollout_percent, 100);
         assert_eq!(manifest.release.version, Version::new(1, 1, 0));
     }

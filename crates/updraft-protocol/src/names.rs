@@ -129,8 +129,13 @@ fn validate_app_id(value: &str) -> Result<(), String> {
     if !value.as_bytes()[0].is_ascii_alphanumeric() {
         return Err("it must start with a letter or digit".into());
     }
-    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("`{bad}` is not allowed; use letters, digits, `.`, `_` and `-`"));
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "`{bad}` is not allowed; use letters, digits, `.`, `_` and `-`"
+        ));
     }
     if value.contains("..") {
         return Err("`..` is not allowed".into());
@@ -145,8 +150,13 @@ fn validate_channel(value: &str) -> Result<(), String> {
     if !value.as_bytes()[0].is_ascii_alphanumeric() {
         return Err("it must start with a letter or digit".into());
     }
-    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-        return Err(format!("`{bad}` is not allowed; use lowercase letters, digits and `-`"));
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "`{bad}` is not allowed; use lowercase letters, digits and `-`"
+        ));
     }
     Ok(())
 }
@@ -165,12 +175,17 @@ fn validate_target_path(value: &str) -> Result<(), String> {
         return Err("it must not contain control characters".into());
     }
     let first = value.split('/').next().unwrap_or_default();
-    if first.len() >= 2 && first.as_bytes()[1] == b':' && first.as_bytes()[0].is_ascii_alphabetic() {
+    if first.len() >= 2 && first.as_bytes()[1] == b':' && first.as_bytes()[0].is_ascii_alphabetic()
+    {
         return Err("it must not start with a drive prefix such as `C:`".into());
     }
     for component in value.split('/') {
         match component {
-            "" => return Err("it must not contain an empty component (`//` or a trailing `/`)".into()),
+            "" => {
+                return Err(
+                    "it must not contain an empty component (`//` or a trailing `/`)".into(),
+                );
+            }
             "." | ".." => return Err(format!("it must not contain a `{component}` component")),
             _ => {}
         }
@@ -195,7 +210,11 @@ impl Sha256Digest {
 
     /// Parses 64 hex digits (either case).
     pub fn from_hex(text: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidName { kind: "sha256 digest", value: text.to_owned(), reason: reason.to_owned() };
+        let invalid = |reason: &str| Error::InvalidName {
+            kind: "sha256 digest",
+            value: text.to_owned(),
+            reason: reason.to_owned(),
+        };
         if text.len() != 64 {
             return Err(invalid("it must be 64 hex digits"));
         }
@@ -337,19 +356,37 @@ mod tests {
         assert_eq!(Arch::parse("arm64").unwrap(), Arch::Aarch64);
         assert_eq!(Arch::parse("i686").unwrap(), Arch::X86);
         let error = Platform::parse("beos").unwrap_err().to_string();
-        assert!(error.contains("`beos`") && error.contains("linux, windows, macos"), "{error}");
+        assert!(
+            error.contains("`beos`") && error.contains("linux, windows, macos"),
+            "{error}"
+        );
     }
 
     #[test]
     fn target_paths_refuse_escapes() {
-        for bad in ["", "/etc/passwd", "a/../b", "..", "./a", "a//b", "a/", "C:/x", "c:", "a\\b", "a\nb"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "./a",
+            "a//b",
+            "a/",
+            "C:/x",
+            "c:",
+            "a\\b",
+            "a\nb",
+        ] {
             assert!(TargetPath::new(bad).is_err(), "{bad:?} accepted");
         }
         let path = TargetPath::new("releases/v1.0.0/app.tar.zst").unwrap();
         assert_eq!(path.file_name(), "app.tar.zst");
         assert_eq!(path.parent(), "releases/v1.0.0");
         let digest = Sha256Digest::of(b"");
-        assert_eq!(path.with_hash_prefix(&digest), format!("releases/v1.0.0/{digest}.app.tar.zst"));
+        assert_eq!(
+            path.with_hash_prefix(&digest),
+            format!("releases/v1.0.0/{digest}.app.tar.zst")
+        );
     }
 
     #[test]
@@ -366,8 +403,14 @@ mod tests {
     #[test]
     fn digests_round_trip_and_reject_garbage() {
         let digest = Sha256Digest::of(b"abc");
-        assert_eq!(digest.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(Sha256Digest::from_hex(&digest.to_hex().to_uppercase()).unwrap(), digest);
+        assert_eq!(
+            digest.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            Sha256Digest::from_hex(&digest.to_hex().to_uppercase()).unwrap(),
+            digest
+        );
         assert!(Sha256Digest::from_hex("zz").is_err());
     }
 }

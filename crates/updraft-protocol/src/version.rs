@@ -103,12 +103,21 @@ impl fmt::Display for UpdateType {
 impl Version {
     /// A release version `major.minor.patch`.
     pub fn new(major: u64, minor: u64, patch: u64) -> Self {
-        Self { major, minor, patch, pre: Vec::new(), build: Vec::new() }
+        Self {
+            major,
+            minor,
+            patch,
+            pre: Vec::new(),
+            build: Vec::new(),
+        }
     }
 
     /// Parses a SemVer 2.0.0 string strictly (no leading `v`, no leading zeros).
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidVersion { value: text.to_owned(), reason: reason.to_owned() };
+        let invalid = |reason: &str| Error::InvalidVersion {
+            value: text.to_owned(),
+            reason: reason.to_owned(),
+        };
         let (rest, build) = match text.split_once('+') {
             Some((rest, build)) => (rest, Some(build)),
             None => (text, None),
@@ -119,12 +128,20 @@ impl Version {
         };
         let mut parts = core.split('.');
         let mut number = |name: &str| -> Result<u64, Error> {
-            let part = parts.next().ok_or_else(|| invalid(&format!("the {name} number is missing")))?;
-            parse_numeric(part).ok_or_else(|| invalid(&format!("the {name} number `{part}` is not a number without leading zeros")))
+            let part = parts
+                .next()
+                .ok_or_else(|| invalid(&format!("the {name} number is missing")))?;
+            parse_numeric(part).ok_or_else(|| {
+                invalid(&format!(
+                    "the {name} number `{part}` is not a number without leading zeros"
+                ))
+            })
         };
         let (major, minor, patch) = (number("major")?, number("minor")?, number("patch")?);
         if parts.next().is_some() {
-            return Err(invalid("it has more than three numbers before the pre-release"));
+            return Err(invalid(
+                "it has more than three numbers before the pre-release",
+            ));
         }
         let pre = match pre {
             None => Vec::new(),
@@ -156,7 +173,13 @@ impl Version {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        Ok(Self { major, minor, patch, pre, build })
+        Ok(Self {
+            major,
+            minor,
+            patch,
+            pre,
+            build,
+        })
     }
 
     /// True for a pre-release such as `1.2.3-beta.1`.
@@ -181,7 +204,10 @@ impl Version {
 }
 
 fn join(ids: &[Identifier]) -> String {
-    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(".")
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn is_identifier_byte(byte: u8) -> bool {
@@ -189,7 +215,10 @@ fn is_identifier_byte(byte: u8) -> bool {
 }
 
 fn parse_numeric(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) || (text.len() > 1 && text.starts_with('0')) {
+    if text.is_empty()
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+    {
         return None;
     }
     text.parse().ok()
@@ -276,8 +305,17 @@ mod tests {
     fn the_spec_examples_are_in_precedence_order() {
         // semver.org, rule 11.
         let ordered = [
-            "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "2.0.0", "2.1.0", "2.1.1",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "2.0.0",
+            "2.1.0",
+            "2.1.1",
         ];
         for pair in ordered.windows(2) {
             assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
@@ -288,15 +326,33 @@ mod tests {
     fn build_metadata_is_ignored_for_precedence_but_kept() {
         assert_eq!(v("1.2.3+20240902.1"), v("1.2.3"));
         assert!(!v("1.2.3+20240902.1").is_identical(&v("1.2.3")));
-        assert_eq!(v("1.2.3-beta.1+exp.sha.5114f85").to_string(), "1.2.3-beta.1+exp.sha.5114f85");
+        assert_eq!(
+            v("1.2.3-beta.1+exp.sha.5114f85").to_string(),
+            "1.2.3-beta.1+exp.sha.5114f85"
+        );
         assert!(v("1.2.3-beta.1") < v("1.2.3"));
     }
 
     #[test]
     fn invalid_versions_are_refused_with_a_reason() {
         for bad in [
-            "", "1", "1.2", "1.2.3.4", "01.2.3", "1.02.3", "1.2.03", "v1.2.3", "1.2.3-", "1.2.3-01",
-            "1.2.3-a..b", "1.2.3+", "1.2.3+a_b", "1.2.3-é", " 1.2.3", "1.2.-3", "18446744073709551616.0.0",
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.02.3",
+            "1.2.03",
+            "v1.2.3",
+            "1.2.3-",
+            "1.2.3-01",
+            "1.2.3-a..b",
+            "1.2.3+",
+            "1.2.3+a_b",
+            "1.2.3-é",
+            " 1.2.3",
+            "1.2.-3",
+            "18446744073709551616.0.0",
         ] {
             let error = Version::parse(bad).unwrap_err();
             assert!(error.to_string().contains(&format!("`{bad}`")), "{error}");
@@ -307,10 +363,22 @@ mod tests {
 
     #[test]
     fn update_type_is_the_most_significant_change() {
-        assert_eq!(UpdateType::between(&v("1.0.0"), &v("2.0.0")), UpdateType::Major);
-        assert_eq!(UpdateType::between(&v("1.0.9"), &v("1.1.0")), UpdateType::Minor);
-        assert_eq!(UpdateType::between(&v("1.1.0"), &v("1.1.1")), UpdateType::Patch);
-        assert_eq!(UpdateType::between(&v("1.1.0-beta.1"), &v("1.1.0")), UpdateType::Patch);
+        assert_eq!(
+            UpdateType::between(&v("1.0.0"), &v("2.0.0")),
+            UpdateType::Major
+        );
+        assert_eq!(
+            UpdateType::between(&v("1.0.9"), &v("1.1.0")),
+            UpdateType::Minor
+        );
+        assert_eq!(
+            UpdateType::between(&v("1.1.0"), &v("1.1.1")),
+            UpdateType::Patch
+        );
+        assert_eq!(
+            UpdateType::between(&v("1.1.0-beta.1"), &v("1.1.0")),
+            UpdateType::Patch
+        );
     }
 
     fn version_strategy() -> impl Strategy<Value = Version> {
@@ -318,7 +386,13 @@ mod tests {
             (0u64..20).prop_map(|n| n.to_string()),
             "[a-zA-Z-][0-9a-zA-Z-]{0,5}",
         ];
-        (0u64..4, 0u64..4, 0u64..4, prop::collection::vec(ident, 0..3), prop::collection::vec("[0-9a-zA-Z-]{1,4}", 0..2))
+        (
+            0u64..4,
+            0u64..4,
+            0u64..4,
+            prop::collection::vec(ident, 0..3),
+            prop::collection::vec("[0-9a-zA-Z-]{1,4}", 0..2),
+        )
             .prop_map(|(major, minor, patch, pre, build)| {
                 let mut text = format!("{major}.{minor}.{patch}");
                 if !pre.is_empty() {

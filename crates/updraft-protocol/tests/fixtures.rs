@@ -33,42 +33,62 @@ fn run(dir: &Path, reference_time: OffsetDateTime) -> Result<(), (&'static str, 
     let mut set = TrustedSet::new(&read("root.json"), reference_time).map_err(|e| ("root", e))?;
     let mut version = 2;
     while dir.join(format!("roots/{version}.root.json")).exists() {
-        set.update_root(&read(&format!("roots/{version}.root.json"))).map_err(|e| ("root", e))?;
+        set.update_root(&read(&format!("roots/{version}.root.json")))
+            .map_err(|e| ("root", e))?;
         version += 1;
     }
     if dir.join("trusted/timestamp.json").exists() {
-        set.load_trusted_timestamp(&read("trusted/timestamp.json")).unwrap();
+        set.load_trusted_timestamp(&read("trusted/timestamp.json"))
+            .unwrap();
     }
-    set.update_timestamp(&read("timestamp.json")).map_err(|e| ("timestamp", e))?;
+    set.update_timestamp(&read("timestamp.json"))
+        .map_err(|e| ("timestamp", e))?;
     if dir.join("trusted/snapshot.json").exists() {
         // As python-tuf does: a cached snapshot that no longer matches the new
         // timestamp is still kept as the rollback reference.
         let _ = set.update_snapshot(&read("trusted/snapshot.json"), true);
     }
-    set.update_snapshot(&read("snapshot.json"), false).map_err(|e| ("snapshot", e))?;
-    set.update_targets(&read("targets.json")).map_err(|e| ("targets", e))?;
+    set.update_snapshot(&read("snapshot.json"), false)
+        .map_err(|e| ("snapshot", e))?;
+    set.update_targets(&read("targets.json"))
+        .map_err(|e| ("targets", e))?;
     Ok(())
 }
 
 #[test]
 fn every_scenario_ends_as_expected() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut scenarios: Vec<_> = fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut scenarios: Vec<_> = fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     scenarios.sort();
-    assert!(scenarios.len() >= 20, "fixtures missing: run `python3 scripts/gen-tuf-fixtures.py`");
+    assert!(
+        scenarios.len() >= 20,
+        "fixtures missing: run `python3 scripts/gen-tuf-fixtures.py`"
+    );
     let mut failures = Vec::new();
     for dir in &scenarios {
-        let expected: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("expected.json")).unwrap()).unwrap();
-        let time = OffsetDateTime::parse(expected["reference_time"].as_str().unwrap(), &Rfc3339).unwrap();
+        let expected: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        let time =
+            OffsetDateTime::parse(expected["reference_time"].as_str().unwrap(), &Rfc3339).unwrap();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let outcome = match run(dir, time) {
             Ok(()) => ("done".to_owned(), String::new(), String::new()),
-            Err((step, error)) => (step.to_owned(), error_name(&error).to_owned(), error.to_string()),
+            Err((step, error)) => (
+                step.to_owned(),
+                error_name(&error).to_owned(),
+                error.to_string(),
+            ),
         };
         let want_step = expected["step"].as_str().unwrap();
         let want_error = expected.get("error").and_then(|e| e.as_str()).unwrap_or("");
         if outcome.0 != want_step || outcome.1 != want_error {
-            failures.push(format!("{name}: expected {want_step}/{want_error}, got {}/{} ({})", outcome.0, outcome.1, outcome.2));
+            failures.push(format!(
+                "{name}: expected {want_step}/{want_error}, got {}/{} ({})",
+                outcome.0, outcome.1, outcome.2
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -91,5 +111,8 @@ fn an_accepted_chain_exposes_the_signed_targets() {
     let late = OffsetDateTime::parse("2030-06-01T00:00:00Z", &Rfc3339).unwrap();
     let mut set = TrustedSet::new(&read("root.json"), late).unwrap();
     set.update_root(&read("roots/2.root.json")).unwrap();
-    assert!(matches!(set.update_timestamp(&read("timestamp.json")), Err(Error::Expired { .. })));
+    assert!(matches!(
+        set.update_timestamp(&read("timestamp.json")),
+        Err(Error::Expired { .. })
+    ));
 }

@@ -26,7 +26,9 @@ pub enum Error {
         source_dir: PathBuf,
     },
     /// A symbolic link in the source folder points outside it (or is absolute).
-    #[error("The symbolic link `{path}` points to `{target}`, outside the folder being published; releases may only link inside themselves")]
+    #[error(
+        "The symbolic link `{path}` points to `{target}`, outside the folder being published; releases may only link inside themselves"
+    )]
     SymlinkOutside {
         /// The link.
         path: PathBuf,
@@ -50,7 +52,9 @@ pub enum Error {
         reason: String,
     },
     /// A file changed while it was being packed.
-    #[error("`{path}` changed while it was being packed ({reason}); publish again when the build has finished")]
+    #[error(
+        "`{path}` changed while it was being packed ({reason}); publish again when the build has finished"
+    )]
     ChangedWhilePacking {
         /// The file.
         path: PathBuf,
@@ -84,7 +88,9 @@ pub enum Error {
         hint: String,
     },
     /// The release is already in the store.
-    #[error("{app} {version} for {platform}/{arch} is already published in `{store}`; publish a new version instead (published releases are immutable)")]
+    #[error(
+        "{app} {version} for {platform}/{arch} is already published in `{store}`; publish a new version instead (published releases are immutable)"
+    )]
     AlreadyPublished {
         /// App id.
         app: String,
@@ -98,7 +104,9 @@ pub enum Error {
         store: PathBuf,
     },
     /// The folder is not an updraft store.
-    #[error("`{path}` is not an updraft release store ({reason}); create one with `updraft repo init`")]
+    #[error(
+        "`{path}` is not an updraft release store ({reason}); create one with `updraft repo init`"
+    )]
     NotAStore {
         /// The folder.
         path: PathBuf,
@@ -146,7 +154,11 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Self::Io { action, path: path.into(), source }
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     /// The class of this error, for exit codes.

@@ -34,7 +34,10 @@ pub struct KeygenOptions {
 
 impl Default for KeygenOptions {
     fn default() -> Self {
-        Self { root_keys: 1, root_threshold: 1 }
+        Self {
+            root_keys: 1,
+            root_threshold: 1,
+        }
     }
 }
 
@@ -80,49 +83,72 @@ pub struct GeneratedKey {
 /// Creates a fresh set of keys in `out` (created if missing, and refused if it
 /// already holds keys).
 pub fn generate(out: &Path, options: KeygenOptions) -> Result<Vec<GeneratedKey>> {
-    if options.root_keys == 0 || options.root_threshold == 0 || options.root_threshold > options.root_keys {
+    if options.root_keys == 0
+        || options.root_threshold == 0
+        || options.root_threshold > options.root_keys
+    {
         return Err(Error::Conflict(format!(
             "A root threshold of {} with {} root key(s) is impossible; the threshold must be between 1 and the number of keys",
             options.root_threshold, options.root_keys
         )));
     }
-    let mut plan: Vec<(RoleName, String)> =
-        (1..=options.root_keys).map(|n| (RoleName::Root, format!("root-{n}.key"))).collect();
+    let mut plan: Vec<(RoleName, String)> = (1..=options.root_keys)
+        .map(|n| (RoleName::Root, format!("root-{n}.key")))
+        .collect();
     for role in [RoleName::Targets, RoleName::Snapshot, RoleName::Timestamp] {
         plan.push((role, format!("{role}.key")));
     }
     for name in plan.iter().map(|(_, name)| name.as_str()).chain([KEYSET]) {
         let path = out.join(name);
         if path.exists() {
-            return Err(Error::AlreadyExists { path, hint: "keys are never overwritten; choose an empty --out folder".into() });
+            return Err(Error::AlreadyExists {
+                path,
+                hint: "keys are never overwritten; choose an empty --out folder".into(),
+            });
         }
     }
     let created = updraft_fs::create_dir_all_durable(out)?;
     #[cfg(unix)]
     if !created.is_empty() {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(out, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("restrict", out, e))?;
+        fs::set_permissions(out, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("restrict", out, e))?;
     }
     let _ = created;
 
     let mut generated = Vec::new();
     for (role, name) in plan {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| Error::io("get random bytes for", out, std::io::Error::other(e.to_string())))?;
+        getrandom::fill(&mut seed).map_err(|e| {
+            Error::io(
+                "get random bytes for",
+                out,
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
         let key = SigningKey::from_seed(&seed);
         let public = key.public();
         let file = KeyFile {
             keytype: public.keytype.clone(),
             scheme: public.scheme.clone(),
             keyid: public.key_id(),
-            keyval: PrivateKeyVal { public: public.keyval.public.clone(), private: hex::encode(seed) },
+            keyval: PrivateKeyVal {
+                public: public.keyval.public.clone(),
+                private: hex::encode(seed),
+            },
         };
         let path = out.join(&name);
         let mut writer = AtomicFile::create_with_mode(&path, 0o600)?;
         let bytes = serde_json::to_vec_pretty(&file).expect("key files serialise");
-        writer.write_all(&bytes).map_err(|e| Error::io("write", &path, e))?;
+        writer
+            .write_all(&bytes)
+            .map_err(|e| Error::io("write", &path, e))?;
         writer.commit()?;
-        generated.push(GeneratedKey { role, path, keyid: file.keyid });
+        generated.push(GeneratedKey {
+            role,
+            path,
+            keyid: file.keyid,
+        });
     }
     let keyset = KeySetFile {
         format_version: 1,
@@ -131,7 +157,11 @@ pub fn generate(out: &Path, options: KeygenOptions) -> Result<Vec<GeneratedKey>>
             .iter()
             .map(|key| KeySetEntry {
                 role: key.role.as_str().into(),
-                file: key.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                file: key
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 keyid: key.keyid.clone(),
             })
             .collect(),
@@ -162,9 +192,14 @@ impl KeyDir {
     /// Opens a keys folder.
     pub fn open(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(Error::MissingKey { role: "any".into(), path: dir.join(KEYSET) });
+            return Err(Error::MissingKey {
+                role: "any".into(),
+                path: dir.join(KEYSET),
+            });
         }
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The root threshold chosen at keygen (1 when `keyset.json` is absent).
@@ -172,8 +207,12 @@ impl KeyDir {
         let path = self.dir.join(KEYSET);
         match fs::read(&path) {
             Ok(bytes) => {
-                let keyset: KeySetFile = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Conflict(format!("The key set `{}` is not valid: {e}", path.display())))?;
+                let keyset: KeySetFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::Conflict(format!(
+                        "The key set `{}` is not valid: {e}",
+                        path.display()
+                    ))
+                })?;
                 Ok(keyset.root_threshold.max(1))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
@@ -185,14 +224,24 @@ impl KeyDir {
     pub fn root_keys(&self) -> Result<Vec<LoadedKey>> {
         let mut names: Vec<String> = fs::read_dir(&self.dir)
             .map_err(|e| Error::io("list", &self.dir, e))?
-            .filter_map(|entry| entry.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter_map(|entry| {
+                entry
+                    .ok()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+            })
             .filter(|name| name.starts_with("root-") && name.ends_with(".key"))
             .collect();
         names.sort();
         if names.is_empty() {
-            return Err(Error::MissingKey { role: "root".into(), path: self.dir.join("root-1.key") });
+            return Err(Error::MissingKey {
+                role: "root".into(),
+                path: self.dir.join("root-1.key"),
+            });
         }
-        names.iter().map(|name| load(RoleName::Root, &self.dir.join(name))).collect()
+        names
+            .iter()
+            .map(|name| load(RoleName::Root, &self.dir.join(name)))
+            .collect()
     }
 
     /// The key for an online role (`targets`, `snapshot`, `timestamp`).
@@ -211,14 +260,18 @@ impl KeyDir {
 /// Fails unless `root` lists `loaded` among `role`'s keys.
 pub fn check_trusted(loaded: &LoadedKey, role: RoleName, root: &Root) -> Result<()> {
     let id = loaded.key.public().key_id();
-    let trusted = root.role_keys(role).is_some_and(|keys| keys.keyids.contains(&id));
+    let trusted = root
+        .role_keys(role)
+        .is_some_and(|keys| keys.keyids.contains(&id));
     if trusted {
         Ok(())
     } else {
         Err(Error::WrongKey {
             role: role.as_str().into(),
             path: loaded.path.clone(),
-            reason: format!("its key id `{id}` is not among the {role} keys of this store's root; is this the right --keys folder?"),
+            reason: format!(
+                "its key id `{id}` is not among the {role} keys of this store's root; is this the right --keys folder?"
+            ),
         })
     }
 }
@@ -227,20 +280,35 @@ fn load(role: RoleName, path: &Path) -> Result<LoadedKey> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::MissingKey { role: role.as_str().into(), path: path.to_path_buf() });
+            return Err(Error::MissingKey {
+                role: role.as_str().into(),
+                path: path.to_path_buf(),
+            });
         }
         Err(e) => return Err(Error::io("read", path, e)),
     };
-    let wrong = |reason: String| Error::WrongKey { role: role.as_str().into(), path: path.to_path_buf(), reason };
-    let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| wrong(format!("it is not an updraft key file ({e})")))?;
+    let wrong = |reason: String| Error::WrongKey {
+        role: role.as_str().into(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file: KeyFile = serde_json::from_slice(&bytes)
+        .map_err(|e| wrong(format!("it is not an updraft key file ({e})")))?;
     if file.keytype != "ed25519" || file.scheme != "ed25519" {
-        return Err(wrong(format!("key type `{}`/`{}` is not supported; updraft signs with ed25519", file.keytype, file.scheme)));
+        return Err(wrong(format!(
+            "key type `{}`/`{}` is not supported; updraft signs with ed25519",
+            file.keytype, file.scheme
+        )));
     }
-    let key = SigningKey::from_hex_seed(&file.keyval.private).map_err(|_| wrong("its private key is not 64 hex digits".into()))?;
+    let key = SigningKey::from_hex_seed(&file.keyval.private)
+        .map_err(|_| wrong("its private key is not 64 hex digits".into()))?;
     if key.public() != PublicKey::ed25519(&hex_array(&file.keyval.public).unwrap_or_default()) {
         return Err(wrong("its public and private halves do not match".into()));
     }
-    Ok(LoadedKey { key, path: path.to_path_buf() })
+    Ok(LoadedKey {
+        key,
+        path: path.to_path_buf(),
+    })
 }
 
 fn hex_array(text: &str) -> Option<[u8; 32]> {
@@ -259,23 +327,45 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("keys");
-        let keys = generate(&out, KeygenOptions { root_keys: 3, root_threshold: 2 }).unwrap();
+        let keys = generate(
+            &out,
+            KeygenOptions {
+                root_keys: 3,
+                root_threshold: 2,
+            },
+        )
+        .unwrap();
         assert_eq!(keys.len(), 6);
         for key in &keys {
             let mode = fs::metadata(&key.path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", key.path.display());
         }
-        assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let dir_keys = KeyDir::open(&out).unwrap();
         assert_eq!(dir_keys.root_threshold().unwrap(), 2);
         assert_eq!(dir_keys.root_keys().unwrap().len(), 3);
-        assert!(matches!(generate(&out, KeygenOptions::default()), Err(Error::AlreadyExists { .. })));
+        assert!(matches!(
+            generate(&out, KeygenOptions::default()),
+            Err(Error::AlreadyExists { .. })
+        ));
     }
 
     #[test]
     fn an_impossible_threshold_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(generate(dir.path(), KeygenOptions { root_keys: 1, root_threshold: 2 }).is_err());
+        assert!(
+            generate(
+                dir.path(),
+                KeygenOptions {
+                    root_keys: 1,
+                    root_threshold: 2
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -283,10 +373,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), KeygenOptions::default()).unwrap();
         let path = dir.path().join("targets.key");
-        let mut value: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         value["keyval"]["public"] = serde_json::Value::String("00".repeat(32));
         fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
-        let error = KeyDir::open(dir.path()).unwrap().role_key(RoleName::Targets).unwrap_err();
+        let error = KeyDir::open(dir.path())
+            .unwrap()
+            .role_key(RoleName::Targets)
+            .unwrap_err();
         assert!(error.to_string().contains("do not match"), "{error}");
     }
 }

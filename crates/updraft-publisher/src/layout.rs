@@ -28,19 +28,34 @@ pub struct PublishedRelease {
 
 /// Every updraft package in `targets`, oldest version first. Targets whose
 /// custom data cannot be read are returned as errors by path.
-pub fn releases(targets: &Targets) -> (Vec<PublishedRelease>, Vec<(String, updraft_protocol::Error)>) {
+pub fn releases(
+    targets: &Targets,
+) -> (
+    Vec<PublishedRelease>,
+    Vec<(String, updraft_protocol::Error)>,
+) {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for (path, target) in &targets.targets {
         match PackageCustom::from_custom(path, target.custom.as_ref()) {
-            Ok(Some(custom)) => found.push(PublishedRelease { path: path.clone(), length: target.length, sha256: target.sha256(), custom }),
+            Ok(Some(custom)) => found.push(PublishedRelease {
+                path: path.clone(),
+                length: target.length,
+                sha256: target.sha256(),
+                custom,
+            }),
             Ok(None) => {}
             Err(error) => errors.push((path.clone(), error)),
         }
     }
     found.sort_by(|a, b| {
         let (ra, rb) = (&a.custom.release, &b.custom.release);
-        (ra.app.as_str(), &ra.version, ra.platform, ra.arch).cmp(&(rb.app.as_str(), &rb.version, rb.platform, rb.arch))
+        (ra.app.as_str(), &ra.version, ra.platform, ra.arch).cmp(&(
+            rb.app.as_str(),
+            &rb.version,
+            rb.platform,
+            rb.arch,
+        ))
     });
     (found, errors)
 }
@@ -101,9 +116,15 @@ pub fn versions_json(targets: &Targets) -> Vec<u8> {
     let (found, _) = releases(targets);
     let mut apps: BTreeMap<&str, Vec<Entry<'_>>> = BTreeMap::new();
     for release in &found {
-        apps.entry(release.custom.release.app.as_str()).or_default().push(entry(release));
+        apps.entry(release.custom.release.app.as_str())
+            .or_default()
+            .push(entry(release));
     }
-    to_bytes(&VersionsFile { format_version: 1, targets_version: targets.version, apps })
+    to_bytes(&VersionsFile {
+        format_version: 1,
+        targets_version: targets.version,
+        apps,
+    })
 }
 
 /// `releases/latest/*.json`: the newest release per app, channel, platform
@@ -114,7 +135,9 @@ pub fn latest_files(targets: &Targets) -> BTreeMap<String, Vec<u8>> {
     for release in &found {
         let info = &release.custom.release;
         let key = latest_path(&info.app, &info.channel, info.platform, info.arch);
-        let replace = newest.get(&key).is_none_or(|current| current.custom.release.version < info.version);
+        let replace = newest
+            .get(&key)
+            .is_none_or(|current| current.custom.release.version < info.version);
         if replace {
             newest.insert(key, release);
         }

@@ -41,5 +41,7 @@ mod verify;
 pub use error::{Error, ErrorKind, Result};
 pub use keys::KeygenOptions;
 pub use pack::PackOptions;
-pub use repo::{ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, init, publish, refresh};
+pub use repo::{
+    ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, init, publish, refresh,
+};
 pub use verify::{Problem, VerifyReport, verify};

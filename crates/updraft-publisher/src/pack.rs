@@ -28,16 +28,32 @@ pub struct PackOptions {
 
 impl Default for PackOptions {
     fn default() -> Self {
-        Self { level: 19, window_log: 27, threads: 2, mtime: 0 }
+        Self {
+            level: 19,
+            window_log: 27,
+            threads: 2,
+            mtime: 0,
+        }
     }
 }
 
 /// One entry of a source folder, in the order it is packed.
 #[derive(Debug, Clone)]
 enum SourceEntry {
-    Dir { path: TargetPath, mode: u32 },
-    File { path: TargetPath, source: PathBuf, size: u64, mode: u32 },
-    Symlink { path: TargetPath, target: String },
+    Dir {
+        path: TargetPath,
+        mode: u32,
+    },
+    File {
+        path: TargetPath,
+        source: PathBuf,
+        size: u64,
+        mode: u32,
+    },
+    Symlink {
+        path: TargetPath,
+        target: String,
+    },
 }
 
 /// A scanned app folder: validated, sorted, ready to pack.
@@ -52,14 +68,30 @@ impl SourceTree {
     /// empty folder, special files, names that are not portable UTF-8, and
     /// symbolic links that are absolute or lead outside the folder.
     pub fn scan(root: &Path) -> Result<Self> {
-        let meta = fs::metadata(root).map_err(|_| Error::BadSource { path: root.to_path_buf(), reason: "does not exist".into() })?;
+        let meta = fs::metadata(root).map_err(|_| Error::BadSource {
+            path: root.to_path_buf(),
+            reason: "does not exist".into(),
+        })?;
         if !meta.is_dir() {
-            return Err(Error::BadSource { path: root.to_path_buf(), reason: "is not a folder".into() });
+            return Err(Error::BadSource {
+                path: root.to_path_buf(),
+                reason: "is not a folder".into(),
+            });
         }
-        let mut tree = Self { root: root.to_path_buf(), entries: Vec::new() };
+        let mut tree = Self {
+            root: root.to_path_buf(),
+            entries: Vec::new(),
+        };
         tree.walk(root, "")?;
-        if !tree.entries.iter().any(|e| matches!(e, SourceEntry::File { .. })) {
-            return Err(Error::BadSource { path: root.to_path_buf(), reason: "is empty (it holds no files)".into() });
+        if !tree
+            .entries
+            .iter()
+            .any(|e| matches!(e, SourceEntry::File { .. }))
+        {
+            return Err(Error::BadSource {
+                path: root.to_path_buf(),
+                reason: "is empty (it holds no files)".into(),
+            });
         }
         Ok(tree)
     }
@@ -69,30 +101,62 @@ impl SourceTree {
         for entry in fs::read_dir(dir).map_err(|e| Error::io("read the folder", dir, e))? {
             let entry = entry.map_err(|e| Error::io("read the folder", dir, e))?;
             let name = entry.file_name();
-            let name = name.to_str().ok_or_else(|| Error::BadName { path: entry.path(), reason: "its name is not valid UTF-8".into() })?;
+            let name = name.to_str().ok_or_else(|| Error::BadName {
+                path: entry.path(),
+                reason: "its name is not valid UTF-8".into(),
+            })?;
             names.push(name.to_owned());
         }
         names.sort();
         for name in names {
             let source = dir.join(&name);
-            let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
-            let path = TargetPath::new(&relative).map_err(|e| Error::BadName { path: source.clone(), reason: e.to_string() })?;
-            let meta = fs::symlink_metadata(&source).map_err(|e| Error::io("inspect", &source, e))?;
+            let relative = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let path = TargetPath::new(&relative).map_err(|e| Error::BadName {
+                path: source.clone(),
+                reason: e.to_string(),
+            })?;
+            let meta =
+                fs::symlink_metadata(&source).map_err(|e| Error::io("inspect", &source, e))?;
             let file_type = meta.file_type();
             if file_type.is_symlink() {
-                let target = fs::read_link(&source).map_err(|e| Error::io("read the link", &source, e))?;
-                let target = target.to_str().ok_or_else(|| Error::BadName { path: source.clone(), reason: "its link target is not valid UTF-8".into() })?.to_owned();
+                let target =
+                    fs::read_link(&source).map_err(|e| Error::io("read the link", &source, e))?;
+                let target = target
+                    .to_str()
+                    .ok_or_else(|| Error::BadName {
+                        path: source.clone(),
+                        reason: "its link target is not valid UTF-8".into(),
+                    })?
+                    .to_owned();
                 if !link_stays_inside(&relative, &target) {
-                    return Err(Error::SymlinkOutside { path: source, target });
+                    return Err(Error::SymlinkOutside {
+                        path: source,
+                        target,
+                    });
                 }
                 self.entries.push(SourceEntry::Symlink { path, target });
             } else if file_type.is_dir() {
-                self.entries.push(SourceEntry::Dir { path, mode: mode_of(&meta, 0o755) });
+                self.entries.push(SourceEntry::Dir {
+                    path,
+                    mode: mode_of(&meta, 0o755),
+                });
                 self.walk(&source, &relative)?;
             } else if file_type.is_file() {
-                self.entries.push(SourceEntry::File { path, source, size: meta.len(), mode: mode_of(&meta, 0o644) });
+                self.entries.push(SourceEntry::File {
+                    path,
+                    source,
+                    size: meta.len(),
+                    mode: mode_of(&meta, 0o644),
+                });
             } else {
-                return Err(Error::SpecialFile { path: source, kind: special_kind(&file_type) });
+                return Err(Error::SpecialFile {
+                    path: source,
+                    kind: special_kind(file_type),
+                });
             }
         }
         Ok(())
@@ -105,12 +169,23 @@ impl SourceTree {
 
     /// True when `path` is a regular file of the tree.
     pub fn has_file(&self, path: &TargetPath) -> bool {
-        self.entries.iter().any(|e| matches!(e, SourceEntry::File { path: p, .. } if p == path))
+        self.entries
+            .iter()
+            .any(|e| matches!(e, SourceEntry::File { path: p, .. } if p == path))
     }
 
     /// Sum of the file sizes.
     pub fn total_size(&self) -> u64 {
-        self.entries.iter().map(|e| if let SourceEntry::File { size, .. } = e { *size } else { 0 }).sum()
+        self.entries
+            .iter()
+            .map(|e| {
+                if let SourceEntry::File { size, .. } = e {
+                    *size
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 }
 
@@ -132,8 +207,13 @@ pub struct Packed {
 /// Streams `tree` as tar + zstd into `out`.
 pub fn pack(tree: &SourceTree, out: impl Write, options: &PackOptions) -> Result<Packed> {
     let package = |e: io::Error| Error::io("write the package for", tree.root(), e);
-    let mut counted = HashingWriter { inner: out, hasher: Sha256::new(), length: 0 };
-    let mut encoder = zstd::stream::write::Encoder::new(&mut counted, options.level).map_err(package)?;
+    let mut counted = HashingWriter {
+        inner: out,
+        hasher: Sha256::new(),
+        length: 0,
+    };
+    let mut encoder =
+        zstd::stream::write::Encoder::new(&mut counted, options.level).map_err(package)?;
     encoder.include_checksum(true).map_err(package)?;
     encoder.long_distance_matching(true).map_err(package)?;
     encoder.window_log(options.window_log).map_err(package)?;
@@ -153,48 +233,91 @@ pub fn pack(tree: &SourceTree, out: impl Write, options: &PackOptions) -> Result
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_mode(*mode);
                 header.set_size(0);
-                builder.append_data(&mut header, path.as_str(), io::empty()).map_err(package)?;
-                dirs.push(DirEntry { path: path.clone(), mode: *mode });
+                builder
+                    .append_data(&mut header, path.as_str(), io::empty())
+                    .map_err(package)?;
+                dirs.push(DirEntry {
+                    path: path.clone(),
+                    mode: *mode,
+                });
             }
             SourceEntry::Symlink { path, target } => {
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_mode(0o777);
                 header.set_size(0);
-                builder.append_link(&mut header, path.as_str(), target).map_err(package)?;
-                symlinks.push(SymlinkEntry { path: path.clone(), target: target.clone() });
+                builder
+                    .append_link(&mut header, path.as_str(), target)
+                    .map_err(package)?;
+                symlinks.push(SymlinkEntry {
+                    path: path.clone(),
+                    target: target.clone(),
+                });
             }
-            SourceEntry::File { path, source, size, mode } => {
+            SourceEntry::File {
+                path,
+                source,
+                size,
+                mode,
+            } => {
                 let file = File::open(source).map_err(|e| Error::io("read", source, e))?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(*mode);
                 header.set_size(*size);
-                let mut reader = HashingReader { inner: file.take(*size), hasher: Sha256::new(), length: 0, error: None };
+                let mut reader = HashingReader {
+                    inner: file.take(*size),
+                    hasher: Sha256::new(),
+                    length: 0,
+                    error: None,
+                };
                 let result = builder.append_data(&mut header, path.as_str(), &mut reader);
                 if let Some(error) = reader.error.take() {
                     return Err(Error::io("read", source, error));
                 }
                 result.map_err(package)?;
                 if reader.length != *size {
-                    return Err(Error::ChangedWhilePacking { path: source.clone(), reason: format!("it shrank from {size} to {} bytes", reader.length) });
+                    return Err(Error::ChangedWhilePacking {
+                        path: source.clone(),
+                        reason: format!("it shrank from {size} to {} bytes", reader.length),
+                    });
                 }
-                let now = fs::metadata(source).map_err(|e| Error::io("inspect", source, e))?.len();
+                let now = fs::metadata(source)
+                    .map_err(|e| Error::io("inspect", source, e))?
+                    .len();
                 if now != *size {
-                    return Err(Error::ChangedWhilePacking { path: source.clone(), reason: format!("its size went from {size} to {now} bytes") });
+                    return Err(Error::ChangedWhilePacking {
+                        path: source.clone(),
+                        reason: format!("its size went from {size} to {now} bytes"),
+                    });
                 }
-                files.push(FileEntry { path: path.clone(), size: *size, sha256: Sha256Digest::from_bytes(reader.hasher.finalize().into()), mode: *mode });
+                files.push(FileEntry {
+                    path: path.clone(),
+                    size: *size,
+                    sha256: Sha256Digest::from_bytes(reader.hasher.finalize().into()),
+                    mode: *mode,
+                });
             }
         }
     }
     let encoder = builder.into_inner().map_err(package)?;
     encoder.finish().map_err(package)?;
     counted.flush().map_err(package)?;
-    Ok(Packed { files, dirs, symlinks, length: counted.length, sha256: Sha256Digest::from_bytes(counted.hasher.finalize().into()) })
+    Ok(Packed {
+        files,
+        dirs,
+        symlinks,
+        length: counted.length,
+        sha256: Sha256Digest::from_bytes(counted.hasher.finalize().into()),
+    })
 }
 
 /// True when a link at `link_path` (store-relative, `/`-separated) pointing
 /// to `target` resolves inside the release.
 fn link_stays_inside(link_path: &str, target: &str) -> bool {
-    if target.is_empty() || target.starts_with('/') || target.contains('\\') || target.as_bytes().get(1) == Some(&b':') {
+    if target.is_empty()
+        || target.starts_with('/')
+        || target.contains('\\')
+        || target.as_bytes().get(1) == Some(&b':')
+    {
         return false;
     }
     let mut stack: Vec<&str> = link_path.split('/').collect();
@@ -227,7 +350,7 @@ fn mode_of(meta: &fs::Metadata, fallback: u32) -> u32 {
     }
 }
 
-fn special_kind(file_type: &fs::FileType) -> &'static str {
+fn special_kind(file_type: fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -316,9 +439,25 @@ mod tests {
         std::os::unix::fs::symlink("bin/app", src.join("link")).unwrap();
         let tree = SourceTree::scan(&src).unwrap();
         let mut first = Vec::new();
-        let packed = pack(&tree, &mut first, &PackOptions { level: 3, ..PackOptions::default() }).unwrap();
+        let packed = pack(
+            &tree,
+            &mut first,
+            &PackOptions {
+                level: 3,
+                ..PackOptions::default()
+            },
+        )
+        .unwrap();
         let mut second = Vec::new();
-        pack(&tree, &mut second, &PackOptions { level: 3, ..PackOptions::default() }).unwrap();
+        pack(
+            &tree,
+            &mut second,
+            &PackOptions {
+                level: 3,
+                ..PackOptions::default()
+            },
+        )
+        .unwrap();
         assert_eq!(first, second, "same tree, same bytes");
         assert_eq!(packed.sha256, Sha256Digest::of(&first));
         assert_eq!(packed.length, first.len() as u64);
@@ -327,8 +466,14 @@ mod tests {
 
         let decoder = zstd::stream::read::Decoder::new(&first[..]).unwrap();
         let mut archive = tar::Archive::new(decoder);
-        let names: Vec<String> =
-            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
-        assert!(names.contains(&"data.txt".to_string()) && names.contains(&"empty".to_string()), "{names:?}");
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(
+            names.contains(&"data.txt".to_string()) && names.contains(&"empty".to_string()),
+            "{names:?}"
+        );
     }
 }

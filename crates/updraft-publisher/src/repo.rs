@@ -12,11 +12,12 @@ use time::{Duration, OffsetDateTime};
 use updraft_fs::fault;
 use updraft_protocol::manifest::{FORMAT_VERSION, FileRef, PackageFormat, PackageKind};
 use updraft_protocol::tuf::{
-    Envelope, Expires, MetaFile, PublicKey, RoleKeys, RoleName, Root, SPEC_VERSION, SigningKey, Snapshot, TargetFile,
-    Targets, Timestamp,
+    Envelope, Expires, MetaFile, PublicKey, RoleKeys, RoleName, Root, SPEC_VERSION, SigningKey,
+    Snapshot, TargetFile, Targets, Timestamp,
 };
 use updraft_protocol::{
-    AppId, Arch, Channel, PackageCustom, Platform, ReleaseInfo, ReleaseManifest, Sha256Digest, TargetPath, Version,
+    AppId, Arch, Channel, PackageCustom, Platform, ReleaseInfo, ReleaseManifest, Sha256Digest,
+    TargetPath, Version,
 };
 
 use crate::error::{Error, Result};
@@ -40,7 +41,12 @@ pub struct ExpiryPolicy {
 
 impl Default for ExpiryPolicy {
     fn default() -> Self {
-        Self { root: Duration::days(365), targets: Duration::days(365), snapshot: Duration::days(30), timestamp: Duration::days(1) }
+        Self {
+            root: Duration::days(365),
+            targets: Duration::days(365),
+            snapshot: Duration::days(30),
+            timestamp: Duration::days(1),
+        }
     }
 }
 
@@ -58,17 +64,26 @@ pub struct InitReport {
 }
 
 /// Creates an empty signed store in `store_dir` from the keys in `keys_dir`.
-pub fn init(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &ExpiryPolicy) -> Result<InitReport> {
+pub fn init(
+    store_dir: &Path,
+    keys_dir: &Path,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<InitReport> {
     let keys = KeyDir::open(keys_dir)?;
     let root_keys = keys.root_keys()?;
     let threshold = u64::from(keys.root_threshold()?);
     if (root_keys.len() as u64) < threshold {
-        return Err(Error::MissingKey { role: format!("root (threshold {threshold})"), path: keys_dir.join(format!("root-{}.key", root_keys.len() + 1)) });
+        return Err(Error::MissingKey {
+            role: format!("root (threshold {threshold})"),
+            path: keys_dir.join(format!("root-{}.key", root_keys.len() + 1)),
+        });
     }
-    let online: Vec<(RoleName, SigningKey)> = [RoleName::Targets, RoleName::Snapshot, RoleName::Timestamp]
-        .into_iter()
-        .map(|role| keys.role_key(role).map(|loaded| (role, loaded.key)))
-        .collect::<Result<_>>()?;
+    let online: Vec<(RoleName, SigningKey)> =
+        [RoleName::Targets, RoleName::Snapshot, RoleName::Timestamp]
+            .into_iter()
+            .map(|role| keys.role_key(role).map(|loaded| (role, loaded.key)))
+            .collect::<Result<_>>()?;
 
     let mut all_keys = BTreeMap::new();
     let mut roles = BTreeMap::new();
@@ -76,11 +91,25 @@ pub fn init(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &Exp
     for key in &root_keys {
         all_keys.insert(key.key.public().key_id(), key.key.public());
     }
-    roles.insert("root".to_owned(), RoleKeys { keyids: root_ids, threshold, unrecognized: Map::new() });
+    roles.insert(
+        "root".to_owned(),
+        RoleKeys {
+            keyids: root_ids,
+            threshold,
+            unrecognized: Map::new(),
+        },
+    );
     for (role, key) in &online {
         let public: PublicKey = key.public();
         all_keys.insert(public.key_id(), public.clone());
-        roles.insert(role.as_str().to_owned(), RoleKeys { keyids: vec![public.key_id()], threshold: 1, unrecognized: Map::new() });
+        roles.insert(
+            role.as_str().to_owned(),
+            RoleKeys {
+                keyids: vec![public.key_id()],
+                threshold: 1,
+                unrecognized: Map::new(),
+            },
+        );
     }
     let root = Root {
         type_: "root".into(),
@@ -94,7 +123,13 @@ pub fn init(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &Exp
     };
     let signers: Vec<&SigningKey> = root_keys.iter().map(|k| &k.key).collect();
     let root = Envelope::sign(root, &signers);
-    let key_of = |role: RoleName| &online.iter().find(|(r, _)| *r == role).expect("loaded above").1;
+    let key_of = |role: RoleName| {
+        &online
+            .iter()
+            .find(|(r, _)| *r == role)
+            .expect("loaded above")
+            .1
+    };
 
     let targets = Targets {
         type_: "targets".into(),
@@ -121,7 +156,10 @@ pub fn init(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &Exp
     let root_bytes = root.to_bytes();
     tx.stage_bytes(&meta_path("1.root.json"), &root_bytes)?;
     tx.stage_bytes(&meta_path("root.json"), &root_bytes)?;
-    tx.stage_bytes(&Path::new(METADATA_DIR).join("versions.json"), &layout::versions_json(&targets.signed))?;
+    tx.stage_bytes(
+        &Path::new(METADATA_DIR).join("versions.json"),
+        &layout::versions_json(&targets.signed),
+    )?;
     stage_metadata(&mut tx, &targets, &snapshot, &timestamp)?;
     tx.commit()?;
     Ok(InitReport {
@@ -146,7 +184,10 @@ fn sign_snapshot_and_timestamp(
     timestamp_key: &SigningKey,
 ) -> (Envelope<Snapshot>, Envelope<Timestamp>) {
     let mut meta = BTreeMap::new();
-    meta.insert("targets.json".to_owned(), MetaFile::pinned(targets.signed.version, &targets.to_bytes()));
+    meta.insert(
+        "targets.json".to_owned(),
+        MetaFile::pinned(targets.signed.version, &targets.to_bytes()),
+    );
     let snapshot = Snapshot {
         type_: "snapshot".into(),
         spec_version: SPEC_VERSION.into(),
@@ -160,9 +201,18 @@ fn sign_snapshot_and_timestamp(
     (snapshot, timestamp)
 }
 
-fn sign_timestamp(snapshot: &Envelope<Snapshot>, version: u64, now: OffsetDateTime, policy: &ExpiryPolicy, key: &SigningKey) -> Envelope<Timestamp> {
+fn sign_timestamp(
+    snapshot: &Envelope<Snapshot>,
+    version: u64,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+    key: &SigningKey,
+) -> Envelope<Timestamp> {
     let mut meta = BTreeMap::new();
-    meta.insert("snapshot.json".to_owned(), MetaFile::pinned(snapshot.signed.version, &snapshot.to_bytes()));
+    meta.insert(
+        "snapshot.json".to_owned(),
+        MetaFile::pinned(snapshot.signed.version, &snapshot.to_bytes()),
+    );
     let timestamp = Timestamp {
         type_: "timestamp".into(),
         spec_version: SPEC_VERSION.into(),
@@ -182,8 +232,14 @@ fn stage_metadata(
     snapshot: &Envelope<Snapshot>,
     timestamp: &Envelope<Timestamp>,
 ) -> Result<()> {
-    tx.stage_bytes(&meta_path(&metadata_name("targets", targets.signed.version, true)), &targets.to_bytes())?;
-    tx.stage_bytes(&meta_path(&metadata_name("snapshot", snapshot.signed.version, true)), &snapshot.to_bytes())?;
+    tx.stage_bytes(
+        &meta_path(&metadata_name("targets", targets.signed.version, true)),
+        &targets.to_bytes(),
+    )?;
+    tx.stage_bytes(
+        &meta_path(&metadata_name("snapshot", snapshot.signed.version, true)),
+        &snapshot.to_bytes(),
+    )?;
     tx.stage_bytes(&meta_path("timestamp.json"), &timestamp.to_bytes())?;
     Ok(())
 }
@@ -191,7 +247,10 @@ fn stage_metadata(
 /// Stages the seed-layout views that differ from what is on disk.
 fn stage_views(store: &Store, tx: &mut updraft_fs::Transaction, targets: &Targets) -> Result<()> {
     let mut views = layout::latest_files(targets);
-    views.insert(format!("{METADATA_DIR}/versions.json"), layout::versions_json(targets));
+    views.insert(
+        format!("{METADATA_DIR}/versions.json"),
+        layout::versions_json(targets),
+    );
     for (path, bytes) in views {
         if fs::read(store.path().join(&path)).ok().as_deref() != Some(bytes.as_slice()) {
             tx.stage_bytes(Path::new(&path), &bytes)?;
@@ -251,21 +310,34 @@ pub struct PublishReport {
 const MAX_NOTES: u64 = 1 << 20;
 
 /// Packs, signs and adds a release to the store.
-pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now: OffsetDateTime, policy: &ExpiryPolicy) -> Result<PublishReport> {
+pub fn publish(
+    store_dir: &Path,
+    keys_dir: &Path,
+    request: &PublishRequest,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<PublishReport> {
     if request.rollout_percent > 100 {
-        return Err(Error::InvalidArgument(updraft_protocol::Error::InvalidName {
-            kind: "rollout percentage",
-            value: request.rollout_percent.to_string(),
-            reason: "it must be between 0 and 100".into(),
-        }));
+        return Err(Error::InvalidArgument(
+            updraft_protocol::Error::InvalidName {
+                kind: "rollout percentage",
+                value: request.rollout_percent.to_string(),
+                reason: "it must be between 0 and 100".into(),
+            },
+        ));
     }
     if let Some(min) = &request.min_supported_version
         && min > &request.version
     {
-        return Err(Error::InvalidArgument(updraft_protocol::Error::InvalidVersion {
-            value: min.to_string(),
-            reason: format!("the minimum supported version cannot be newer than the release itself ({})", request.version),
-        }));
+        return Err(Error::InvalidArgument(
+            updraft_protocol::Error::InvalidVersion {
+                value: min.to_string(),
+                reason: format!(
+                    "the minimum supported version cannot be newer than the release itself ({})",
+                    request.version
+                ),
+            },
+        ));
     }
     let notes = match &request.notes {
         None => None,
@@ -273,7 +345,10 @@ pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now:
     };
     let tree = SourceTree::scan(&request.source)?;
     if !tree.has_file(&request.main) {
-        return Err(Error::MainNotFound { main: request.main.to_string(), source_dir: request.source.clone() });
+        return Err(Error::MainNotFound {
+            main: request.main.to_string(),
+            source_dir: request.source.clone(),
+        });
     }
 
     let store = Store::open(store_dir)?;
@@ -287,7 +362,10 @@ pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now:
     let (existing, _) = layout::releases(&current.targets().signed);
     if existing.iter().any(|r| {
         let info = &r.custom.release;
-        info.app == request.app && info.version == request.version && info.platform == request.platform && info.arch == request.arch
+        info.app == request.app
+            && info.version == request.version
+            && info.platform == request.platform
+            && info.arch == request.arch
     }) {
         return Err(Error::AlreadyPublished {
             app: request.app.to_string(),
@@ -299,15 +377,31 @@ pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now:
     }
 
     let format = PackageFormat::TarZst;
-    let paths = ReleasePaths::new(&request.app, &request.version, &request.channel, request.platform, request.arch, format.extension());
+    let paths = ReleasePaths::new(
+        &request.app,
+        &request.version,
+        &request.channel,
+        request.platform,
+        request.arch,
+        format.extension(),
+    );
     let release_date = Expires::at(now).to_string();
     let mut tx = store.begin()?;
 
     let staged = tx.stage_file(Path::new(paths.package.as_str()))?;
     let mut writer = BufWriter::with_capacity(1 << 20, staged);
-    let options = PackOptions { mtime: u64::try_from(now.unix_timestamp()).unwrap_or(0), ..request.pack };
+    let options = PackOptions {
+        mtime: u64::try_from(now.unix_timestamp()).unwrap_or(0),
+        ..request.pack
+    };
     let packed = pack::pack(&tree, &mut writer, &options)?;
-    let staged = writer.into_inner().map_err(|e| Error::io("write", store_dir.join(paths.package.as_str()), e.into_error()))?;
+    let staged = writer.into_inner().map_err(|e| {
+        Error::io(
+            "write",
+            store_dir.join(paths.package.as_str()),
+            e.into_error(),
+        )
+    })?;
     staged.commit()?;
     fault::point("publish.packed");
 
@@ -333,23 +427,40 @@ pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now:
     };
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
     manifest_bytes.push(b'\n');
-    let manifest_ref = FileRef { path: paths.manifest.clone(), length: manifest_bytes.len() as u64, sha256: Sha256Digest::of(&manifest_bytes) };
+    let manifest_ref = FileRef {
+        path: paths.manifest.clone(),
+        length: manifest_bytes.len() as u64,
+        sha256: Sha256Digest::of(&manifest_bytes),
+    };
     tx.stage_bytes(Path::new(paths.manifest.as_str()), &manifest_bytes)?;
 
     let mut new_targets = current.targets().signed.clone();
-    let mut add_target = |tx: &mut updraft_fs::Transaction, path: &TargetPath, target: TargetFile| -> Result<()> {
-        let digest = target.sha256().expect("sha256 set above");
-        tx.stage_link(Path::new(&path.with_hash_prefix(&digest)), Path::new(path.as_str()))?;
-        new_targets.targets.insert(path.to_string(), target);
-        Ok(())
-    };
+    let mut add_target =
+        |tx: &mut updraft_fs::Transaction, path: &TargetPath, target: TargetFile| -> Result<()> {
+            let digest = target.sha256().expect("sha256 set above");
+            tx.stage_link(
+                Path::new(&path.with_hash_prefix(&digest)),
+                Path::new(path.as_str()),
+            )?;
+            new_targets.targets.insert(path.to_string(), target);
+            Ok(())
+        };
 
     let changelog = match notes {
         None => None,
         Some(text) => {
             let bytes = text.into_bytes();
-            let reference = FileRef { path: paths.changelog.clone(), length: bytes.len() as u64, sha256: Sha256Digest::of(&bytes) };
-            match current.targets().signed.targets.get(paths.changelog.as_str()) {
+            let reference = FileRef {
+                path: paths.changelog.clone(),
+                length: bytes.len() as u64,
+                sha256: Sha256Digest::of(&bytes),
+            };
+            match current
+                .targets()
+                .signed
+                .targets
+                .get(paths.changelog.as_str())
+            {
                 Some(existing) if existing.sha256() == Some(reference.sha256) => {}
                 Some(_) => {
                     return Err(Error::Conflict(format!(
@@ -359,13 +470,21 @@ pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now:
                 }
                 None => {
                     tx.stage_bytes(Path::new(paths.changelog.as_str()), &bytes)?;
-                    add_target(&mut tx, &paths.changelog, TargetFile::new(reference.length, &reference.sha256, None))?;
+                    add_target(
+                        &mut tx,
+                        &paths.changelog,
+                        TargetFile::new(reference.length, &reference.sha256, None),
+                    )?;
                 }
             }
             Some(reference)
         }
     };
-    add_target(&mut tx, &paths.manifest, TargetFile::new(manifest_ref.length, &manifest_ref.sha256, None))?;
+    add_target(
+        &mut tx,
+        &paths.manifest,
+        TargetFile::new(manifest_ref.length, &manifest_ref.sha256, None),
+    )?;
     let custom = PackageCustom {
         format_version: FORMAT_VERSION,
         kind: PackageKind::Full,
@@ -376,7 +495,11 @@ pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now:
         manifest: manifest_ref,
         changelog,
     };
-    add_target(&mut tx, &paths.package, TargetFile::new(packed.length, &packed.sha256, Some(custom.to_custom())))?;
+    add_target(
+        &mut tx,
+        &paths.package,
+        TargetFile::new(packed.length, &packed.sha256, Some(custom.to_custom())),
+    )?;
 
     new_targets.version += 1;
     new_targets.expires = Expires::at(now + policy.targets);
@@ -408,10 +531,19 @@ pub fn publish(store_dir: &Path, keys_dir: &Path, request: &PublishRequest, now:
 fn read_notes(path: &Path) -> Result<String> {
     let meta = fs::metadata(path).map_err(|e| Error::io("read the notes file", path, e))?;
     if meta.len() > MAX_NOTES {
-        return Err(Error::Conflict(format!("The notes file `{}` is {} bytes; the limit is {MAX_NOTES}", path.display(), meta.len())));
+        return Err(Error::Conflict(format!(
+            "The notes file `{}` is {} bytes; the limit is {MAX_NOTES}",
+            path.display(),
+            meta.len()
+        )));
     }
     let bytes = fs::read(path).map_err(|e| Error::io("read the notes file", path, e))?;
-    String::from_utf8(bytes).map_err(|_| Error::Conflict(format!("The notes file `{}` is not UTF-8 text", path.display())))
+    String::from_utf8(bytes).map_err(|_| {
+        Error::Conflict(format!(
+            "The notes file `{}` is not UTF-8 text",
+            path.display()
+        ))
+    })
 }
 
 /// What `repo refresh` re-signed.
@@ -429,7 +561,12 @@ pub struct RefreshReport {
 
 /// Re-signs the timestamp (and the snapshot or targets when they are within
 /// a quarter of their lifetime of expiring), and repairs the seed-layout views.
-pub fn refresh(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &ExpiryPolicy) -> Result<RefreshReport> {
+pub fn refresh(
+    store_dir: &Path,
+    keys_dir: &Path,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<RefreshReport> {
     let store = Store::open(store_dir)?;
     let current: Current = store.load_current()?;
     let keys = KeyDir::open(keys_dir)?;
@@ -454,18 +591,33 @@ pub fn refresh(store_dir: &Path, keys_dir: &Path, now: OffsetDateTime, policy: &
         let mut signed = snapshot.signed.clone();
         signed.version += 1;
         signed.expires = Expires::at(now + policy.snapshot);
-        signed.meta.insert("targets.json".to_owned(), MetaFile::pinned(targets.signed.version, &targets.to_bytes()));
+        signed.meta.insert(
+            "targets.json".to_owned(),
+            MetaFile::pinned(targets.signed.version, &targets.to_bytes()),
+        );
         snapshot = Envelope::sign(signed, &[&key.key]);
     }
-    let timestamp = sign_timestamp(&snapshot, current.timestamp().signed.version + 1, now, policy, &timestamp_key.key);
+    let timestamp = sign_timestamp(
+        &snapshot,
+        current.timestamp().signed.version + 1,
+        now,
+        policy,
+        &timestamp_key.key,
+    );
 
     let mut tx = store.begin()?;
     stage_views(&store, &mut tx, &targets.signed)?;
     if renewed_targets {
-        tx.stage_bytes(&meta_path(&metadata_name("targets", targets.signed.version, true)), &targets.to_bytes())?;
+        tx.stage_bytes(
+            &meta_path(&metadata_name("targets", targets.signed.version, true)),
+            &targets.to_bytes(),
+        )?;
     }
     if renewed_snapshot {
-        tx.stage_bytes(&meta_path(&metadata_name("snapshot", snapshot.signed.version, true)), &snapshot.to_bytes())?;
+        tx.stage_bytes(
+            &meta_path(&metadata_name("snapshot", snapshot.signed.version, true)),
+            &snapshot.to_bytes(),
+        )?;
     }
     tx.stage_bytes(&meta_path("timestamp.json"), &timestamp.to_bytes())?;
     tx.commit()?;
@@ -489,11 +641,23 @@ mod tests {
         generate(&keys, KeygenOptions::default()).unwrap();
         let now = OffsetDateTime::now_utc();
         init(&store, &keys, now, &ExpiryPolicy::default()).unwrap();
-        let report = refresh(&store, &keys, now + Duration::hours(23), &ExpiryPolicy::default()).unwrap();
+        let report = refresh(
+            &store,
+            &keys,
+            now + Duration::hours(23),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
         assert_eq!(report.timestamp_version, 2);
         assert!(!report.renewed_snapshot && !report.renewed_targets);
         // Near the snapshot's expiry the snapshot is renewed too.
-        let report = refresh(&store, &keys, now + Duration::days(28), &ExpiryPolicy::default()).unwrap();
+        let report = refresh(
+            &store,
+            &keys,
+            now + Duration::days(28),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
         assert!(report.renewed_snapshot && !report.renewed_targets);
         let current = crate::store::load_chain(&store, Some(now + Duration::days(28))).unwrap();
         assert_eq!(current.snapshot().signed.version, 2);

@@ -53,8 +53,13 @@ impl Store {
     /// Opens an existing store: takes its lock (failing at once if another
     /// updraft holds it) and undoes any publish that was interrupted.
     pub fn open(path: &Path) -> Result<Self> {
-        if !path.join(METADATA_DIR).join("root.json").is_file() && !path.join(METADATA_DIR).join("1.root.json").is_file() {
-            return Err(Error::NotAStore { path: path.to_path_buf(), reason: "it has no `metadata/root.json`".into() });
+        if !path.join(METADATA_DIR).join("root.json").is_file()
+            && !path.join(METADATA_DIR).join("1.root.json").is_file()
+        {
+            return Err(Error::NotAStore {
+                path: path.to_path_buf(),
+                reason: "it has no `metadata/root.json`".into(),
+            });
         }
         updraft_fs::create_dir_all_durable(&path.join(STATE_DIR))?;
         Self::lock(path)
@@ -63,7 +68,11 @@ impl Store {
     fn lock(path: &Path) -> Result<Self> {
         let lock = StoreLock::try_acquire(&path.join(STATE_DIR).join("lock"))?;
         let recovery = updraft_fs::recover(path, &path.join(STATE_DIR).join("tx"))?;
-        Ok(Self { root: path.to_path_buf(), _lock: lock, recovery })
+        Ok(Self {
+            root: path.to_path_buf(),
+            _lock: lock,
+            recovery,
+        })
     }
 
     /// The store folder.
@@ -78,7 +87,10 @@ impl Store {
 
     /// Starts a transaction over the store.
     pub fn begin(&self) -> Result<Transaction> {
-        Ok(Transaction::begin(&self.root, &self.root.join(STATE_DIR).join("tx"))?)
+        Ok(Transaction::begin(
+            &self.root,
+            &self.root.join(STATE_DIR).join("tx"),
+        )?)
     }
 
     /// Reads a file relative to the store.
@@ -128,7 +140,11 @@ impl Current {
 
 /// The file name of a role's metadata at `version`.
 pub fn metadata_name(role: &str, version: u64, consistent: bool) -> String {
-    if consistent || role == "root" { format!("{version}.{role}.json") } else { format!("{role}.json") }
+    if consistent || role == "root" {
+        format!("{version}.{role}.json")
+    } else {
+        format!("{role}.json")
+    }
 }
 
 /// Walks the metadata chain of the store at `root`: every `N.root.json`
@@ -140,8 +156,15 @@ pub fn load_chain(root: &Path, reference_time: Option<OffsetDateTime>) -> Result
         let path = metadata.join(name);
         fs::read(&path).map_err(|e| Error::io("read", path, e))
     };
-    let verification = |name: &str, source| Error::Verification { path: metadata.join(name), source };
-    let first = if metadata.join("1.root.json").is_file() { "1.root.json" } else { "root.json" };
+    let verification = |name: &str, source| Error::Verification {
+        path: metadata.join(name),
+        source,
+    };
+    let first = if metadata.join("1.root.json").is_file() {
+        "1.root.json"
+    } else {
+        "root.json"
+    };
     let time = reference_time.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let mut trusted = TrustedSet::new(&read(first)?, time).map_err(|e| verification(first, e))?;
     loop {
@@ -149,16 +172,36 @@ pub fn load_chain(root: &Path, reference_time: Option<OffsetDateTime>) -> Result
         if !metadata.join(&name).is_file() {
             break;
         }
-        trusted.update_root(&read(&name)?).map_err(|e| verification(&name, e))?;
+        trusted
+            .update_root(&read(&name)?)
+            .map_err(|e| verification(&name, e))?;
     }
-    trusted.update_timestamp(&read("timestamp.json")?).map_err(|e| verification("timestamp.json", e))?;
+    trusted
+        .update_timestamp(&read("timestamp.json")?)
+        .map_err(|e| verification("timestamp.json", e))?;
     let consistent = trusted.root().signed.consistent_snapshot;
-    let snapshot_name = metadata_name("snapshot", trusted.timestamp().expect("loaded").signed.snapshot_meta().version, consistent);
-    trusted.update_snapshot(&read(&snapshot_name)?, false).map_err(|e| verification(&snapshot_name, e))?;
+    let snapshot_name = metadata_name(
+        "snapshot",
+        trusted
+            .timestamp()
+            .expect("loaded")
+            .signed
+            .snapshot_meta()
+            .version,
+        consistent,
+    );
+    trusted
+        .update_snapshot(&read(&snapshot_name)?, false)
+        .map_err(|e| verification(&snapshot_name, e))?;
     let targets_version = trusted.snapshot().expect("loaded").signed.meta["targets.json"].version;
     let targets_name = metadata_name("targets", targets_version, consistent);
-    trusted.update_targets(&read(&targets_name)?).map_err(|e| verification(&targets_name, e))?;
-    Ok(Current { trusted, consistent_snapshot: consistent })
+    trusted
+        .update_targets(&read(&targets_name)?)
+        .map_err(|e| verification(&targets_name, e))?;
+    Ok(Current {
+        trusted,
+        consistent_snapshot: consistent,
+    })
 }
 
 /// Where one release's files live in the store.
@@ -177,7 +220,14 @@ pub struct ReleasePaths {
 impl ReleasePaths {
     /// The seed's layout, with platform and arch in the names so one version
     /// folder can hold every target of every app.
-    pub fn new(app: &AppId, version: &Version, channel: &Channel, platform: Platform, arch: Arch, extension: &str) -> Self {
+    pub fn new(
+        app: &AppId,
+        version: &Version,
+        channel: &Channel,
+        platform: Platform,
+        arch: Arch,
+        extension: &str,
+    ) -> Self {
         let stem = format!("{app}_v{version}_{platform}_{arch}");
         let path = |text: String| TargetPath::new(&text).expect("built from validated parts");
         Self {

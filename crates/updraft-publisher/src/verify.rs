@@ -49,7 +49,10 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.into(), message: message.into() });
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -58,7 +61,10 @@ impl VerifyReport {
 pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<VerifyReport> {
     let metadata = store_dir.join(METADATA_DIR);
     if !metadata.is_dir() {
-        return Err(Error::NotAStore { path: store_dir.to_path_buf(), reason: "it has no `metadata` folder".into() });
+        return Err(Error::NotAStore {
+            path: store_dir.to_path_buf(),
+            reason: "it has no `metadata` folder".into(),
+        });
     }
     let mut report = VerifyReport::default();
     // An updraft store is recovered first (an interrupted publish is undone),
@@ -90,18 +96,44 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
     report.root_version = current.root().signed.version;
     let consistent = current.consistent_snapshot;
 
-    check_expiry(&mut report, &format!("{METADATA_DIR}/{}.root.json", current.root().signed.version), &current.root().signed, reference_time);
-    check_expiry(&mut report, &format!("{METADATA_DIR}/timestamp.json"), &current.timestamp().signed, reference_time);
+    check_expiry(
+        &mut report,
+        &format!("{METADATA_DIR}/{}.root.json", current.root().signed.version),
+        &current.root().signed,
+        reference_time,
+    );
+    check_expiry(
+        &mut report,
+        &format!("{METADATA_DIR}/timestamp.json"),
+        &current.timestamp().signed,
+        reference_time,
+    );
     let snapshot_file = metadata_name("snapshot", current.snapshot().signed.version, consistent);
-    check_expiry(&mut report, &format!("{METADATA_DIR}/{snapshot_file}"), &current.snapshot().signed, reference_time);
+    check_expiry(
+        &mut report,
+        &format!("{METADATA_DIR}/{snapshot_file}"),
+        &current.snapshot().signed,
+        reference_time,
+    );
     let targets_file = metadata_name("targets", current.targets().signed.version, consistent);
-    check_expiry(&mut report, &format!("{METADATA_DIR}/{targets_file}"), &current.targets().signed, reference_time);
+    check_expiry(
+        &mut report,
+        &format!("{METADATA_DIR}/{targets_file}"),
+        &current.targets().signed,
+        reference_time,
+    );
 
     let newest_root = metadata.join(format!("{}.root.json", current.root().signed.version));
     if let Ok(plain) = fs::read(metadata.join("root.json"))
         && fs::read(&newest_root).ok().as_deref() != Some(plain.as_slice())
     {
-        report.problem(format!("{METADATA_DIR}/root.json"), format!("it differs from the newest root `{}`", relative(store_dir, &newest_root)));
+        report.problem(
+            format!("{METADATA_DIR}/root.json"),
+            format!(
+                "it differs from the newest root `{}`",
+                relative(store_dir, &newest_root)
+            ),
+        );
     }
 
     let targets = &current.targets().signed;
@@ -114,7 +146,10 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
         let mut locations = Vec::new();
         match (consistent, target.sha256()) {
             (true, Some(digest)) => locations.push((path.with_hash_prefix(&digest), true)),
-            (true, None) => report.problem(name.clone(), "the target lists no sha256, so its consistent-snapshot copy cannot be found"),
+            (true, None) => report.problem(
+                name.clone(),
+                "the target lists no sha256, so its consistent-snapshot copy cannot be found",
+            ),
             (false, _) => {}
         }
         // The seed-layout copy under the plain name: required in an updraft
@@ -147,7 +182,10 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
     if updraft_store {
         let expected = layout::versions_json(targets);
         if fs::read(metadata.join("versions.json")).ok() != Some(expected) {
-            report.problem(format!("{METADATA_DIR}/versions.json"), "it does not match the signed targets; `updraft repo refresh` rewrites it");
+            report.problem(
+                format!("{METADATA_DIR}/versions.json"),
+                "it does not match the signed targets; `updraft repo refresh` rewrites it",
+            );
         }
         let expected = layout::latest_files(targets);
         for (path, bytes) in &expected {
@@ -169,49 +207,93 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
 }
 
 fn relative(store_dir: &Path, path: &Path) -> String {
-    path.strip_prefix(store_dir).unwrap_or(path).display().to_string()
+    path.strip_prefix(store_dir)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn check_expiry<T: Role>(report: &mut VerifyReport, path: &str, role: &T, now: OffsetDateTime) {
     if role.expires().is_expired(now) {
-        let hint = if T::NAME.as_str() == "timestamp" { "; run `updraft repo refresh`" } else { "" };
+        let hint = if T::NAME.as_str() == "timestamp" {
+            "; run `updraft repo refresh`"
+        } else {
+            ""
+        };
         report.problem(path, format!("it expired at {}{hint}", role.expires()));
     }
 }
 
-fn check_target(file: &Path, location: &str, target: &TargetFile) -> std::result::Result<(), String> {
+fn check_target(
+    file: &Path,
+    location: &str,
+    target: &TargetFile,
+) -> std::result::Result<(), String> {
     let mut checker = target.checker(location).map_err(|e| e.to_string())?;
     let mut reader = File::open(file).map_err(|e| format!("it cannot be read: {e}"))?;
     let mut buffer = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buffer).map_err(|e| format!("it cannot be read: {e}"))?;
+        let n = reader
+            .read(&mut buffer)
+            .map_err(|e| format!("it cannot be read: {e}"))?;
         if n == 0 {
             break;
         }
-        checker.update(location, &buffer[..n]).map_err(|e| e.to_string())?;
+        checker
+            .update(location, &buffer[..n])
+            .map_err(|e| e.to_string())?;
     }
     checker.finish(location, target).map_err(|e| e.to_string())
 }
 
-fn check_release(store_dir: &Path, targets: &updraft_protocol::tuf::Targets, release: &layout::PublishedRelease, report: &mut VerifyReport) {
+fn check_release(
+    store_dir: &Path,
+    targets: &updraft_protocol::tuf::Targets,
+    release: &layout::PublishedRelease,
+    report: &mut VerifyReport,
+) {
     let custom = &release.custom;
     let manifest_ref = &custom.manifest;
     match targets.targets.get(manifest_ref.path.as_str()) {
-        Some(target) if target.length == manifest_ref.length && target.sha256() == Some(manifest_ref.sha256) => {}
-        Some(_) => report.problem(release.path.clone(), format!("its manifest reference does not match the signed target `{}`", manifest_ref.path)),
+        Some(target)
+            if target.length == manifest_ref.length
+                && target.sha256() == Some(manifest_ref.sha256) => {}
+        Some(_) => report.problem(
+            release.path.clone(),
+            format!(
+                "its manifest reference does not match the signed target `{}`",
+                manifest_ref.path
+            ),
+        ),
         None => {
-            report.problem(release.path.clone(), format!("its manifest `{}` is not a signed target", manifest_ref.path));
+            report.problem(
+                release.path.clone(),
+                format!(
+                    "its manifest `{}` is not a signed target",
+                    manifest_ref.path
+                ),
+            );
             return;
         }
     }
     if let Some(changelog) = &custom.changelog {
         let signed = targets.targets.get(changelog.path.as_str());
-        if signed.is_none_or(|t| t.length != changelog.length || t.sha256() != Some(changelog.sha256)) {
-            report.problem(release.path.clone(), format!("its changelog reference does not match the signed target `{}`", changelog.path));
+        if signed
+            .is_none_or(|t| t.length != changelog.length || t.sha256() != Some(changelog.sha256))
+        {
+            report.problem(
+                release.path.clone(),
+                format!(
+                    "its changelog reference does not match the signed target `{}`",
+                    changelog.path
+                ),
+            );
         }
     }
     let manifest_path = store_dir.join(manifest_ref.path.as_str());
-    let Ok(bytes) = fs::read(&manifest_path) else { return }; // already reported as missing
+    let Ok(bytes) = fs::read(&manifest_path) else {
+        return;
+    }; // already reported as missing
     if Sha256Digest::of(&bytes) != manifest_ref.sha256 {
         return; // already reported as a hash mismatch
     }
@@ -223,16 +305,36 @@ fn check_release(store_dir: &Path, targets: &updraft_protocol::tuf::Targets, rel
         }
     };
     if manifest.release != custom.release {
-        report.problem(manifest_ref.path.to_string(), format!("its release info differs from the signed target `{}`", release.path));
+        report.problem(
+            manifest_ref.path.to_string(),
+            format!(
+                "its release info differs from the signed target `{}`",
+                release.path
+            ),
+        );
     }
-    if manifest.files.len() as u64 != custom.file_count || manifest.installed_size() != custom.installed_size {
-        report.problem(manifest_ref.path.to_string(), "its file count or size differs from the signed target");
+    if manifest.files.len() as u64 != custom.file_count
+        || manifest.installed_size() != custom.installed_size
+    {
+        report.problem(
+            manifest_ref.path.to_string(),
+            "its file count or size differs from the signed target",
+        );
     }
     if !manifest.files.iter().any(|f| f.path == custom.release.main) {
-        report.problem(manifest_ref.path.to_string(), format!("the main program `{}` is not among its files", custom.release.main));
+        report.problem(
+            manifest_ref.path.to_string(),
+            format!(
+                "the main program `{}` is not among its files",
+                custom.release.main
+            ),
+        );
     }
     let package = store_dir.join(&release.path);
-    if release.sha256.is_some_and(|digest| !file_matches(&package, release.length, digest)) {
+    if release
+        .sha256
+        .is_some_and(|digest| !file_matches(&package, release.length, digest))
+    {
         return; // already reported
     }
     report.packages_checked += 1;
@@ -242,49 +344,91 @@ fn check_release(store_dir: &Path, targets: &updraft_protocol::tuf::Targets, rel
 }
 
 fn file_matches(path: &Path, length: u64, digest: Sha256Digest) -> bool {
-    let Ok(mut file) = File::open(path) else { return false };
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
     let mut hasher = Sha256::new();
-    let Ok(copied) = io::copy(&mut file, &mut hasher) else { return false };
+    let Ok(copied) = io::copy(&mut file, &mut hasher) else {
+        return false;
+    };
     copied == length && Sha256Digest::from_bytes(hasher.finalize().into()) == digest
 }
 
 /// Unpacks the package in memory-flat streaming mode and compares every entry
 /// with the manifest: same paths, sizes, digests, modes and links, nothing extra.
-fn check_package_contents(package: &Path, manifest: &ReleaseManifest) -> std::result::Result<(), String> {
+fn check_package_contents(
+    package: &Path,
+    manifest: &ReleaseManifest,
+) -> std::result::Result<(), String> {
     let file = File::open(package).map_err(|e| format!("it cannot be read: {e}"))?;
-    let decoder = zstd::stream::read::Decoder::new(file).map_err(|e| format!("it is not a zstd stream: {e}"))?;
+    let decoder = zstd::stream::read::Decoder::new(file)
+        .map_err(|e| format!("it is not a zstd stream: {e}"))?;
     let mut archive = tar::Archive::new(decoder);
-    let mut files: BTreeMap<&str, _> = manifest.files.iter().map(|f| (f.path.as_str(), f)).collect();
-    let links: BTreeMap<&str, &str> = manifest.symlinks.iter().map(|l| (l.path.as_str(), l.target.as_str())).collect();
+    let mut files: BTreeMap<&str, _> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let links: BTreeMap<&str, &str> = manifest
+        .symlinks
+        .iter()
+        .map(|l| (l.path.as_str(), l.target.as_str()))
+        .collect();
     let dirs: BTreeSet<&str> = manifest.dirs.iter().map(|d| d.path.as_str()).collect();
-    let entries = archive.entries().map_err(|e| format!("it is not a valid archive: {e}"))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("it is not a valid archive: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("it is not a valid archive: {e}"))?;
-        let name = entry.path().map_err(|e| format!("an entry has an unreadable path: {e}"))?.to_string_lossy().trim_end_matches('/').to_owned();
+        let name = entry
+            .path()
+            .map_err(|e| format!("an entry has an unreadable path: {e}"))?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
         match entry.header().entry_type() {
             tar::EntryType::Regular => {
                 let Some(expected) = files.remove(name.as_str()) else {
-                    return Err(format!("it contains `{name}`, which the manifest does not list"));
+                    return Err(format!(
+                        "it contains `{name}`, which the manifest does not list"
+                    ));
                 };
                 let mut hasher = Sha256::new();
-                let size = io::copy(&mut entry, &mut hasher).map_err(|e| format!("`{name}` cannot be unpacked: {e}"))?;
+                let size = io::copy(&mut entry, &mut hasher)
+                    .map_err(|e| format!("`{name}` cannot be unpacked: {e}"))?;
                 let digest = Sha256Digest::from_bytes(hasher.finalize().into());
                 if size != expected.size || digest != expected.sha256 {
-                    return Err(format!("`{name}` in the package differs from the manifest (size {size}, sha256 `{digest}`)"));
+                    return Err(format!(
+                        "`{name}` in the package differs from the manifest (size {size}, sha256 `{digest}`)"
+                    ));
                 }
                 let mode = entry.header().mode().unwrap_or(0) & 0o7777;
                 if mode != expected.mode {
-                    return Err(format!("`{name}` has mode {mode:o} in the package but {:o} in the manifest", expected.mode));
+                    return Err(format!(
+                        "`{name}` has mode {mode:o} in the package but {:o} in the manifest",
+                        expected.mode
+                    ));
                 }
             }
             tar::EntryType::Directory if dirs.contains(name.as_str()) => {}
             tar::EntryType::Symlink => {
-                let target = entry.link_name().ok().flatten().map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if links.get(name.as_str()) != Some(&target.as_str()) {
-                    return Err(format!("the link `{name}` -> `{target}` is not in the manifest"));
+                    return Err(format!(
+                        "the link `{name}` -> `{target}` is not in the manifest"
+                    ));
                 }
             }
-            other => return Err(format!("it contains `{name}` of type {other:?}, which the manifest does not list")),
+            other => {
+                return Err(format!(
+                    "it contains `{name}` of type {other:?}, which the manifest does not list"
+                ));
+            }
         }
     }
     if let Some(missing) = files.keys().next() {

@@ -20,17 +20,29 @@ pub fn snapshot_tree(root: &Path, skip: &[&str]) -> BTreeMap<String, String> {
 }
 
 fn walk(root: &Path, dir: &Path, skip: &[&str], out: &mut BTreeMap<String, String>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries {
         let path = entry.expect("readable folder").path();
-        let relative = path.strip_prefix(root).expect("inside root").to_string_lossy().into_owned();
-        if skip.iter().any(|s| relative == *s || relative.starts_with(&format!("{s}/"))) {
+        let relative = path
+            .strip_prefix(root)
+            .expect("inside root")
+            .to_string_lossy()
+            .into_owned();
+        if skip
+            .iter()
+            .any(|s| relative == *s || relative.starts_with(&format!("{s}/")))
+        {
             continue;
         }
         let meta = fs::symlink_metadata(&path).expect("stat");
         let mode = mode(&meta);
         if meta.file_type().is_symlink() {
-            out.insert(relative, format!("link -> {}", fs::read_link(&path).expect("link").display()));
+            out.insert(
+                relative,
+                format!("link -> {}", fs::read_link(&path).expect("link").display()),
+            );
         } else if meta.is_dir() {
             out.insert(relative, format!("dir {mode:o}"));
             walk(root, &path, skip, out);
@@ -58,9 +70,23 @@ pub fn write_app(dir: &Path, version: &str) {
     fs::create_dir_all(dir.join("bin")).unwrap();
     fs::create_dir_all(dir.join("lib")).unwrap();
     fs::create_dir_all(dir.join("share/empty")).unwrap();
-    fs::write(dir.join("bin/app"), format!("#!/bin/sh\necho app {version}\n")).unwrap();
-    fs::write(dir.join("lib/libcore.so.1"), format!("core library {version}\n").repeat(500)).unwrap();
-    fs::write(dir.join("share/data.bin"), (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    fs::write(
+        dir.join("bin/app"),
+        format!("#!/bin/sh\necho app {version}\n"),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("lib/libcore.so.1"),
+        format!("core library {version}\n").repeat(500),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("share/data.bin"),
+        (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -86,8 +112,18 @@ impl TestStore {
         let keys = dir.join("keys");
         let store = dir.join("store");
         updraft_publisher::keys::generate(&keys, KeygenOptions::default()).unwrap();
-        updraft_publisher::init(&store, &keys, OffsetDateTime::now_utc(), &ExpiryPolicy::default()).unwrap();
-        Self { dir: dir.to_path_buf(), keys, store }
+        updraft_publisher::init(
+            &store,
+            &keys,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
+        Self {
+            dir: dir.to_path_buf(),
+            keys,
+            store,
+        }
     }
 
     /// A publish request for the demo app at `version` from `source`.
@@ -104,7 +140,10 @@ impl TestStore {
             force: false,
             min_supported_version: None,
             source: source.to_path_buf(),
-            pack: PackOptions { level: 3, ..PackOptions::default() },
+            pack: PackOptions {
+                level: 3,
+                ..PackOptions::default()
+            },
         }
     }
 
@@ -114,8 +153,14 @@ impl TestStore {
         if !source.exists() {
             write_app(&source, version);
         }
-        updraft_publisher::publish(&self.store, &self.keys, &Self::request(version, &source), OffsetDateTime::now_utc(), &ExpiryPolicy::default())
-            .unwrap()
+        updraft_publisher::publish(
+            &self.store,
+            &self.keys,
+            &Self::request(version, &source),
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap()
     }
 
     /// The store's content, excluding updraft's private `.updraft` folder.
@@ -127,9 +172,13 @@ impl TestStore {
 /// The `python3` to run python-tuf with; panics with the install hint when
 /// python-tuf is missing (CI installs it: `pip install tuf`).
 pub fn python_with_tuf() -> Command {
-    let probe = Command::new("python3").args(["-c", "import tuf.ngclient"]).output();
+    let probe = Command::new("python3")
+        .args(["-c", "import tuf.ngclient"])
+        .output();
     match probe {
         Ok(output) if output.status.success() => Command::new("python3"),
-        _ => panic!("python3 with python-tuf is required for the interop tests: run `pip install tuf`"),
+        _ => panic!(
+            "python3 with python-tuf is required for the interop tests: run `pip install tuf`"
+        ),
     }
 }

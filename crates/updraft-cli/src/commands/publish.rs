@@ -20,12 +20,25 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         min_supported_version: args.min_supported.clone(),
         source: args.source.clone(),
-        pack: PackOptions { level: args.level, ..PackOptions::default() },
+        pack: PackOptions {
+            level: args.level,
+            ..PackOptions::default()
+        },
     };
     if interactive() {
-        eprintln!("Packing `{}` (zstd level {})...", args.source.display(), args.level);
+        eprintln!(
+            "Packing `{}` (zstd level {})...",
+            args.source.display(),
+            args.level
+        );
     }
-    let report = updraft_publisher::publish(&args.repo, &args.keys, &request, OffsetDateTime::now_utc(), &ExpiryPolicy::default())?;
+    let report = updraft_publisher::publish(
+        &args.repo,
+        &args.keys,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
     println!(
         "Published {} {} for {}/{} on channel {}: {} files ({}) packed into {} ({}).",
         args.app,
@@ -38,6 +51,9 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         report.package,
         bytes(report.length)
     );
-    println!("sha256 {}; targets metadata is now version {}.", report.sha256, report.targets_version);
+    println!(
+        "sha256 {}; targets metadata is now version {}.",
+        report.sha256, report.targets_version
+    );
     Ok(ExitCode::SUCCESS)
 }

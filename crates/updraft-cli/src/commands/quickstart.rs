@@ -15,8 +15,16 @@ const APP: &str = "kuzflow-demo";
 
 /// Runs keygen, init, two publishes, refresh and verify in `dir`.
 pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
-    if dir.exists() && fs::read_dir(dir).with_context(|| format!("Could not list `{}`", dir.display()))?.next().is_some() {
-        bail!("The quickstart folder `{}` is not empty; pass --dir with a new folder", dir.display());
+    if dir.exists()
+        && fs::read_dir(dir)
+            .with_context(|| format!("Could not list `{}`", dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "The quickstart folder `{}` is not empty; pass --dir with a new folder",
+            dir.display()
+        );
     }
     let (keys, store) = (dir.join("keys"), dir.join("store"));
     let now = OffsetDateTime::now_utc();
@@ -31,11 +39,23 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         let source = dir.join(format!("dist/{version}"));
         write_demo_app(&source, version)?;
         let notes = dir.join(format!("dist/CHANGELOG-{version}.md"));
-        fs::write(&notes, format!("## {APP} {version}\n\n- {}\n", if index == 0 { "First release." } else { "Faster start-up and a new greeting." }))
-            .with_context(|| format!("Could not write `{}`", notes.display()))?;
+        fs::write(
+            &notes,
+            format!(
+                "## {APP} {version}\n\n- {}\n",
+                if index == 0 {
+                    "First release."
+                } else {
+                    "Faster start-up and a new greeting."
+                }
+            ),
+        )
+        .with_context(|| format!("Could not write `{}`", notes.display()))?;
         step(
             3 + index,
-            &format!("updraft publish --repo store --keys keys --app {APP} --version {version} --platform linux --arch x86_64 --main bin/{APP} --notes dist/CHANGELOG-{version}.md dist/{version}"),
+            &format!(
+                "updraft publish --repo store --keys keys --app {APP} --version {version} --platform linux --arch x86_64 --main bin/{APP} --notes dist/CHANGELOG-{version}.md dist/{version}"
+            ),
         );
         let request = PublishRequest {
             app: APP.parse()?,
@@ -52,28 +72,46 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
             pack: PackOptions::default(),
         };
         let report = updraft_publisher::publish(&store, &keys, &request, now, &policy)?;
-        println!("   -> {} ({}, sha256 {}...)", report.package, bytes(report.length), &report.sha256.to_hex()[..16]);
+        println!(
+            "   -> {} ({}, sha256 {}...)",
+            report.package,
+            bytes(report.length),
+            &report.sha256.to_hex()[..16]
+        );
     }
 
     step(5, "updraft repo refresh --repo store --keys keys");
     let refreshed = updraft_publisher::refresh(&store, &keys, now, &policy)?;
-    println!("   -> timestamp version {} valid until {}", refreshed.timestamp_version, refreshed.timestamp_expires);
+    println!(
+        "   -> timestamp version {} valid until {}",
+        refreshed.timestamp_version, refreshed.timestamp_expires
+    );
     step(6, "updraft repo verify --repo store");
     let report = updraft_publisher::verify(&store, now)?;
     if !report.problems.is_empty() {
         for problem in &report.problems {
             eprintln!("problem: {problem}");
         }
-        bail!("The quickstart store `{}` failed verification", store.display());
+        bail!(
+            "The quickstart store `{}` failed verification",
+            store.display()
+        );
     }
-    println!("   -> valid: {} target files and {} packages checked", report.targets_checked, report.packages_checked);
+    println!(
+        "   -> valid: {} target files and {} packages checked",
+        report.targets_checked, report.packages_checked
+    );
 
     println!("\nDone. Everything is in `{}`:", dir.display());
     println!("  keys/                  signing keys (private, 0600)");
-    println!("  store/metadata/        signed TUF metadata; ship store/metadata/root.json with your app");
+    println!(
+        "  store/metadata/        signed TUF metadata; ship store/metadata/root.json with your app"
+    );
     println!("  store/releases/        packages and manifests, one folder per version");
     println!("  store/changelog/       release notes");
-    println!("Serve `store/` from any static host or CDN; clients verify every byte against the signed metadata.");
+    println!(
+        "Serve `store/` from any static host or CDN; clients verify every byte against the signed metadata."
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -85,15 +123,21 @@ fn write_demo_app(source: &Path, version: &str) -> anyhow::Result<()> {
     let bin = source.join("bin");
     fs::create_dir_all(&bin).with_context(|| format!("Could not create `{}`", bin.display()))?;
     let main = bin.join(APP);
-    fs::write(&main, format!("#!/bin/sh\necho \"{APP} {version}\"\n")).with_context(|| format!("Could not write `{}`", main.display()))?;
+    fs::write(&main, format!("#!/bin/sh\necho \"{APP} {version}\"\n"))
+        .with_context(|| format!("Could not write `{}`", main.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&main, fs::Permissions::from_mode(0o755)).with_context(|| format!("Could not make `{}` executable", main.display()))?;
+        fs::set_permissions(&main, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("Could not make `{}` executable", main.display()))?;
     }
     let data = source.join("share");
     fs::create_dir_all(&data).with_context(|| format!("Could not create `{}`", data.display()))?;
     let readme = data.join("README.txt");
-    fs::write(&readme, format!("{APP} {version}: a demo app published by `updraft quickstart`.\n")).with_context(|| format!("Could not write `{}`", readme.display()))?;
+    fs::write(
+        &readme,
+        format!("{APP} {version}: a demo app published by `updraft quickstart`.\n"),
+    )
+    .with_context(|| format!("Could not write `{}`", readme.display()))?;
     Ok(())
 }

@@ -8,14 +8,22 @@ use crate::output::EXIT_VERIFICATION;
 
 /// `updraft repo init`.
 pub(crate) fn init(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
-    let report = updraft_publisher::init(repo, keys, OffsetDateTime::now_utc(), &ExpiryPolicy::default())?;
+    let report = updraft_publisher::init(
+        repo,
+        keys,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
     println!(
         "Created an empty signed store in `{}` (root threshold {} of {}).",
         report.store.display(),
         report.root_threshold,
         report.root_keys
     );
-    println!("Ship `{}` with your app: it is the root of trust clients start from.", report.root_file.display());
+    println!(
+        "Ship `{}` with your app: it is the root of trust clients start from.",
+        report.root_file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -26,8 +34,11 @@ pub(crate) fn verify(repo: &Path, json: bool) -> anyhow::Result<ExitCode> {
         eprintln!("note: an interrupted publish was found and undone before verifying");
     }
     if json {
-        let problems: Vec<_> =
-            report.problems.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect();
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| serde_json::json!({"path": p.path, "message": p.message}))
+            .collect();
         let value = serde_json::json!({
             "ok": report.problems.is_empty(),
             "root_version": report.root_version,
@@ -48,15 +59,31 @@ pub(crate) fn verify(repo: &Path, json: bool) -> anyhow::Result<ExitCode> {
         for problem in &report.problems {
             eprintln!("problem: {problem}");
         }
-        eprintln!("error: `{}` failed verification with {} problem(s).", repo.display(), report.problems.len());
+        eprintln!(
+            "error: `{}` failed verification with {} problem(s).",
+            repo.display(),
+            report.problems.len()
+        );
     }
-    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_VERIFICATION) })
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VERIFICATION)
+    })
 }
 
 /// `updraft repo refresh`.
 pub(crate) fn refresh(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
-    let report = updraft_publisher::refresh(repo, keys, OffsetDateTime::now_utc(), &ExpiryPolicy::default())?;
-    println!("Signed timestamp version {}, valid until {}.", report.timestamp_version, report.timestamp_expires);
+    let report = updraft_publisher::refresh(
+        repo,
+        keys,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
+    println!(
+        "Signed timestamp version {}, valid until {}.",
+        report.timestamp_version, report.timestamp_expires
+    );
     if report.renewed_targets {
         println!("Renewed the targets metadata, which was close to expiry.");
     }

@@ -83,6 +83,10 @@ mod tests {
 
     #[test]
     fn floats_are_refused() {
-        assert!(to_canonical(&json!({"x": 1.5})).unwrap_err().contains("1.5"));
+        assert!(
+            to_canonical(&json!({"x": 1.5}))
+                .unwrap_err()
+                .contains("1.5")
+        );
     }
 }

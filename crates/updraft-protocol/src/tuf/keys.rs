@@ -40,7 +40,10 @@ impl PublicKey {
         Self {
             keytype: "ed25519".into(),
             scheme: "ed25519".into(),
-            keyval: KeyVal { public: hex::encode(bytes), unrecognized: Map::new() },
+            keyval: KeyVal {
+                public: hex::encode(bytes),
+                unrecognized: Map::new(),
+            },
             unrecognized: Map::new(),
         }
     }
@@ -56,7 +59,11 @@ impl PublicKey {
     /// The raw key material, which is what thresholds count: two key ids for
     /// the same material are one key.
     pub fn material(&self) -> (&str, &str, String) {
-        (&self.keytype, &self.scheme, self.keyval.public.to_ascii_lowercase())
+        (
+            &self.keytype,
+            &self.scheme,
+            self.keyval.public.to_ascii_lowercase(),
+        )
     }
 
     /// True when `signature` (raw bytes) is a valid signature of `message` by
@@ -69,8 +76,12 @@ impl PublicKey {
         if hex::decode_to_slice(&self.keyval.public, &mut public).is_err() {
             return false;
         }
-        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return false };
-        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else { return false };
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&public) else {
+            return false;
+        };
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
         key.verify(message, &signature).is_ok() && key.verify_strict(message, &signature).is_ok()
     }
 }
@@ -90,7 +101,9 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// A key from its 32-byte secret seed (see [`SigningKey::seed`]).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        Self { key: ed25519_dalek::SigningKey::from_bytes(seed) }
+        Self {
+            key: ed25519_dalek::SigningKey::from_bytes(seed),
+        }
     }
 
     /// A key from the hex seed stored in a key file.
@@ -132,7 +145,10 @@ mod tests {
             "keyval": {"public": "edcd0a32a07dce33f7c7873aaffbff36d20ea30787574ead335eefd337e4dacd"}
         }))
         .unwrap();
-        assert_eq!(key.key_id(), "2345a90ad8d76f3677f9ad6695b0ba0b5c7b7fbf27fb0ed35fbdf7b71264a679");
+        assert_eq!(
+            key.key_id(),
+            "2345a90ad8d76f3677f9ad6695b0ba0b5c7b7fbf27fb0ed35fbdf7b71264a679"
+        );
     }
 
     #[test]
@@ -145,6 +161,9 @@ mod tests {
         assert!(!other.public().verify(b"hello", &signature));
         let mut rsa = key.public();
         rsa.keytype = "rsa".into();
-        assert!(!rsa.verify(b"hello", &signature), "unknown key types fail closed");
+        assert!(
+            !rsa.verify(b"hello", &signature),
+            "unknown key types fail closed"
+        );
     }
 }

@@ -195,7 +195,10 @@ role_impl!(Root, RoleName::Root);
 impl Root {
     fn check(&self) -> Result<(), String> {
         for role in RoleName::ALL {
-            let keys = self.roles.get(role.as_str()).ok_or_else(|| format!("it has no `{role}` role"))?;
+            let keys = self
+                .roles
+                .get(role.as_str())
+                .ok_or_else(|| format!("it has no `{role}` role"))?;
             if keys.threshold == 0 {
                 return Err(format!("the `{role}` role has a threshold of 0"));
             }
@@ -205,7 +208,9 @@ impl Root {
                     return Err(format!("the `{role}` role lists key `{id}` twice"));
                 }
                 if !self.keys.contains_key(id) {
-                    return Err(format!("the `{role}` role names key `{id}`, which is not in `keys`"));
+                    return Err(format!(
+                        "the `{role}` role names key `{id}`, which is not in `keys`"
+                    ));
                 }
             }
         }
@@ -239,7 +244,12 @@ impl MetaFile {
     pub fn pinned(version: u64, bytes: &[u8]) -> Self {
         let mut hashes = BTreeMap::new();
         hashes.insert("sha256".to_owned(), hex::encode(Sha256::digest(bytes)));
-        Self { version, length: Some(bytes.len() as u64), hashes: Some(hashes), unrecognized: Map::new() }
+        Self {
+            version,
+            length: Some(bytes.len() as u64),
+            hashes: Some(hashes),
+            unrecognized: Map::new(),
+        }
     }
 
     /// Checks `bytes` against whatever length and hashes are pinned.
@@ -339,12 +349,19 @@ impl TargetFile {
     pub fn new(length: u64, sha256: &crate::Sha256Digest, custom: Option<Value>) -> Self {
         let mut hashes = BTreeMap::new();
         hashes.insert("sha256".to_owned(), sha256.to_hex());
-        Self { length, hashes, custom, unrecognized: Map::new() }
+        Self {
+            length,
+            hashes,
+            custom,
+            unrecognized: Map::new(),
+        }
     }
 
     /// The SHA-256 digest, if listed.
     pub fn sha256(&self) -> Option<crate::Sha256Digest> {
-        self.hashes.get("sha256").and_then(|hex| crate::Sha256Digest::from_hex(hex).ok())
+        self.hashes
+            .get("sha256")
+            .and_then(|hex| crate::Sha256Digest::from_hex(hex).ok())
     }
 
     /// A streaming checker for this target's content.
@@ -371,7 +388,11 @@ impl TargetChecker {
     pub fn update(&mut self, what: &str, chunk: &[u8]) -> Result<(), Error> {
         self.seen += chunk.len() as u64;
         if self.seen > self.expected_length {
-            return Err(Error::LengthMismatch { what: what.to_owned(), expected: self.expected_length, actual: self.seen });
+            return Err(Error::LengthMismatch {
+                what: what.to_owned(),
+                expected: self.expected_length,
+                actual: self.seen,
+            });
         }
         self.hasher.update(chunk);
         Ok(())
@@ -458,25 +479,61 @@ impl<T: Role> Envelope<T> {
     /// Parses a metadata file, checking its `_type`, spec version and shape.
     /// Signatures are *not* checked here; see [`Envelope::verify`].
     pub fn from_slice(what: &str, bytes: &[u8]) -> Result<Self, Error> {
-        let json = |source| Error::Json { what: what.to_owned(), source };
-        let invalid = |reason: String| Error::Invalid { what: what.to_owned(), reason };
+        let json = |source| Error::Json {
+            what: what.to_owned(),
+            source,
+        };
+        let invalid = |reason: String| Error::Invalid {
+            what: what.to_owned(),
+            reason,
+        };
         let mut value: Value = serde_json::from_slice(bytes).map_err(json)?;
-        let object = value.as_object_mut().ok_or_else(|| invalid("it is not a JSON object".into()))?;
-        let signed = object.remove("signed").ok_or_else(|| invalid("it has no `signed` object".into()))?;
-        let signatures = object.remove("signatures").ok_or_else(|| invalid("it has no `signatures` list".into()))?;
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| invalid("it is not a JSON object".into()))?;
+        let signed = object
+            .remove("signed")
+            .ok_or_else(|| invalid("it has no `signed` object".into()))?;
+        let signatures = object
+            .remove("signatures")
+            .ok_or_else(|| invalid("it has no `signatures` list".into()))?;
         let signatures: Vec<Signature> = serde_json::from_value(signatures).map_err(json)?;
-        let found = signed.get("_type").and_then(Value::as_str).unwrap_or("(missing)").to_owned();
+        let found = signed
+            .get("_type")
+            .and_then(Value::as_str)
+            .unwrap_or("(missing)")
+            .to_owned();
         if found != T::NAME.as_str() {
-            return Err(Error::WrongType { what: what.to_owned(), expected: T::NAME.as_str().into(), found });
+            return Err(Error::WrongType {
+                what: what.to_owned(),
+                expected: T::NAME.as_str().into(),
+                found,
+            });
         }
-        let spec = signed.get("spec_version").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let spec = signed
+            .get("spec_version")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if spec.split('.').next() != Some("1") {
-            return Err(Error::UnsupportedFormat { what: what.to_owned(), found: format!("TUF {spec}"), supported: "TUF 1.x".into() });
+            return Err(Error::UnsupportedFormat {
+                what: what.to_owned(),
+                found: format!("TUF {spec}"),
+                supported: "TUF 1.x".into(),
+            });
         }
-        let canonical = to_canonical(&signed).map_err(|reason| Error::BadCanonicalForm { what: what.to_owned(), reason })?;
+        let canonical = to_canonical(&signed).map_err(|reason| Error::BadCanonicalForm {
+            what: what.to_owned(),
+            reason,
+        })?;
         let typed: T = serde_json::from_value(signed.clone()).map_err(json)?;
         typed.validate().map_err(invalid)?;
-        Ok(Self { signed: typed, signatures, raw: signed, canonical })
+        Ok(Self {
+            signed: typed,
+            signatures,
+            raw: signed,
+            canonical,
+        })
     }
 
     /// Signs `signed` with every key in `keys`.
@@ -485,15 +542,27 @@ impl<T: Role> Envelope<T> {
         let canonical = to_canonical(&value).expect("metadata types hold no floats");
         let signatures = keys
             .iter()
-            .map(|key| Signature { keyid: key.public().key_id(), sig: hex::encode(key.sign(&canonical)), unrecognized: Map::new() })
+            .map(|key| Signature {
+                keyid: key.public().key_id(),
+                sig: hex::encode(key.sign(&canonical)),
+                unrecognized: Map::new(),
+            })
             .collect();
-        Self { signed, signatures, raw: value, canonical }
+        Self {
+            signed,
+            signatures,
+            raw: value,
+            canonical,
+        }
     }
 
     /// The file as updraft writes it (pretty JSON, signatures first).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(&EnvelopeOut { signatures: &self.signatures, signed: &self.raw })
-            .expect("metadata serialises");
+        let mut bytes = serde_json::to_vec_pretty(&EnvelopeOut {
+            signatures: &self.signatures,
+            signed: &self.raw,
+        })
+        .expect("metadata serialises");
         bytes.push(b'\n');
         bytes
     }
@@ -507,24 +576,36 @@ impl<T: Role> Envelope<T> {
     ///
     /// Distinct means distinct key material: one signature repeated, or one
     /// key listed under two ids, counts once.
-    pub fn verify_with(&self, keys: &BTreeMap<String, PublicKey>, role_keys: &RoleKeys) -> Result<(), Error> {
+    pub fn verify_with(
+        &self,
+        keys: &BTreeMap<String, PublicKey>,
+        role_keys: &RoleKeys,
+    ) -> Result<(), Error> {
         let mut counted = HashSet::new();
         for signature in &self.signatures {
             if !role_keys.keyids.contains(&signature.keyid) {
                 continue;
             }
-            let Some(key) = keys.get(&signature.keyid) else { continue };
+            let Some(key) = keys.get(&signature.keyid) else {
+                continue;
+            };
             if counted.contains(&key.material()) {
                 continue;
             }
-            let Ok(raw) = hex::decode(&signature.sig) else { continue };
+            let Ok(raw) = hex::decode(&signature.sig) else {
+                continue;
+            };
             if key.verify(&self.canonical, &raw) {
                 counted.insert(key.material());
             }
         }
         let valid = counted.len() as u64;
         if valid < role_keys.threshold {
-            return Err(Error::Threshold { role: T::NAME.as_str().into(), valid, threshold: role_keys.threshold });
+            return Err(Error::Threshold {
+                role: T::NAME.as_str().into(),
+                valid,
+                threshold: role_keys.threshold,
+            });
         }
         Ok(())
     }
@@ -558,18 +639,27 @@ impl MultiHasher {
     /// A hasher for the algorithms in `hashes`; an unsupported algorithm is an
     /// error (fail closed), as is an empty list.
     pub fn new(what: &str, hashes: &BTreeMap<String, String>) -> Result<Self, Error> {
-        let mut hashers = Hashers { sha256: None, sha512: None };
+        let mut hashers = Hashers {
+            sha256: None,
+            sha512: None,
+        };
         for algorithm in hashes.keys() {
             match algorithm.as_str() {
                 "sha256" => hashers.sha256 = Some(Sha256::new()),
                 "sha512" => hashers.sha512 = Some(Sha512::new()),
                 other => {
-                    return Err(Error::Invalid { what: what.to_owned(), reason: format!("hash algorithm `{other}` is not supported") });
+                    return Err(Error::Invalid {
+                        what: what.to_owned(),
+                        reason: format!("hash algorithm `{other}` is not supported"),
+                    });
                 }
             }
         }
         if hashes.is_empty() {
-            return Err(Error::Invalid { what: what.to_owned(), reason: "no hashes are listed".into() });
+            return Err(Error::Invalid {
+                what: what.to_owned(),
+                reason: "no hashes are listed".into(),
+            });
         }
         Ok(Self(hashers))
     }
@@ -594,9 +684,17 @@ impl MultiHasher {
             computed.push(("sha512", hex::encode(h.finalize())));
         }
         for (algorithm, actual) in computed {
-            let wanted = expected.get(algorithm).map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+            let wanted = expected
+                .get(algorithm)
+                .map(|s| s.to_ascii_lowercase())
+                .unwrap_or_default();
             if wanted != actual {
-                return Err(Error::HashMismatch { what: what.to_owned(), algorithm: algorithm.into(), expected: wanted, actual });
+                return Err(Error::HashMismatch {
+                    what: what.to_owned(),
+                    algorithm: algorithm.into(),
+                    expected: wanted,
+                    actual,
+                });
             }
         }
         Ok(())
@@ -607,7 +705,11 @@ fn check_length(what: &str, expected: u64, actual: u64) -> Result<(), Error> {
     if expected == actual {
         Ok(())
     } else {
-        Err(Error::LengthMismatch { what: what.to_owned(), expected, actual })
+        Err(Error::LengthMismatch {
+            what: what.to_owned(),
+            expected,
+            actual,
+        })
     }
 }
 

@@ -22,9 +22,19 @@ fn targets(version: u64) -> Targets {
 }
 
 fn role(keys: &[&SigningKey], threshold: u64) -> (BTreeMap<String, PublicKey>, RoleKeys) {
-    let map: BTreeMap<_, _> = keys.iter().map(|k| (k.public().key_id(), k.public())).collect();
+    let map: BTreeMap<_, _> = keys
+        .iter()
+        .map(|k| (k.public().key_id(), k.public()))
+        .collect();
     let ids = map.keys().cloned().collect();
-    (map, RoleKeys { keyids: ids, threshold, unrecognized: Map::new() })
+    (
+        map,
+        RoleKeys {
+            keyids: ids,
+            threshold,
+            unrecognized: Map::new(),
+        },
+    )
 }
 
 #[test]
@@ -45,12 +55,18 @@ fn unknown_fields_are_kept_so_signatures_still_verify() {
     value["x-future"] = json!({"nested": [1, 2]});
     let canonical = to_canonical(&value).unwrap();
     let file = json!({"signatures": [{"keyid": signer.public().key_id(), "sig": hex::encode(signer.sign(&canonical))}], "signed": value});
-    let parsed = Envelope::<Targets>::from_slice("targets.json", &serde_json::to_vec(&file).unwrap()).unwrap();
+    let parsed =
+        Envelope::<Targets>::from_slice("targets.json", &serde_json::to_vec(&file).unwrap())
+            .unwrap();
     let (keys, role_keys) = role(&[&signer], 1);
     parsed.verify_with(&keys, &role_keys).unwrap();
     assert!(parsed.signed.unrecognized.contains_key("x-future"));
     // And a re-serialised copy still carries it.
-    assert!(String::from_utf8(parsed.to_bytes()).unwrap().contains("x-future"));
+    assert!(
+        String::from_utf8(parsed.to_bytes())
+            .unwrap()
+            .contains("x-future")
+    );
 }
 
 #[test]
@@ -61,7 +77,17 @@ fn a_repeated_signature_counts_once() {
     envelope.signatures.push(envelope.signatures[0].clone());
     let (keys, role_keys) = role(&[&signer, &other], 2);
     let error = envelope.verify_with(&keys, &role_keys).unwrap_err();
-    assert!(matches!(error, Error::Threshold { valid: 1, threshold: 2, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::Threshold {
+                valid: 1,
+                threshold: 2,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[test]
@@ -73,10 +99,21 @@ fn one_key_under_two_ids_counts_once() {
     keys.insert("id-b".to_owned(), signer.public());
     envelope.signatures = ["id-a", "id-b"]
         .iter()
-        .map(|id| Signature { keyid: (*id).into(), sig: envelope.signatures[0].sig.clone(), unrecognized: Map::new() })
+        .map(|id| Signature {
+            keyid: (*id).into(),
+            sig: envelope.signatures[0].sig.clone(),
+            unrecognized: Map::new(),
+        })
         .collect();
-    let role_keys = RoleKeys { keyids: vec!["id-a".into(), "id-b".into()], threshold: 2, unrecognized: Map::new() };
-    assert!(matches!(envelope.verify_with(&keys, &role_keys), Err(Error::Threshold { valid: 1, .. })));
+    let role_keys = RoleKeys {
+        keyids: vec!["id-a".into(), "id-b".into()],
+        threshold: 2,
+        unrecognized: Map::new(),
+    };
+    assert!(matches!(
+        envelope.verify_with(&keys, &role_keys),
+        Err(Error::Threshold { valid: 1, .. })
+    ));
 }
 
 #[test]
@@ -85,7 +122,10 @@ fn a_signature_from_a_key_outside_the_role_does_not_count() {
     let envelope = Envelope::sign(targets(1), &[&intruder]);
     let (mut keys, role_keys) = role(&[&signer], 1);
     keys.insert(intruder.public().key_id(), intruder.public());
-    assert!(matches!(envelope.verify_with(&keys, &role_keys), Err(Error::Threshold { valid: 0, .. })));
+    assert!(matches!(
+        envelope.verify_with(&keys, &role_keys),
+        Err(Error::Threshold { valid: 0, .. })
+    ));
 }
 
 #[test]
@@ -94,7 +134,11 @@ fn expiry_is_strict_and_written_in_tuf_form() {
     assert_eq!(expires.to_string(), "2030-01-01T00:00:00Z");
     assert!(expires.is_expired(datetime!(2030-01-01 0:00 UTC)));
     assert!(!expires.is_expired(datetime!(2029-12-31 23:59:59 UTC)));
-    for bad in ["2030-01-01", "2030-01-01T00:00:00+01:00", "2030-01-01T00:00:00.5Z"] {
+    for bad in [
+        "2030-01-01",
+        "2030-01-01T00:00:00+01:00",
+        "2030-01-01T00:00:00.5Z",
+    ] {
         assert!(Expires::parse(bad).is_err(), "{bad}");
     }
 }
@@ -104,8 +148,18 @@ fn a_target_checker_stops_at_the_signed_length() {
     let target = TargetFile::new(3, &crate::Sha256Digest::of(b"abc"), None);
     let mut checker = target.checker("t").unwrap();
     checker.update("t", b"ab").unwrap();
-    assert!(matches!(checker.update("t", b"cd"), Err(Error::LengthMismatch { expected: 3, actual: 4, .. })));
+    assert!(matches!(
+        checker.update("t", b"cd"),
+        Err(Error::LengthMismatch {
+            expected: 3,
+            actual: 4,
+            ..
+        })
+    ));
     let mut checker = target.checker("t").unwrap();
     checker.update("t", b"abd").unwrap();
-    assert!(matches!(checker.finish("t", &target), Err(Error::HashMismatch { .. })));
+    assert!(matches!(
+        checker.finish("t", &target),
+        Err(Error::HashMismatch { .. })
+    ));
 }

@@ -29,7 +29,13 @@ impl TrustedSet {
     pub fn new(root_bytes: &[u8], reference_time: OffsetDateTime) -> Result<Self, Error> {
         let root = Envelope::<Root>::from_slice("root.json", root_bytes)?;
         root.verify(&root.signed)?;
-        Ok(Self { reference_time, root, timestamp: None, snapshot: None, targets: None })
+        Ok(Self {
+            reference_time,
+            root,
+            timestamp: None,
+            snapshot: None,
+            targets: None,
+        })
     }
 
     /// The trusted root.
@@ -61,7 +67,9 @@ impl TrustedSet {
     /// root's root keys and its own (spec 5.3).
     pub fn update_root(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if self.timestamp.is_some() {
-            return Err(Error::OutOfOrder("root cannot change after the timestamp was loaded"));
+            return Err(Error::OutOfOrder(
+                "root cannot change after the timestamp was loaded",
+            ));
         }
         let what = format!("{}.root.json", self.root.signed.version + 1);
         let new = Envelope::<Root>::from_slice(&what, bytes)?;
@@ -83,19 +91,31 @@ impl TrustedSet {
     /// the trusted one returns [`Error::EqualVersion`]: keep the trusted one.
     pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if self.snapshot.is_some() {
-            return Err(Error::OutOfOrder("timestamp cannot change after the snapshot was loaded"));
+            return Err(Error::OutOfOrder(
+                "timestamp cannot change after the snapshot was loaded",
+            ));
         }
         self.check_not_expired(&self.root)?;
         let new = Envelope::<Timestamp>::from_slice("timestamp.json", bytes)?;
         new.verify(&self.root.signed)?;
         if let Some(old) = &self.timestamp {
             if new.signed.version < old.signed.version {
-                return Err(rollback("timestamp", new.signed.version, old.signed.version));
+                return Err(rollback(
+                    "timestamp",
+                    new.signed.version,
+                    old.signed.version,
+                ));
             }
             if new.signed.version == old.signed.version {
-                return Err(Error::EqualVersion { role: "timestamp".into(), version: new.signed.version });
+                return Err(Error::EqualVersion {
+                    role: "timestamp".into(),
+                    version: new.signed.version,
+                });
             }
-            let (new_snapshot, old_snapshot) = (new.signed.snapshot_meta().version, old.signed.snapshot_meta().version);
+            let (new_snapshot, old_snapshot) = (
+                new.signed.snapshot_meta().version,
+                old.signed.snapshot_meta().version,
+            );
             if new_snapshot < old_snapshot {
                 return Err(rollback("snapshot", new_snapshot, old_snapshot));
             }
@@ -119,9 +139,14 @@ impl TrustedSet {
     /// against the timestamp, for a snapshot loaded from the local cache.
     pub fn update_snapshot(&mut self, bytes: &[u8], trusted: bool) -> Result<(), Error> {
         if self.targets.is_some() {
-            return Err(Error::OutOfOrder("snapshot cannot change after targets were loaded"));
+            return Err(Error::OutOfOrder(
+                "snapshot cannot change after targets were loaded",
+            ));
         }
-        let timestamp = self.timestamp.as_ref().ok_or(Error::OutOfOrder("snapshot needs a timestamp first"))?;
+        let timestamp = self
+            .timestamp
+            .as_ref()
+            .ok_or(Error::OutOfOrder("snapshot needs a timestamp first"))?;
         self.check_not_expired(timestamp)?;
         let pinned = timestamp.signed.snapshot_meta();
         if !trusted {
@@ -132,10 +157,17 @@ impl TrustedSet {
         if let Some(old) = &self.snapshot {
             for (name, old_meta) in &old.signed.meta {
                 let Some(new_meta) = new.signed.meta.get(name) else {
-                    return Err(Error::Invalid { what: "snapshot.json".into(), reason: format!("it no longer lists `{name}`") });
+                    return Err(Error::Invalid {
+                        what: "snapshot.json".into(),
+                        reason: format!("it no longer lists `{name}`"),
+                    });
                 };
                 if new_meta.version < old_meta.version {
-                    return Err(rollback(name.trim_end_matches(".json"), new_meta.version, old_meta.version));
+                    return Err(rollback(
+                        name.trim_end_matches(".json"),
+                        new_meta.version,
+                        old_meta.version,
+                    ));
                 }
             }
         }
@@ -145,12 +177,19 @@ impl TrustedSet {
 
     /// Accepts the top-level targets (spec 5.6).
     pub fn update_targets(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let snapshot = self.snapshot.as_ref().ok_or(Error::OutOfOrder("targets needs a snapshot first"))?;
+        let snapshot = self
+            .snapshot
+            .as_ref()
+            .ok_or(Error::OutOfOrder("targets needs a snapshot first"))?;
         self.check_final_snapshot()?;
-        let pinned = snapshot.signed.meta.get("targets.json").ok_or_else(|| Error::Invalid {
-            what: "snapshot.json".into(),
-            reason: "it does not list `targets.json`".into(),
-        })?;
+        let pinned = snapshot
+            .signed
+            .meta
+            .get("targets.json")
+            .ok_or_else(|| Error::Invalid {
+                what: "snapshot.json".into(),
+                reason: "it does not list `targets.json`".into(),
+            })?;
         pinned.verify_bytes("targets.json", bytes)?;
         let new = Envelope::<Targets>::from_slice("targets.json", bytes)?;
         new.verify(&self.root.signed)?;
@@ -170,18 +209,32 @@ impl TrustedSet {
     /// in which case a client must discard its cached timestamp and snapshot
     /// (spec 5.3.11, recovery from a fast-forward attack).
     pub fn online_keys_rotated(old: &Root, new: &Root) -> bool {
-        [RoleName::Timestamp, RoleName::Snapshot].into_iter().any(|role| old.role_keys(role) != new.role_keys(role))
+        [RoleName::Timestamp, RoleName::Snapshot]
+            .into_iter()
+            .any(|role| old.role_keys(role) != new.role_keys(role))
     }
 
     fn check_final_timestamp(&self) -> Result<(), Error> {
-        let timestamp = self.timestamp.as_ref().ok_or(Error::OutOfOrder("no timestamp"))?;
+        let timestamp = self
+            .timestamp
+            .as_ref()
+            .ok_or(Error::OutOfOrder("no timestamp"))?;
         self.check_not_expired(timestamp)
     }
 
     fn check_final_snapshot(&self) -> Result<(), Error> {
-        let snapshot = self.snapshot.as_ref().ok_or(Error::OutOfOrder("no snapshot"))?;
+        let snapshot = self
+            .snapshot
+            .as_ref()
+            .ok_or(Error::OutOfOrder("no snapshot"))?;
         self.check_not_expired(snapshot)?;
-        let pinned = self.timestamp.as_ref().ok_or(Error::OutOfOrder("no timestamp"))?.signed.snapshot_meta().version;
+        let pinned = self
+            .timestamp
+            .as_ref()
+            .ok_or(Error::OutOfOrder("no timestamp"))?
+            .signed
+            .snapshot_meta()
+            .version;
         if snapshot.signed.version != pinned {
             return Err(Error::BadVersion {
                 role: "snapshot".into(),
@@ -195,12 +248,19 @@ impl TrustedSet {
     fn check_not_expired<T: Role>(&self, envelope: &Envelope<T>) -> Result<(), Error> {
         let expires = envelope.signed.expires();
         if expires.is_expired(self.reference_time) {
-            return Err(Error::Expired { role: T::NAME.as_str().into(), expires: expires.to_string() });
+            return Err(Error::Expired {
+                role: T::NAME.as_str().into(),
+                expires: expires.to_string(),
+            });
         }
         Ok(())
     }
 }
 
 fn rollback(role: &str, found: u64, trusted: u64) -> Error {
-    Error::BadVersion { role: role.into(), found, reason: format!("it is older than the trusted version {trusted}") }
+    Error::BadVersion {
+        role: role.into(),
+        found,
+        reason: format!("it is older than the trusted version {trusted}"),
+    }
 }

@@ -7,7 +7,11 @@ use time::OffsetDateTime;
 use updraft_test_support::{TestStore, python_with_tuf};
 
 fn script(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -16,23 +20,40 @@ fn python_tuf_verifies_and_downloads_an_updraft_store() {
     let store = TestStore::new(dir.path());
     let first = store.publish("1.0.0");
     let second = store.publish("1.1.0");
-    updraft_publisher::refresh(&store.store, &store.keys, OffsetDateTime::now_utc(), &updraft_publisher::ExpiryPolicy::default()).unwrap();
+    updraft_publisher::refresh(
+        &store.store,
+        &store.keys,
+        OffsetDateTime::now_utc(),
+        &updraft_publisher::ExpiryPolicy::default(),
+    )
+    .unwrap();
 
     let work = dir.path().join("pytuf");
     let output = python_with_tuf()
         .arg(script("pytuf_client.py"))
         .arg(&store.store)
         .arg(&work)
-        .args([first.package.as_str(), second.package.as_str(), second.manifest.as_str()])
+        .args([
+            first.package.as_str(),
+            second.package.as_str(),
+            second.manifest.as_str(),
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "python-tuf refused the store: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "python-tuf refused the store: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(result["targets_version"], 3);
     let downloaded = &result["downloaded"][second.package.as_str()];
     assert_eq!(downloaded["length"], second.length);
-    assert_eq!(downloaded["custom"]["updraft"]["version"], "1.1.0", "python-tuf sees the release info in custom");
+    assert_eq!(
+        downloaded["custom"]["updraft"]["version"], "1.1.0",
+        "python-tuf sees the release info in custom"
+    );
     let bytes = fs::read(downloaded["file"].as_str().unwrap()).unwrap();
     assert_eq!(updraft_protocol::Sha256Digest::of(&bytes), second.sha256);
 
@@ -41,7 +62,10 @@ fn python_tuf_verifies_and_downloads_an_updraft_store() {
     let mut bytes = fs::read(&package).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    let hashed = store.store.join(second.package.as_str().replace("kuzflow_v1.1.0", &format!("{}.kuzflow_v1.1.0", second.sha256)));
+    let hashed = store.store.join(second.package.as_str().replace(
+        "kuzflow_v1.1.0",
+        &format!("{}.kuzflow_v1.1.0", second.sha256),
+    ));
     fs::remove_file(&hashed).unwrap();
     fs::write(&hashed, &bytes).unwrap();
     let output = python_with_tuf()
@@ -51,8 +75,14 @@ fn python_tuf_verifies_and_downloads_an_updraft_store() {
         .arg(second.package.as_str())
         .output()
         .unwrap();
-    assert!(!output.status.success(), "python-tuf accepted a tampered package");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("Length") || String::from_utf8_lossy(&output.stdout).contains("hash"));
+    assert!(
+        !output.status.success(),
+        "python-tuf accepted a tampered package"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("Length")
+            || String::from_utf8_lossy(&output.stdout).contains("hash")
+    );
 }
 
 #[test]
@@ -60,23 +90,50 @@ fn updraft_verifies_repositories_written_by_python_tuf() {
     for flags in [&[][..], &["--no-consistent-snapshot"][..]] {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
-        let output = python_with_tuf().arg(script("pytuf_write_repo.py")).arg(&repo).args(flags).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = python_with_tuf()
+            .arg(script("pytuf_write_repo.py"))
+            .arg(&repo)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
 
         let report = updraft_publisher::verify(&repo, OffsetDateTime::now_utc()).unwrap();
-        assert!(report.problems.is_empty(), "{flags:?}: {:?}", report.problems);
-        assert_eq!(report.root_version, 2, "the python-tuf root rotation was followed");
+        assert!(
+            report.problems.is_empty(),
+            "{flags:?}: {:?}",
+            report.problems
+        );
+        assert_eq!(
+            report.root_version, 2,
+            "the python-tuf root rotation was followed"
+        );
         assert!(report.targets_checked >= 2);
 
         // Tamper with a target python-tuf signed: updraft names it.
         let target = repo.join("notes/readme.txt");
         fs::write(&target, b"tampered").unwrap();
         let report = updraft_publisher::verify(&repo, OffsetDateTime::now_utc()).unwrap();
-        assert!(report.problems.iter().any(|p| p.path == "notes/readme.txt"), "{:?}", report.problems);
+        assert!(
+            report.problems.iter().any(|p| p.path == "notes/readme.txt"),
+            "{:?}",
+            report.problems
+        );
         // And a week later its metadata has expired.
         let later = OffsetDateTime::now_utc() + time::Duration::days(8);
         let report = updraft_publisher::verify(&repo, later).unwrap();
-        assert!(report.problems.iter().any(|p| p.path == "metadata/timestamp.json" && p.message.contains("expired")), "{:?}", report.problems);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.path == "metadata/timestamp.json" && p.message.contains("expired")),
+            "{:?}",
+            report.problems
+        );
     }
 }
 
@@ -87,20 +144,36 @@ const STRICTER_THAN_PYTHON_TUF: &[&str] = &["duplicate-key-ids"];
 #[test]
 fn python_tuf_stops_where_updraft_stops_on_every_fixture() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../updraft-protocol/tests/data");
-    let output = python_with_tuf().arg(script("pytuf_fixtures.py")).arg(&data).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let steps: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let output = python_with_tuf()
+        .arg(script("pytuf_fixtures.py"))
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&output.stdout).unwrap();
     assert!(steps.len() >= 20);
     let mut disagreements = Vec::new();
     for (scenario, python_step) in &steps {
-        let expected: serde_json::Value = serde_json::from_slice(&fs::read(data.join(scenario).join("expected.json")).unwrap()).unwrap();
+        let expected: serde_json::Value =
+            serde_json::from_slice(&fs::read(data.join(scenario).join("expected.json")).unwrap())
+                .unwrap();
         let updraft_step = expected["step"].as_str().unwrap();
         let python_step = python_step.as_str().unwrap();
         if STRICTER_THAN_PYTHON_TUF.contains(&scenario.as_str()) {
-            assert_eq!(python_step, "done", "{scenario}: python-tuf changed its behaviour; update the list");
+            assert_eq!(
+                python_step, "done",
+                "{scenario}: python-tuf changed its behaviour; update the list"
+            );
             assert_ne!(updraft_step, "done");
         } else if python_step != updraft_step {
-            disagreements.push(format!("{scenario}: python-tuf stops at {python_step}, updraft at {updraft_step}"));
+            disagreements.push(format!(
+                "{scenario}: python-tuf stops at {python_step}, updraft at {updraft_step}"
+            ));
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));

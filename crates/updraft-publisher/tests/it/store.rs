@@ -10,9 +10,23 @@ use updraft_test_support::{TestStore, write_app};
 
 fn publish_err(store: &TestStore, request: &updraft_publisher::PublishRequest) -> Error {
     let before = store.snapshot();
-    let error = updraft_publisher::publish(&store.store, &store.keys, request, OffsetDateTime::now_utc(), &ExpiryPolicy::default()).unwrap_err();
-    assert_eq!(store.snapshot(), before, "a refused publish changed the store ({error})");
-    assert!(!store.store.join(".updraft/tx").exists(), "staging left behind");
+    let error = updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        store.snapshot(),
+        before,
+        "a refused publish changed the store ({error})"
+    );
+    assert!(
+        !store.store.join(".updraft/tx").exists(),
+        "staging left behind"
+    );
     error
 }
 
@@ -21,7 +35,10 @@ fn a_published_store_verifies_and_lays_out_the_seed_folders() {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::new(dir.path());
     let report = store.publish("1.1.0");
-    assert_eq!(report.package.as_str(), "releases/v1.1.0/kuzflow_v1.1.0_linux_x86_64_full.tar.zst");
+    assert_eq!(
+        report.package.as_str(),
+        "releases/v1.1.0/kuzflow_v1.1.0_linux_x86_64_full.tar.zst"
+    );
     for path in [
         "releases/v1.1.0/kuzflow_v1.1.0_linux_x86_64_full.tar.zst",
         "releases/v1.1.0/kuzflow_v1.1.0_linux_x86_64_manifest.json",
@@ -32,12 +49,21 @@ fn a_published_store_verifies_and_lays_out_the_seed_folders() {
     ] {
         assert!(store.store.join(path).is_file(), "{path} missing");
     }
-    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(store.store.join(report.manifest.as_str())).unwrap()).unwrap();
-    let files: Vec<&str> = manifest["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.store.join(report.manifest.as_str())).unwrap())
+            .unwrap();
+    let files: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
     assert_eq!(files, ["bin/app", "lib/libcore.so.1", "share/data.bin"]);
     assert_eq!(manifest["files"][0]["mode"], 0o755);
     assert_eq!(manifest["symlinks"][0]["target"], "libcore.so.1");
-    let versions: serde_json::Value = serde_json::from_slice(&fs::read(store.store.join("metadata/versions.json")).unwrap()).unwrap();
+    let versions: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.store.join("metadata/versions.json")).unwrap())
+            .unwrap();
     assert_eq!(versions["apps"]["kuzflow"][0]["version"], "1.1.0");
 
     let verified = updraft_publisher::verify(&store.store, OffsetDateTime::now_utc()).unwrap();
@@ -54,11 +80,23 @@ fn republishing_the_same_release_is_refused() {
     request.channel = "beta".parse().unwrap();
     let error = publish_err(&store, &request);
     assert!(matches!(error, Error::AlreadyPublished { .. }), "{error}");
-    assert!(error.to_string().contains("kuzflow 1.0.0+rebuild.2 for linux/x86_64 is already published"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("kuzflow 1.0.0+rebuild.2 for linux/x86_64 is already published"),
+        "{error}"
+    );
     // Another platform of the same version is a different release.
     let mut request = TestStore::request("1.0.0", &dir.path().join("src-1.0.0"));
     request.platform = "windows".parse().unwrap();
-    updraft_publisher::publish(&store.store, &store.keys, &request, OffsetDateTime::now_utc(), &ExpiryPolicy::default()).unwrap();
+    updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -68,7 +106,11 @@ fn bad_sources_are_refused_by_name() {
 
     let missing = dir.path().join("no-such-folder");
     let error = publish_err(&store, &TestStore::request("1.0.0", &missing));
-    assert!(error.to_string().contains("no-such-folder") && error.to_string().contains("does not exist"), "{error}");
+    assert!(
+        error.to_string().contains("no-such-folder")
+            && error.to_string().contains("does not exist"),
+        "{error}"
+    );
     assert_eq!(error.kind(), ErrorKind::Usage);
 
     let empty = dir.path().join("empty");
@@ -85,23 +127,42 @@ fn bad_sources_are_refused_by_name() {
 
     request.main = "lib".parse().unwrap();
     let error = publish_err(&store, &request);
-    assert!(matches!(error, Error::MainNotFound { .. }), "a folder is not a main program: {error}");
+    assert!(
+        matches!(error, Error::MainNotFound { .. }),
+        "a folder is not a main program: {error}"
+    );
 
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink("../../../etc/passwd", source.join("lib/escape")).unwrap();
         let error = publish_err(&store, &TestStore::request("1.0.0", &source));
         assert!(matches!(error, Error::SymlinkOutside { .. }), "{error}");
-        assert!(error.to_string().contains("lib/escape") && error.to_string().contains("../../../etc/passwd"), "{error}");
+        assert!(
+            error.to_string().contains("lib/escape")
+                && error.to_string().contains("../../../etc/passwd"),
+            "{error}"
+        );
         fs::remove_file(source.join("lib/escape")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", source.join("abs")).unwrap();
-        assert!(matches!(publish_err(&store, &TestStore::request("1.0.0", &source)), Error::SymlinkOutside { .. }));
+        assert!(matches!(
+            publish_err(&store, &TestStore::request("1.0.0", &source)),
+            Error::SymlinkOutside { .. }
+        ));
         fs::remove_file(source.join("abs")).unwrap();
 
         let fifo = source.join("pipe");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
         let error = publish_err(&store, &TestStore::request("1.0.0", &source));
-        assert!(error.to_string().contains("named pipe") && error.to_string().contains("pipe"), "{error}");
+        assert!(
+            error.to_string().contains("named pipe") && error.to_string().contains("pipe"),
+            "{error}"
+        );
         fs::remove_file(&fifo).unwrap();
     }
 
@@ -143,14 +204,35 @@ fn missing_and_wrong_keys_are_refused_by_name() {
     fs::create_dir(&partial).unwrap();
     fs::copy(store.keys.join("targets.key"), partial.join("targets.key")).unwrap();
     let before = store.snapshot();
-    let error = updraft_publisher::publish(&store.store, &partial, &request, OffsetDateTime::now_utc(), &ExpiryPolicy::default()).unwrap_err();
-    assert!(matches!(error, Error::MissingKey { .. }) && error.to_string().contains("snapshot.key"), "{error}");
+    let error = updraft_publisher::publish(
+        &store.store,
+        &partial,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, Error::MissingKey { .. }) && error.to_string().contains("snapshot.key"),
+        "{error}"
+    );
 
     let other = dir.path().join("other-keys");
     updraft_publisher::keys::generate(&other, updraft_publisher::KeygenOptions::default()).unwrap();
-    let error = updraft_publisher::publish(&store.store, &other, &request, OffsetDateTime::now_utc(), &ExpiryPolicy::default()).unwrap_err();
+    let error = updraft_publisher::publish(
+        &store.store,
+        &other,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap_err();
     assert!(matches!(error, Error::WrongKey { .. }), "{error}");
-    assert!(error.to_string().contains("targets.key") && error.to_string().contains("not among the targets keys"), "{error}");
+    assert!(
+        error.to_string().contains("targets.key")
+            && error.to_string().contains("not among the targets keys"),
+        "{error}"
+    );
     assert_eq!(store.snapshot(), before);
 }
 
@@ -162,7 +244,12 @@ fn a_second_publisher_is_refused_while_the_store_is_locked() {
     let source = dir.path().join("app");
     write_app(&source, "1.0.0");
     let error = publish_err(&store, &TestStore::request("1.0.0", &source));
-    assert!(error.to_string().contains("locked by another updraft process"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("locked by another updraft process"),
+        "{error}"
+    );
     drop(held);
     store.publish("1.0.0");
 }
@@ -186,19 +273,78 @@ fn verify_names_every_problem() {
     let package = report.package.as_str().to_owned();
     tamper(&store.store.join(&package));
     tamper(&store.store.join(report.manifest.as_str()));
-    fs::remove_file(store.store.join("releases/latest/kuzflow_stable_linux_x86_64.json")).unwrap();
-    fs::write(store.store.join("releases/latest/evil_stable_linux_x86_64.json"), b"{}").unwrap();
+    fs::remove_file(
+        store
+            .store
+            .join("releases/latest/kuzflow_stable_linux_x86_64.json"),
+    )
+    .unwrap();
+    fs::write(
+        store
+            .store
+            .join("releases/latest/evil_stable_linux_x86_64.json"),
+        b"{}",
+    )
+    .unwrap();
     let versions = store.store.join("metadata/versions.json");
-    fs::write(&versions, fs::read_to_string(&versions).unwrap().replace("1.1.0", "9.9.9")).unwrap();
+    fs::write(
+        &versions,
+        fs::read_to_string(&versions)
+            .unwrap()
+            .replace("1.1.0", "9.9.9"),
+    )
+    .unwrap();
 
-    let report = updraft_publisher::verify(&store.store, OffsetDateTime::now_utc() + time::Duration::days(2)).unwrap();
-    let found = |path: &str, words: &str| report.problems.iter().any(|p| p.path == path && p.message.contains(words));
-    assert!(found(&package, "failed verification"), "{:?}", report.problems);
-    assert!(found("releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_manifest.json", "failed verification"), "{:?}", report.problems);
-    assert!(found("releases/latest/kuzflow_stable_linux_x86_64.json", "missing"), "{:?}", report.problems);
-    assert!(found("releases/latest/evil_stable_linux_x86_64.json", "no signed release"), "{:?}", report.problems);
-    assert!(found("metadata/versions.json", "does not match"), "{:?}", report.problems);
-    assert!(found("metadata/timestamp.json", "expired"), "{:?}", report.problems);
+    let report = updraft_publisher::verify(
+        &store.store,
+        OffsetDateTime::now_utc() + time::Duration::days(2),
+    )
+    .unwrap();
+    let found = |path: &str, words: &str| {
+        report
+            .problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains(words))
+    };
+    assert!(
+        found(&package, "failed verification"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        found(
+            "releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_manifest.json",
+            "failed verification"
+        ),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        found(
+            "releases/latest/kuzflow_stable_linux_x86_64.json",
+            "missing"
+        ),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        found(
+            "releases/latest/evil_stable_linux_x86_64.json",
+            "no signed release"
+        ),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        found("metadata/versions.json", "does not match"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        found("metadata/timestamp.json", "expired"),
+        "{:?}",
+        report.problems
+    );
     assert_eq!(report.problems.len(), 6, "{:?}", report.problems);
 }
 
@@ -211,19 +357,39 @@ fn verify_refuses_metadata_signed_by_the_wrong_key() {
     let other = dir.path().join("other");
     updraft_publisher::keys::generate(&other, updraft_publisher::KeygenOptions::default()).unwrap();
     let path = store.store.join("metadata/2.targets.json");
-    let mut envelope = updraft_protocol::tuf::Envelope::<updraft_protocol::tuf::Targets>::from_slice("t", &fs::read(&path).unwrap()).unwrap();
-    let key = updraft_publisher::keys::KeyDir::open(&other).unwrap().role_key(updraft_protocol::tuf::RoleName::Targets).unwrap();
+    let mut envelope =
+        updraft_protocol::tuf::Envelope::<updraft_protocol::tuf::Targets>::from_slice(
+            "t",
+            &fs::read(&path).unwrap(),
+        )
+        .unwrap();
+    let key = updraft_publisher::keys::KeyDir::open(&other)
+        .unwrap()
+        .role_key(updraft_protocol::tuf::RoleName::Targets)
+        .unwrap();
     envelope = updraft_protocol::tuf::Envelope::sign(envelope.signed, &[&key.key]);
     fs::write(&path, envelope.to_bytes()).unwrap();
     let report = updraft_publisher::verify(&store.store, OffsetDateTime::now_utc()).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.problems[0].path, "metadata/2.targets.json");
     // The snapshot pins the targets bytes, so the swap is caught before signatures.
-    assert!(report.problems[0].message.contains("signed metadata says") || report.problems[0].message.contains("expected sha256"), "{:?}", report.problems);
+    assert!(
+        report.problems[0].message.contains("signed metadata says")
+            || report.problems[0].message.contains("expected sha256"),
+        "{:?}",
+        report.problems
+    );
     // And the publisher refuses to sign on top of it.
     let source = dir.path().join("src-1.1.0");
     write_app(&source, "1.1.0");
-    let error = updraft_publisher::publish(&store.store, &store.keys, &TestStore::request("1.1.0", &source), OffsetDateTime::now_utc(), &ExpiryPolicy::default()).unwrap_err();
+    let error = updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        &TestStore::request("1.1.0", &source),
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Verification, "{error}");
 }
 
@@ -233,7 +399,12 @@ fn refresh_renews_an_expired_timestamp() {
     let store = TestStore::new(dir.path());
     store.publish("1.0.0");
     let later = OffsetDateTime::now_utc() + time::Duration::days(3);
-    assert!(!updraft_publisher::verify(&store.store, later).unwrap().problems.is_empty());
+    assert!(
+        !updraft_publisher::verify(&store.store, later)
+            .unwrap()
+            .problems
+            .is_empty()
+    );
     updraft_publisher::refresh(&store.store, &store.keys, later, &ExpiryPolicy::default()).unwrap();
     let report = updraft_publisher::verify(&store.store, later).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
