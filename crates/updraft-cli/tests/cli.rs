@@ -445,3 +445,35 @@ fn a_real_full_tmpfs_aborts_cleanly() {
     assert_eq!(store_state(&store), before);
     assert!(!Path::new(&store).join(".updraft/tx").exists());
 }
+
+#[test]
+fn quickstart_runs_twice_and_never_deletes_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("qs").display().to_string();
+    for _ in 0..2 {
+        let output = run(&["quickstart", "--dir", &target]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("[6/6] updraft repo verify") && stdout.contains("2 packages checked"),
+            "{stdout}"
+        );
+    }
+    let verify = run(&["repo", "verify", "--repo", &format!("{target}/store")]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+
+    let foreign = dir.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("thesis.txt"), b"precious").unwrap();
+    let output = run(&["quickstart", "--dir", &foreign.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("was not made by `updraft quickstart`"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read(foreign.join("thesis.txt")).unwrap(),
+        b"precious"
+    );
+}

@@ -12,20 +12,11 @@ use updraft_publisher::{ExpiryPolicy, KeygenOptions, PackOptions, PublishRequest
 use crate::output::bytes;
 
 const APP: &str = "kuzflow-demo";
+const MARKER: &str = ".updraft-quickstart";
 
 /// Runs keygen, init, two publishes, refresh and verify in `dir`.
 pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
-    if dir.exists()
-        && fs::read_dir(dir)
-            .with_context(|| format!("Could not list `{}`", dir.display()))?
-            .next()
-            .is_some()
-    {
-        bail!(
-            "The quickstart folder `{}` is not empty; pass --dir with a new folder",
-            dir.display()
-        );
-    }
+    prepare_dir(dir)?;
     let (keys, store) = (dir.join("keys"), dir.join("store"));
     let now = OffsetDateTime::now_utc();
     let policy = ExpiryPolicy::default();
@@ -113,6 +104,37 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         "Serve `store/` from any static host or CDN; clients verify every byte against the signed metadata."
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes `dir` an empty folder. A folder left by an earlier quickstart (it
+/// holds the marker file) is replaced; anything else that is not empty is
+/// refused, so no user file is ever deleted.
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    let marker = dir.join(MARKER);
+    if dir.exists() {
+        let not_empty = fs::read_dir(dir)
+            .with_context(|| format!("Could not list `{}`", dir.display()))?
+            .next()
+            .is_some();
+        if not_empty && !marker.exists() {
+            bail!(
+                "The quickstart folder `{}` is not empty and was not made by `updraft quickstart`; pass --dir with a new folder",
+                dir.display()
+            );
+        }
+        if not_empty {
+            println!("Replacing the previous quickstart in `{}`.", dir.display());
+            fs::remove_dir_all(dir)
+                .with_context(|| format!("Could not remove `{}`", dir.display()))?;
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("Could not create `{}`", dir.display()))?;
+    fs::write(
+        &marker,
+        b"made by `updraft quickstart`; the next quickstart run replaces this folder\n",
+    )
+    .with_context(|| format!("Could not write `{}`", marker.display()))?;
+    Ok(())
 }
 
 fn step(number: usize, command: &str) {
