@@ -31,6 +31,37 @@ enum Command {
     Repo(RepoCommand),
     /// Pack, sign and add a release to a store.
     Publish(Box<PublishArgs>),
+    /// Change a published release's staged rollout in the signed metadata.
+    Rollout(RolloutArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["percent", "halt", "resume", "yank"])))]
+struct RolloutArgs {
+    /// The store folder.
+    #[arg(long)]
+    repo: PathBuf,
+    /// The keys folder (targets, snapshot and timestamp keys).
+    #[arg(long)]
+    keys: PathBuf,
+    /// Application id.
+    #[arg(long)]
+    app: AppId,
+    /// The published version.
+    #[arg(long = "version", value_name = "VER")]
+    release_version: Version,
+    /// Offer the release to this share of installs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
+    percent: Option<u8>,
+    /// Pause the rollout: nobody is offered the release until --resume.
+    #[arg(long)]
+    halt: bool,
+    /// Resume a halted rollout.
+    #[arg(long)]
+    resume: bool,
+    /// Withdraw the release; it is never offered again.
+    #[arg(long)]
+    yank: bool,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +173,7 @@ fn main() -> ExitCode {
         Command::Repo(RepoCommand::Verify { repo, json }) => commands::repo::verify(&repo, json),
         Command::Repo(RepoCommand::Refresh { repo, keys }) => commands::repo::refresh(&repo, &keys),
         Command::Publish(args) => commands::publish::run(&args),
+        Command::Rollout(args) => commands::rollout::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -175,6 +175,32 @@ pub struct ReleaseInfo {
     /// Share of installs offered the release, 0–100.
     #[serde(default = "full_rollout")]
     pub rollout_percent: u8,
+    /// The rollout is paused: nobody is offered the release until it resumes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub halted: bool,
+    /// Withdrawn: never offered again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub yanked: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl ReleaseInfo {
+    /// True when `other` describes the same release, ignoring the rollout
+    /// state (percentage, halt, yank), which changes after publishing while
+    /// the manifest keeps the state it was published with.
+    pub fn same_release(&self, other: &Self) -> bool {
+        let strip = |info: &Self| Self {
+            rollout_percent: 0,
+            halted: false,
+            yanked: false,
+            ..info.clone()
+        };
+        strip(self) == strip(other)
+    }
 }
 
 fn full_rollout() -> u8 {

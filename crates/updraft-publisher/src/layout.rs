@@ -84,6 +84,10 @@ struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     min_supported_version: Option<&'a Version>,
     rollout_percent: u8,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    halted: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    yanked: bool,
 }
 
 fn entry(release: &PublishedRelease) -> Entry<'_> {
@@ -102,6 +106,8 @@ fn entry(release: &PublishedRelease) -> Entry<'_> {
         force: info.force,
         min_supported_version: info.min_supported_version.as_ref(),
         rollout_percent: info.rollout_percent,
+        halted: info.halted,
+        yanked: info.yanked,
     }
 }
 
@@ -127,12 +133,12 @@ pub fn versions_json(targets: &Targets) -> Vec<u8> {
     })
 }
 
-/// `releases/latest/*.json`: the newest release per app, channel, platform
-/// and arch, by store-relative path.
+/// `releases/latest/*.json`: the newest release that is not yanked per app,
+/// channel, platform and arch, by store-relative path.
 pub fn latest_files(targets: &Targets) -> BTreeMap<String, Vec<u8>> {
     let (found, _) = releases(targets);
     let mut newest: BTreeMap<String, &PublishedRelease> = BTreeMap::new();
-    for release in &found {
+    for release in found.iter().filter(|r| !r.custom.release.yanked) {
         let info = &release.custom.release;
         let key = latest_path(&info.app, &info.channel, info.platform, info.arch);
         let replace = newest

@@ -42,6 +42,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use keys::KeygenOptions;
 pub use pack::PackOptions;
 pub use repo::{
-    ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, init, publish, refresh,
+    ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, RolloutAction,
+    RolloutReport, init, publish, refresh, rollout,
 };
 pub use verify::{Problem, VerifyReport, verify};

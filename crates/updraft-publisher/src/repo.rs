@@ -355,9 +355,10 @@ pub fn publish(
     let current = store.load_current()?;
     let keys = KeyDir::open(keys_dir)?;
     let root = &current.root().signed;
-    let targets_key = keys.trusted_role_key(RoleName::Targets, root)?;
-    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
-    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
+    // Check every key before packing, so a wrong folder fails fast.
+    for role in [RoleName::Targets, RoleName::Snapshot, RoleName::Timestamp] {
+        keys.trusted_role_key(role, root)?;
+    }
 
     let (existing, _) = layout::releases(&current.targets().signed);
     if existing.iter().any(|r| {
@@ -417,6 +418,8 @@ pub fn publish(
         min_supported_version: request.min_supported_version.clone(),
         force: request.force,
         rollout_percent: request.rollout_percent,
+        halted: false,
+        yanked: false,
     };
     let manifest = ReleaseManifest {
         format_version: FORMAT_VERSION,
@@ -501,7 +504,37 @@ pub fn publish(
         TargetFile::new(packed.length, &packed.sha256, Some(custom.to_custom())),
     )?;
 
-    new_targets.version += 1;
+    let targets_version =
+        stage_new_targets(&store, &mut tx, &current, new_targets, &keys, now, policy)?;
+    fault::point("publish.staged");
+    tx.commit()?;
+    Ok(PublishReport {
+        package: paths.package,
+        length: packed.length,
+        sha256: packed.sha256,
+        manifest: paths.manifest,
+        file_count: packed.files.len(),
+        installed_size: tree.total_size(),
+        targets_version,
+    })
+}
+
+/// Signs `new_targets` as the next targets version, with a new snapshot and
+/// timestamp, and stages them and the views after everything already staged.
+fn stage_new_targets(
+    store: &Store,
+    tx: &mut updraft_fs::Transaction,
+    current: &Current,
+    mut new_targets: Targets,
+    keys: &KeyDir,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<u64> {
+    let root = &current.root().signed;
+    let targets_key = keys.trusted_role_key(RoleName::Targets, root)?;
+    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
+    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
+    new_targets.version = current.targets().signed.version + 1;
     new_targets.expires = Expires::at(now + policy.targets);
     let targets = Envelope::sign(new_targets, &[&targets_key.key]);
     let (snapshot, timestamp) = sign_snapshot_and_timestamp(
@@ -513,18 +546,89 @@ pub fn publish(
         &snapshot_key.key,
         &timestamp_key.key,
     );
-    stage_views(&store, &mut tx, &targets.signed)?;
-    stage_metadata(&mut tx, &targets, &snapshot, &timestamp)?;
-    fault::point("publish.staged");
+    stage_views(store, tx, &targets.signed)?;
+    stage_metadata(tx, &targets, &snapshot, &timestamp)?;
+    Ok(targets.signed.version)
+}
+
+/// A change to a published release's rollout (`updraft rollout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutAction {
+    /// Offer the release to this share of installs (0–100).
+    Percent(u8),
+    /// Pause: offer it to nobody until resumed.
+    Halt,
+    /// Undo a halt.
+    Resume,
+    /// Withdraw it for good (it is never offered again).
+    Yank,
+}
+
+/// What `updraft rollout` changed.
+#[derive(Debug, Clone)]
+pub struct RolloutReport {
+    /// Package targets changed (one per platform and arch).
+    pub packages: Vec<String>,
+    /// The new targets metadata version.
+    pub targets_version: u64,
+}
+
+/// Writes a rollout change for every platform of `app` `version` into the
+/// signed targets, for static-feed clients (and the server's default view).
+pub fn rollout(
+    store_dir: &Path,
+    keys_dir: &Path,
+    app: &AppId,
+    version: &Version,
+    action: RolloutAction,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<RolloutReport> {
+    if let RolloutAction::Percent(percent) = action
+        && percent > 100
+    {
+        return Err(Error::InvalidArgument(
+            updraft_protocol::Error::InvalidName {
+                kind: "rollout percentage",
+                value: percent.to_string(),
+                reason: "it must be between 0 and 100".into(),
+            },
+        ));
+    }
+    let store = Store::open(store_dir)?;
+    let current = store.load_current()?;
+    let keys = KeyDir::open(keys_dir)?;
+    let mut new_targets = current.targets().signed.clone();
+    let mut packages = Vec::new();
+    for (path, target) in &mut new_targets.targets {
+        let Some(mut custom) = PackageCustom::from_custom(path, target.custom.as_ref())? else {
+            continue;
+        };
+        if custom.release.app != *app || custom.release.version != *version {
+            continue;
+        }
+        match action {
+            RolloutAction::Percent(percent) => custom.release.rollout_percent = percent,
+            RolloutAction::Halt => custom.release.halted = true,
+            RolloutAction::Resume => custom.release.halted = false,
+            RolloutAction::Yank => custom.release.yanked = true,
+        }
+        target.custom = Some(custom.to_custom());
+        packages.push(path.clone());
+    }
+    if packages.is_empty() {
+        return Err(Error::Conflict(format!(
+            "{app} {version} is not published in `{}`",
+            store_dir.display()
+        )));
+    }
+    let mut tx = store.begin()?;
+    let targets_version =
+        stage_new_targets(&store, &mut tx, &current, new_targets, &keys, now, policy)?;
     tx.commit()?;
-    Ok(PublishReport {
-        package: paths.package,
-        length: packed.length,
-        sha256: packed.sha256,
-        manifest: paths.manifest,
-        file_count: packed.files.len(),
-        installed_size: tree.total_size(),
-        targets_version: targets.signed.version,
+    Ok(RolloutReport {
+        packages,
+        targets_version,
     })
 }
 

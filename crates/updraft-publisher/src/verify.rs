@@ -304,7 +304,7 @@ fn check_release(
             return;
         }
     };
-    if manifest.release != custom.release {
+    if !manifest.release.same_release(&custom.release) {
         report.problem(
             manifest_ref.path.to_string(),
             format!(

@@ -4,3 +4,4 @@ pub(crate) mod keygen;
 pub(crate) mod publish;
 pub(crate) mod quickstart;
 pub(crate) mod repo;
+pub(crate) mod rollout;

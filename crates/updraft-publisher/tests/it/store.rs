@@ -409,3 +409,72 @@ fn refresh_renews_an_expired_timestamp() {
     let report = updraft_publisher::verify(&store.store, later).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+#[test]
+fn rollout_changes_are_signed_and_yanked_releases_leave_latest() {
+    use updraft_publisher::RolloutAction;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    store.publish("1.0.0");
+    store.publish("1.1.0");
+    let (app, version) = ("kuzflow".parse().unwrap(), "1.1.0".parse().unwrap());
+    let now = OffsetDateTime::now_utc();
+    let change = |action| {
+        updraft_publisher::rollout(
+            &store.store,
+            &store.keys,
+            &app,
+            &version,
+            action,
+            now,
+            &ExpiryPolicy::default(),
+        )
+        .unwrap()
+    };
+    change(RolloutAction::Percent(20));
+    change(RolloutAction::Halt);
+    let current = updraft_publisher::store::load_chain(&store.store, Some(now)).unwrap();
+    let (releases, _) = updraft_publisher::layout::releases(&current.targets().signed);
+    let info = &releases
+        .iter()
+        .find(|r| r.custom.release.version == version)
+        .unwrap()
+        .custom
+        .release;
+    assert_eq!(
+        (info.rollout_percent, info.halted, info.yanked),
+        (20, true, false)
+    );
+    change(RolloutAction::Resume);
+    change(RolloutAction::Yank);
+    let latest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            store
+                .store
+                .join("releases/latest/kuzflow_stable_linux_x86_64.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        latest["entry"]["version"], "1.0.0",
+        "a yanked release is not the latest"
+    );
+    let report = updraft_publisher::verify(&store.store, now).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let missing = updraft_publisher::rollout(
+        &store.store,
+        &store.keys,
+        &app,
+        &"9.0.0".parse().unwrap(),
+        RolloutAction::Halt,
+        now,
+        &ExpiryPolicy::default(),
+    );
+    assert!(
+        missing
+            .unwrap_err()
+            .to_string()
+            .contains("kuzflow 9.0.0 is not published")
+    );
+}
