@@ -33,6 +33,51 @@ enum Command {
     Publish(Box<PublishArgs>),
     /// Change a published release's staged rollout in the signed metadata.
     Rollout(RolloutArgs),
+    /// Serve a store: the update API, the signed files, admin and metrics.
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The store folder.
+    #[arg(long)]
+    repo: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Statistics database: `sqlite://PATH` (default: REPO/.updraft/server.sqlite).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// File with admin tokens (one per line, optionally `name:token`); enables /api/admin.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Base URL clients reach this server at (behind a proxy or CDN).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Keys folder holding `timestamp.key`: the server re-signs the timestamp before it expires.
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// PEM certificate chain for built-in TLS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for built-in TLS (with --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Requests handled at once.
+    #[arg(long, default_value_t = 1024)]
+    max_concurrency: usize,
+}
+
+/// How `serve` writes its logs.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +219,7 @@ fn main() -> ExitCode {
         Command::Repo(RepoCommand::Refresh { repo, keys }) => commands::repo::refresh(&repo, &keys),
         Command::Publish(args) => commands::publish::run(&args),
         Command::Rollout(args) => commands::rollout::run(&args),
+        Command::Serve(args) => commands::serve::run(*args),
     };
     match result {
         Ok(code) => code,

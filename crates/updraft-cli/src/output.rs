@@ -34,6 +34,17 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             ErrorKind::Other => EXIT_OTHER,
         };
     }
+    if let Some(error) = error.downcast_ref::<updraft_server::Error>() {
+        return match error {
+            updraft_server::Error::Config(_) => EXIT_USAGE,
+            updraft_server::Error::Store(error) => match error.kind() {
+                ErrorKind::Usage => EXIT_USAGE,
+                ErrorKind::Verification => EXIT_VERIFICATION,
+                ErrorKind::Other => EXIT_OTHER,
+            },
+            _ => EXIT_OTHER,
+        };
+    }
     if let Some(error) = error.downcast_ref::<updraft_protocol::Error>() {
         return if error.is_verification() {
             EXIT_VERIFICATION

@@ -5,3 +5,4 @@ pub(crate) mod publish;
 pub(crate) mod quickstart;
 pub(crate) mod repo;
 pub(crate) mod rollout;
+pub(crate) mod serve;

@@ -1,0 +1,41 @@
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+use updraft_server::{Server, ServerConfig, shutdown_signal};
+
+use crate::{LogFormat, ServeArgs};
+
+/// `updraft serve`: runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let filter = EnvFilter::try_from_env("UPDRAFT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let mut config = ServerConfig::new(args.repo);
+    config.listen = args.listen;
+    config.database = args.database;
+    config.admin_token_file = args.admin_token_file;
+    config.public_url = args.public_url;
+    config.keys = args.keys;
+    config.tls = args.tls_cert.zip(args.tls_key);
+    config.max_concurrency = args.max_concurrency.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        let scheme = if server.uses_tls() { "https" } else { "http" };
+        eprintln!(
+            "updraft serving on {scheme}://{} (Ctrl-C to stop)",
+            server.local_addr()
+        );
+        server.run(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,442 @@
+//! The router, the shared state and the public API handlers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, RawQuery, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::admin::{self, AdminTokens};
+use crate::error::ApiError;
+use crate::files;
+use crate::metrics::Metrics;
+use crate::rules::{self, CheckParams, CheckRequest};
+use crate::stats::{CounterKey, EventKind, Recorder, Storage};
+use crate::view::{Release, ViewCell};
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) store: PathBuf,
+    pub(crate) view: ViewCell,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) recorder: Recorder,
+    pub(crate) metrics: Metrics,
+    pub(crate) admin: Option<AdminTokens>,
+    pub(crate) public_url: Option<String>,
+    pub(crate) scheme: &'static str,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) body_bytes: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) concurrency: usize,
+}
+
+pub(crate) fn router(state: Arc<AppState>, limits: Limits) -> Router {
+    let admin = Router::new()
+        .route("/releases", get(admin::list))
+        .route("/audit", get(admin::audit))
+        .route("/releases/{app}/{version}/{action}", post(admin::change))
+        .route("/releases/{app}/{version}/override", delete(admin::clear))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            admin::require_token,
+        ));
+    Router::new()
+        .route("/api/version/check", get(check_get).post(check_post))
+        .route("/api/version/info", get(info))
+        .route("/api/version/download", get(download))
+        .route("/api/version/report", post(report))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .nest("/api/admin", admin)
+        .fallback(static_file)
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "this method is not allowed here".into(),
+            }
+        })
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.timeout,
+        ))
+        .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
+        .with_state(state)
+}
+
+/// Metrics for every request, labelled by a fixed route name.
+async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route: &'static str = match request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some("/api/version/check") => "check",
+        Some("/api/version/info") => "info",
+        Some("/api/version/download") => "download",
+        Some("/api/version/report") => "report",
+        Some("/healthz") => "healthz",
+        Some("/metrics") => "metrics",
+        Some("/openapi.json") => "openapi",
+        Some(path) if path.starts_with("/api/admin") => "admin",
+        _ => "static",
+    };
+    let response = next.run(request).await;
+    state
+        .metrics
+        .request(route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}", state.scheme)
+}
+
+/// Percent-encodes each path component (`+` in build metadata included).
+fn url_path(path: &str) -> String {
+    const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    path.split('/')
+        .map(|c| percent_encoding::utf8_percent_encode(c, COMPONENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn parse_query<T: for<'de> Deserialize<'de> + Default>(query: Option<&str>) -> Result<T, ApiError> {
+    match query {
+        None | Some("") => Ok(T::default()),
+        Some(query) => serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::bad_request(format!("the query string is not valid: {e}"))),
+    }
+}
+
+fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        message: rejection.body_text(),
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the JSON body is not valid: {e}")))
+}
+
+async fn check_get(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match parse_query::<CheckParams>(query.as_deref()) {
+        Ok(params) => params,
+        Err(error) => {
+            state.metrics.check("error");
+            return error.into_response();
+        }
+    };
+    answer_check(&state, &headers, &params)
+}
+
+async fn check_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match parse_body::<CheckParams>(body) {
+        Ok(params) => answer_check(&state, &headers, &params),
+        Err(error) => {
+            state.metrics.check("error");
+            error.into_response()
+        }
+    }
+}
+
+fn answer_check(state: &AppState, headers: &HeaderMap, params: &CheckParams) -> Response {
+    let view = state.view.get();
+    let request = match CheckRequest::parse(params, &view) {
+        Ok(request) => request,
+        Err(error) => {
+            state.metrics.check("error");
+            return error.into_response();
+        }
+    };
+    let base = base_url(state, headers);
+    let (answer, offer) = rules::check(&view, &request, |release| {
+        format!("{base}/{}", url_path(&release.package))
+    });
+    let key = |version: String, event| CounterKey {
+        app: request.app.to_string(),
+        version,
+        channel: request.channel.to_string(),
+        platform: request.platform.to_string(),
+        arch: request.arch.to_string(),
+        event,
+    };
+    state.recorder.record(
+        key(request.current_version.to_string(), EventKind::Check),
+        0,
+    );
+    if let Some(offer) = &offer {
+        state
+            .recorder
+            .record(key(offer.info.version.to_string(), EventKind::Offer), 0);
+    }
+    state.metrics.check(if offer.is_some() {
+        "update"
+    } else {
+        "no_update"
+    });
+    Json(answer).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReleaseParams {
+    app: Option<String>,
+    version: Option<String>,
+    platform: Option<String>,
+    arch: Option<String>,
+}
+
+fn find_release(state: &AppState, params: &ReleaseParams) -> Result<Release, ApiError> {
+    let view = state.view.get();
+    let version = rules::parse_version(params.version.as_ref(), "version")?;
+    let platform = rules::parse_platform(params.platform.as_ref())?;
+    let arch = rules::parse_arch(params.arch.as_ref())?;
+    let app = rules::resolve_app(&view, params.app.as_ref())?;
+    view.find(&app, &version, platform, arch)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{app} {version} is not published for {platform}/{arch}"
+            ))
+        })
+}
+
+async fn info(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let release = find_release(&state, &parse_query(query.as_deref())?)?;
+    let base = base_url(&state, &headers);
+    let info = &release.info;
+    Ok(Json(serde_json::json!({
+        "app": info.app, "version": info.version, "channel": info.channel, "platform": info.platform, "arch": info.arch,
+        "release_date": info.release_date, "changelog": info.notes, "file_size": release.length,
+        "sha256": release.sha256.map(|d| d.to_hex()), "target": release.package,
+        "download_url": format!("{base}/{}", url_path(&release.package)),
+        "manifest": release.custom.manifest, "main": info.main,
+        "installed_size": release.custom.installed_size, "file_count": release.custom.file_count,
+        "force_update": info.force, "min_supported_version": info.min_supported_version,
+        "rollout_percent": info.rollout_percent, "halted": info.halted, "yanked": info.yanked,
+    })))
+}
+
+async fn download(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let release = find_release(&state, &parse_query(query.as_deref())?)?;
+    let info = &release.info;
+    if info.yanked {
+        return Err(ApiError {
+            status: StatusCode::GONE,
+            message: format!("{} {} was withdrawn (yanked)", info.app, info.version),
+        });
+    }
+    let filename = format!(
+        "{}_v{}_{}_{}.{}",
+        info.app,
+        info.version,
+        info.platform,
+        info.arch,
+        release.custom.format.extension()
+    );
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    let from_start = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(range) => matches!(
+            files::parse_range(range, release.length),
+            files::RangeRequest::Full | files::RangeRequest::Partial(0, _)
+        ),
+    };
+    let key = |event| CounterKey {
+        app: info.app.to_string(),
+        version: info.version.to_string(),
+        channel: info.channel.to_string(),
+        platform: info.platform.to_string(),
+        arch: info.arch.to_string(),
+        event,
+    };
+    let progress_state = Arc::clone(&state);
+    let completed_key = key(EventKind::DownloadCompleted);
+    let sent = Arc::new(AtomicU64::new(0));
+    let progress: files::Progress = Arc::new(move |bytes, done| {
+        progress_state.metrics.bytes(bytes);
+        let total = sent.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if done {
+            progress_state.recorder.record(completed_key.clone(), total);
+        }
+    });
+    let file = state.store.join(&release.package);
+    let response = files::serve(
+        &file,
+        &release.package,
+        &method,
+        &headers,
+        &[(header::CONTENT_DISPOSITION, disposition)],
+        Some(progress),
+    )
+    .await?;
+    if from_start && method == Method::GET && response.status().is_success() {
+        state.recorder.record(key(EventKind::DownloadStarted), 0);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    app: Option<String>,
+    version: Option<String>,
+    platform: Option<String>,
+    arch: Option<String>,
+    channel: Option<String>,
+    outcome: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn report(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let report: Report = parse_body(body)?;
+    let view = state.view.get();
+    let app = rules::resolve_app(&view, report.app.as_ref())?;
+    let version = rules::parse_version(report.version.as_ref(), "version")?;
+    let platform = rules::parse_platform(report.platform.as_ref())?;
+    let arch = rules::parse_arch(report.arch.as_ref())?;
+    let channel = match report.channel.as_deref().filter(|c| !c.is_empty()) {
+        Some(channel) => {
+            updraft_protocol::Channel::new(channel).map_err(|e| ApiError::field("channel", &e))?
+        }
+        None => updraft_protocol::Channel::stable(),
+    };
+    let event = match rules::required(report.outcome.as_ref(), "outcome")? {
+        "installed" => EventKind::Installed,
+        "failed" => EventKind::Failed,
+        "rolled_back" => EventKind::RolledBack,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "`outcome`: `{other}` is not one of installed, failed, rolled_back"
+            )));
+        }
+    };
+    if report.error.as_ref().is_some_and(|e| e.len() > 4096) {
+        return Err(ApiError::bad_request("`error` is longer than 4096 bytes"));
+    }
+    if let Some(error) = &report.error {
+        tracing::info!(%app, %version, %platform, %arch, outcome = ?event, error = %error, "install report");
+    }
+    state.recorder.record(
+        CounterKey {
+            app: app.to_string(),
+            version: version.to_string(),
+            channel: channel.to_string(),
+            platform: platform.to_string(),
+            arch: arch.to_string(),
+            event,
+        },
+        0,
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"recorded": true})),
+    )
+        .into_response())
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let view = state.view.get();
+    Json(
+        serde_json::json!({"status": "ok", "targets_version": view.targets_version, "releases": view.releases.len()}),
+    )
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = state
+        .metrics
+        .render(state.recorder.dropped(), state.view.get().targets_version);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+async fn static_file(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "store files are read-only: use GET or HEAD".into(),
+        });
+    }
+    let path = request.uri().path().to_owned();
+    let file = files::resolve(&state.store, &path)?;
+    let relative = file
+        .strip_prefix(&state.store)
+        .unwrap_or(&file)
+        .to_string_lossy()
+        .into_owned();
+    let progress_state = Arc::clone(&state);
+    let progress: files::Progress = Arc::new(move |bytes, _| progress_state.metrics.bytes(bytes));
+    files::serve(&file, &relative, &method, &headers, &[], Some(progress)).await
+}

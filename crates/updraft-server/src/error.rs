@@ -1,0 +1,99 @@
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Why the server could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is invalid (listen address, database URL, token file...).
+    #[error("{0}")]
+    Config(String),
+    /// The store could not be read or failed verification.
+    #[error(transparent)]
+    Store(Box<updraft_publisher::Error>),
+    /// The statistics database failed.
+    #[error("The statistics database `{path}` failed: {source}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A socket or file operation failed.
+    #[error("Could not {action} `{target}`: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The address or file.
+        target: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<updraft_publisher::Error> for Error {
+    fn from(error: updraft_publisher::Error) -> Self {
+        Self::Store(Box::new(error))
+    }
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error answered to an HTTP client as `{"error": "..."}` with a 4xx (or,
+/// for a server-side fault, a 5xx) status.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: "a valid admin token is required (Authorization: Bearer <token>)".into(),
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+
+    /// `field`: `value` is not valid: reason.
+    pub(crate) fn field(field: &str, error: &impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("`{field}`: {error}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,357 @@
+//! Serving store files: Range (one range), If-Range, ETag, If-None-Match,
+//! Last-Modified, and Cache-Control chosen per file, streamed from disk.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+use updraft_protocol::TargetPath;
+
+use crate::error::ApiError;
+
+/// Called as a response body is streamed: bytes sent, and whether the last
+/// byte of the file went out.
+pub(crate) type Progress = Arc<dyn Fn(u64, bool) + Send + Sync>;
+
+/// Maps a request path to a file in the store, refusing anything outside it,
+/// hidden entries (`.updraft/`), and folders.
+pub(crate) fn resolve(store: &Path, request_path: &str) -> Result<PathBuf, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(request_path.trim_start_matches('/'))
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))?;
+    let path = TargetPath::new(&decoded)
+        .map_err(|_| ApiError::not_found(format!("`/{decoded}` is not a file of this store")))?;
+    if path.components().any(|c| c.starts_with('.')) {
+        return Err(ApiError::not_found(format!(
+            "`/{decoded}` is not a file of this store"
+        )));
+    }
+    Ok(store.join(path.as_str()))
+}
+
+/// Cache-Control for a store file: metadata that changes is revalidated,
+/// versioned and content-addressed files are immutable.
+pub(crate) fn cache_control(relative: &str) -> &'static str {
+    let name = relative.rsplit('/').next().unwrap_or(relative);
+    let versioned_metadata = relative.starts_with("metadata/")
+        && name
+            .split('.')
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let hash_named = name.len() > 65
+        && name.as_bytes()[64] == b'.'
+        && name[..64].bytes().all(|b| b.is_ascii_hexdigit());
+    let release_file = (relative.starts_with("releases/v") || relative.starts_with("changelog/"))
+        && !relative.starts_with("releases/latest/");
+    if name == "timestamp.json" {
+        "no-cache"
+    } else if versioned_metadata || hash_named || release_file {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=60"
+    }
+}
+
+fn http_date(time: SystemTime) -> String {
+    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let instant = time::OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).unwrap_or(0))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    instant.format(format).unwrap_or_default()
+}
+
+/// One byte range, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeRequest {
+    /// No usable Range header: send everything.
+    Full,
+    /// `start..=end`.
+    Partial(u64, u64),
+    /// Syntactically fine but outside the file: 416.
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header against a file of `len` bytes. Anything that is
+/// not exactly one byte range is ignored (RFC 9110 allows serving the whole
+/// file), except a range that starts past the end, which is 416.
+pub(crate) fn parse_range(value: &str, len: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let number = |text: &str| -> Option<u64> {
+        if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+            text.parse().ok()
+        } else {
+            None
+        }
+    };
+    match (start.is_empty(), end.is_empty()) {
+        (true, false) => match number(end) {
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(_) if len == 0 => RangeRequest::Unsatisfiable,
+            Some(suffix) => RangeRequest::Partial(len.saturating_sub(suffix), len - 1),
+            None => RangeRequest::Full,
+        },
+        (false, _) => {
+            let Some(first) = number(start) else {
+                return RangeRequest::Full;
+            };
+            let last = if end.is_empty() {
+                len.saturating_sub(1)
+            } else {
+                match number(end) {
+                    Some(last) if last >= first => last.min(len.saturating_sub(1)),
+                    _ => return RangeRequest::Full,
+                }
+            };
+            if first >= len {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Partial(first, last)
+            }
+        }
+        (true, true) => RangeRequest::Full,
+    }
+}
+
+/// Serves `file` honouring the request's conditional and range headers.
+/// `extra` headers (Content-Disposition) are added to successful answers.
+pub(crate) async fn serve(
+    file: &Path,
+    relative: &str,
+    method: &Method,
+    request: &HeaderMap,
+    extra: &[(header::HeaderName, String)],
+    progress: Option<Progress>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("`/{relative}` is not a file of this store"));
+    let mut handle = tokio::fs::File::open(file).await.map_err(|_| not_found())?;
+    let meta = handle.metadata().await.map_err(|_| not_found())?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    let len = meta.len();
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let mtime = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"{len:x}-{mtime:x}\"");
+    let last_modified = http_date(modified);
+
+    let mut headers = HeaderMap::new();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set(header::ETAG, &etag);
+    set(header::LAST_MODIFIED, &last_modified);
+    set(header::CACHE_CONTROL, cache_control(relative));
+    set(header::ACCEPT_RANGES, "bytes");
+
+    if let Some(tags) = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        && tags.split(',').any(|t| {
+            t.trim() == etag || t.trim() == "*" || t.trim().strip_prefix("W/") == Some(&etag)
+        })
+    {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    for (name, value) in extra {
+        set(name.clone(), value);
+    }
+    // If-Range: use the Range only if the validator still matches this file.
+    let range_allowed = match request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(validator) => validator.trim() == etag || validator.trim() == last_modified,
+    };
+    let range = match request.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(value) if range_allowed => parse_range(value, len),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, end) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, len),
+        RangeRequest::Partial(first, last) => {
+            set(
+                header::CONTENT_RANGE,
+                &format!("bytes {first}-{last}/{len}"),
+            );
+            (StatusCode::PARTIAL_CONTENT, first, last + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            set(header::CONTENT_RANGE, &format!("bytes */{len}"));
+            let mut response = (StatusCode::RANGE_NOT_SATISFIABLE, axum::Json(serde_json::json!({"error": format!("the range is outside `/{relative}` ({len} bytes)")}))).into_response();
+            response.headers_mut().extend(headers);
+            return Ok(response);
+        }
+    };
+    set(header::CONTENT_LENGTH, &(end - start).to_string());
+    let content_type = if relative.ends_with(".json") {
+        "application/json"
+    } else if relative.ends_with(".md") {
+        "text/markdown; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    set(header::CONTENT_TYPE, content_type);
+    if method == Method::HEAD {
+        return Ok((status, headers).into_response());
+    }
+    if start > 0 {
+        handle
+            .seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::internal(format!("could not read `/{relative}`: {e}")))?;
+    }
+    let stream = ReaderStream::with_capacity(handle.take(end - start), 64 * 1024);
+    let body = match progress {
+        Some(progress) => Body::from_stream(Counted {
+            inner: stream,
+            sent: 0,
+            reaches_end: end == len,
+            remaining: end - start,
+            progress,
+        }),
+        None => Body::from_stream(stream),
+    };
+    Ok((status, headers, body).into_response())
+}
+
+/// Reports bytes as they are sent; a body dropped early (client gone) reports
+/// what was sent and no completion.
+struct Counted<S> {
+    inner: S,
+    sent: u64,
+    remaining: u64,
+    reaches_end: bool,
+    progress: Progress,
+}
+
+impl<S> futures_core::Stream for Counted<S>
+where
+    S: futures_core::Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            let n = chunk.len() as u64;
+            self.sent += n;
+            self.remaining = self.remaining.saturating_sub(n);
+            let done = self.remaining == 0 && self.reaches_end;
+            (self.progress)(n, done);
+        }
+        polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(
+            parse_range("bytes=0-99", 1000),
+            RangeRequest::Partial(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=900-", 1000),
+            RangeRequest::Partial(900, 999)
+        );
+        assert_eq!(
+            parse_range("bytes=-100", 1000),
+            RangeRequest::Partial(900, 999)
+        );
+        assert_eq!(
+            parse_range("bytes=-5000", 1000),
+            RangeRequest::Partial(0, 999)
+        );
+        assert_eq!(
+            parse_range("bytes=990-5000", 1000),
+            RangeRequest::Partial(990, 999)
+        );
+        assert_eq!(
+            parse_range("bytes=1000-", 1000),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=-0", 1000), RangeRequest::Unsatisfiable);
+        for ignored in [
+            "bytes=5-1",
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=-",
+            "bytes=--1",
+            "",
+        ] {
+            assert_eq!(parse_range(ignored, 1000), RangeRequest::Full, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn paths_outside_the_store_or_hidden_are_refused() {
+        let store = Path::new("/srv/store");
+        for bad in [
+            "/../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/.updraft/lock",
+            "/releases/.hidden",
+            "/a//b",
+            "/%00",
+            "/C:/x",
+        ] {
+            assert!(resolve(store, bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            resolve(store, "/metadata/timestamp.json").unwrap(),
+            store.join("metadata/timestamp.json")
+        );
+    }
+
+    #[test]
+    fn cache_control_suits_each_file() {
+        assert_eq!(cache_control("metadata/timestamp.json"), "no-cache");
+        assert_eq!(
+            cache_control("metadata/3.targets.json"),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(cache_control("metadata/root.json"), "public, max-age=60");
+        assert_eq!(
+            cache_control("metadata/versions.json"),
+            "public, max-age=60"
+        );
+        assert_eq!(
+            cache_control("releases/latest/a_stable_linux_x86_64.json"),
+            "public, max-age=60"
+        );
+        assert_eq!(
+            cache_control("releases/v1.0.0/a_v1.0.0_linux_x86_64_full.tar.zst"),
+            "public, max-age=31536000, immutable"
+        );
+        let hashed = format!("releases/v1.0.0/{}.a.tar.zst", "ab".repeat(32));
+        assert_eq!(
+            cache_control(&hashed),
+            "public, max-age=31536000, immutable"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! updraft's update server: the seed's check/info/download API, the signed
+//! store as static files, release rules (channels, staged rollout, forced
+//! updates, minimum supported version), an admin API, statistics and metrics.
+//!
+//! The server only decides *which signed release* a client is offered;
+//! clients verify every byte against the TUF metadata it serves.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), updraft_server::Error> {
+//! let config = updraft_server::ServerConfig::new("store".into());
+//! let server = updraft_server::Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod admin;
+mod app;
+mod error;
+mod files;
+mod metrics;
+mod openapi;
+mod rules;
+mod server;
+mod stats;
+mod tls;
+mod view;
+
+pub use error::{Error, Result};
+pub use server::{Server, ServerConfig, shutdown_signal};
+pub use stats::{AuditEntry, Count, CounterKey, EventKind, SqliteStorage, Storage};
+pub use view::{Override, ReleaseKey};

@@ -1,0 +1,361 @@
+//! Configuration, start-up, background tasks and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use updraft_protocol::tuf::{Envelope, Timestamp};
+
+use crate::admin::AdminTokens;
+use crate::app::{AppState, Limits, router};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::stats::{Recorder, SqliteStorage, Storage};
+use crate::tls::{TlsListener, acceptor};
+use crate::view::ViewCell;
+
+/// Everything `updraft serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The store folder.
+    pub repo: PathBuf,
+    /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or a plain path; default `REPO/.updraft/server.sqlite`.
+    pub database: Option<String>,
+    /// File of admin tokens; without it the admin API is off.
+    pub admin_token_file: Option<PathBuf>,
+    /// Base URL used in answers (`https://updates.example.com`); default: the request's Host.
+    pub public_url: Option<String>,
+    /// Keys folder with `timestamp.key`: the server then re-signs the timestamp before it expires.
+    pub keys: Option<PathBuf>,
+    /// PEM certificate chain and key for built-in TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Time allowed to produce a response head.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more wait.
+    pub max_concurrency: usize,
+    /// How often the store is checked for a new timestamp.
+    pub reload_interval: Duration,
+    /// How often the timestamp's expiry is checked (with `keys`).
+    pub refresh_interval: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for serving `repo` on `127.0.0.1:8080`.
+    pub fn new(repo: PathBuf) -> Self {
+        Self {
+            repo,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: None,
+            admin_token_file: None,
+            public_url: None,
+            keys: None,
+            tls: None,
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrency: 1024,
+            reload_interval: Duration::from_secs(1),
+            refresh_interval: Duration::from_mins(1),
+        }
+    }
+}
+
+fn database_path(config: &ServerConfig) -> Result<PathBuf> {
+    match config.database.as_deref() {
+        None => Ok(config.repo.join(".updraft/server.sqlite")),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Err(Error::Config(format!(
+                "`--database {url}`: PostgreSQL storage is not available in this build yet; use `sqlite://PATH` (the default)"
+            )))
+        }
+        Some(url) => {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if path.is_empty() || url.contains("://") && !url.starts_with("sqlite://") {
+                return Err(Error::Config(format!(
+                    "`--database {url}` is not a database URL; use `sqlite://PATH`"
+                )));
+            }
+            Ok(PathBuf::from(path))
+        }
+    }
+}
+
+/// A bound server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local: SocketAddr,
+    config: ServerConfig,
+    state: Arc<AppState>,
+    stats_stop: tokio::sync::oneshot::Sender<()>,
+    stats_task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store and the database and binds the socket.
+    pub async fn bind(config: ServerConfig) -> Result<Self> {
+        let repo = config.repo.clone();
+        if !repo.join("metadata").is_dir() {
+            return Err(updraft_publisher::Error::NotAStore {
+                path: repo,
+                reason: "it has no `metadata` folder".into(),
+            }
+            .into());
+        }
+        let admin = config
+            .admin_token_file
+            .as_deref()
+            .map(AdminTokens::load)
+            .transpose()?;
+        if let Some(url) = &config.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::Config(format!(
+                "`--public-url {url}` must start with http:// or https://"
+            )));
+        }
+        if let Some(keys) = &config.keys {
+            updraft_publisher::keys::KeyDir::open(keys)?
+                .role_key(updraft_protocol::tuf::RoleName::Timestamp)?;
+        }
+        let db_path = database_path(&config)?;
+        if let Some(parent) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                action: "create",
+                target: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let storage: Arc<dyn Storage> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStorage::open(&db_path))
+                .await
+                .map_err(|e| Error::Config(e.to_string()))??,
+        );
+        let overrides = {
+            let storage = Arc::clone(&storage);
+            tokio::task::spawn_blocking(move || storage.overrides())
+                .await
+                .map_err(|e| Error::Config(e.to_string()))??
+        };
+        let view = ViewCell::new((Vec::new(), 0), overrides);
+        {
+            let repo = config.repo.clone();
+            let view_ref = &view;
+            // Loading verifies every signature: do it before accepting requests.
+            tokio::task::block_in_place(|| view_ref.reload_if_changed(&repo))?;
+        }
+        let (recorder, stats_stop, stats_task) = Recorder::start(Arc::clone(&storage));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Io {
+                action: "listen on",
+                target: config.listen.to_string(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| Error::Io {
+            action: "read the address of",
+            target: config.listen.to_string(),
+            source,
+        })?;
+        let state = Arc::new(AppState {
+            store: config.repo.clone(),
+            view,
+            storage,
+            recorder,
+            metrics: Metrics::default(),
+            admin,
+            public_url: config.public_url.clone(),
+            scheme: if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+        });
+        Ok(Self {
+            listener,
+            local,
+            config,
+            state,
+            stats_stop,
+            stats_task,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// True when built-in TLS is on.
+    pub fn uses_tls(&self) -> bool {
+        self.config.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests
+    /// and writes the last statistics.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let Self {
+            listener,
+            local,
+            config,
+            state,
+            stats_stop,
+            stats_task,
+        } = self;
+        let limits = Limits {
+            body_bytes: config.max_body_bytes,
+            timeout: config.request_timeout,
+            concurrency: config.max_concurrency,
+        };
+        let app = router(Arc::clone(&state), limits).into_make_service();
+        let mut background = vec![spawn_reloader(Arc::clone(&state), config.reload_interval)];
+        if let Some(keys) = config.keys.clone() {
+            background.push(spawn_refresher(
+                Arc::clone(&state),
+                keys,
+                config.refresh_interval,
+            ));
+        }
+        tracing::info!(address = %local, store = %config.repo.display(), tls = config.tls.is_some(), "serving");
+        let served = match &config.tls {
+            Some((cert, key)) => {
+                let listener = TlsListener::new(listener, acceptor(cert, key)?)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        for task in background {
+            task.abort();
+        }
+        let _ = stats_stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), stats_task).await;
+        tracing::info!("stopped");
+        served.map_err(|source| Error::Io {
+            action: "serve on",
+            target: local.to_string(),
+            source,
+        })
+    }
+}
+
+fn spawn_reloader(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let task_state = Arc::clone(&state);
+            match tokio::task::spawn_blocking(move || {
+                task_state.view.reload_if_changed(&task_state.store)
+            })
+            .await
+            {
+                Ok(Ok(true)) => {
+                    state.metrics.reloaded();
+                    tracing::info!(
+                        targets_version = state.view.get().targets_version,
+                        "reloaded the store"
+                    );
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the store changed but cannot be loaded; still serving the previous view")
+                }
+                Err(error) => tracing::error!(%error, "the reload task failed"),
+            }
+        }
+    })
+}
+
+/// Re-signs `timestamp.json` once less than half its lifetime is left.
+fn spawn_refresher(state: Arc<AppState>, keys: PathBuf, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (store, keys) = (state.store.clone(), keys.clone());
+            let outcome = tokio::task::spawn_blocking(move || {
+                refresh_if_due(&store, &keys, OffsetDateTime::now_utc())
+            })
+            .await;
+            match outcome {
+                Ok(Ok(Some(version))) => {
+                    state.metrics.timestamp_refreshed();
+                    tracing::info!(version, "re-signed timestamp.json");
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(error))
+                    if matches!(
+                        *error,
+                        updraft_publisher::Error::Fs(updraft_fs::Error::Locked { .. })
+                    ) =>
+                {
+                    tracing::debug!("the store is busy (a publish is running); will retry");
+                }
+                Ok(Err(error)) => tracing::error!(%error, "could not re-sign timestamp.json"),
+                Err(error) => tracing::error!(%error, "the refresh task failed"),
+            }
+        }
+    })
+}
+
+/// Refreshes when the timestamp has less than half of the policy's lifetime
+/// left; returns the new timestamp version if it did.
+pub(crate) fn refresh_if_due(
+    store: &Path,
+    keys: &Path,
+    now: OffsetDateTime,
+) -> std::result::Result<Option<u64>, Box<updraft_publisher::Error>> {
+    let policy = updraft_publisher::ExpiryPolicy::default();
+    let path = store.join("metadata/timestamp.json");
+    let bytes = std::fs::read(&path).map_err(|source| updraft_publisher::Error::Io {
+        action: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let expires = Envelope::<Timestamp>::from_slice("timestamp.json", &bytes)
+        .map_err(|source| Box::new(updraft_publisher::Error::Verification { path, source }))?
+        .signed
+        .expires;
+    if expires.instant() - now > policy.timestamp / 2 {
+        return Ok(None);
+    }
+    let report = updraft_publisher::refresh(store, keys, now, &policy).map_err(Box::new)?;
+    Ok(Some(report.timestamp_version))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
