@@ -272,7 +272,7 @@ fn spawn_reloader(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
                 }
                 Ok(Ok(false)) => {}
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "the store changed but cannot be loaded; still serving the previous view")
+                    tracing::warn!(%error, "the store changed but cannot be loaded; still serving the previous view");
                 }
                 Err(error) => tracing::error!(%error, "the reload task failed"),
             }

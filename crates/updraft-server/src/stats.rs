@@ -302,7 +302,7 @@ impl Storage for SqliteStorage {
                     out.insert(ReleaseKey { app, version }, value);
                 }
                 Err(error) => {
-                    tracing::warn!(%app, %version, %error, "ignoring an unreadable override")
+                    tracing::warn!(%app, %version, %error, "ignoring an unreadable override");
                 }
             }
         }
