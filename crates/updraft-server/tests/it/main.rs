@@ -1,0 +1,6 @@
+//! updraft-server integration tests: the real server on an ephemeral port.
+
+mod admin;
+mod api;
+mod files;
+mod support;
