@@ -3,7 +3,8 @@
 # would otherwise use, in one run, and prints size, time and peak memory.
 #
 # usage: bench/publish.sh [OUT_DIR]        (default: bench-out/)
-#   BENCH_BIG_MB=1024   size of the synthetic tree for the memory-flatness check (0 skips it)
+#   BENCH_BIG_MB=1024          size of the large synthetic tree for the memory check (0 skips it)
+#   BENCH_BIG_LEVELS="3 19"    zstd levels for the memory check (19 on 1 GB takes ~15 minutes)
 #
 # Needs: cargo, python3, zip, unzip, zstd, xz, tar (apt-get install zip unzip zstd xz-utils).
 # Inputs: ../shared/bench/fetch-pairs.sh fetches the PyQt5 5.15.11 wheel (931 files, 37 MB).
@@ -12,6 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 out=${1:-$repo/bench-out}
 big_mb=${BENCH_BIG_MB:-1024}
+big_levels=${BENCH_BIG_LEVELS:-3 19}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 measure() { python3 "$here/measure.py" "$@"; }
@@ -75,7 +77,7 @@ for i in range(mb // 4):
 os.makedirs(os.path.join(root, "bin"), exist_ok=True)
 open(os.path.join(root, "bin", "app"), "w").write("#!/bin/sh\n")
 PY
-    for level in 3 19; do
+    for level in $big_levels; do
       store="$work/store-big-$mb-$level"
       "$updraft" repo init --repo "$store" --keys "$work/keys" >/dev/null
       r=$(measure "$updraft" publish --repo "$store" --keys "$work/keys" --app big --version 1.0.0 --platform linux --arch x86_64 --main bin/app --level "$level" "$big")

@@ -202,6 +202,9 @@ struct PublishArgs {
     /// zstd compression level for the package (1–22).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
     level: i32,
+    /// Compression threads; more is faster but memory then grows with the app.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    threads: u32,
     /// The folder to publish.
     #[arg(value_name = "SOURCE_DIR")]
     source: PathBuf,

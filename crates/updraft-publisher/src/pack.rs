@@ -20,7 +20,9 @@ pub struct PackOptions {
     /// Long-distance matching window, as a power of two (27 = 128 MiB, what
     /// `zstd --long` uses and what every decoder accepts by default).
     pub window_log: u32,
-    /// Compression threads.
+    /// Compression threads. 1 by default: zstd's multi-threaded mode buffers
+    /// whole jobs (up to 512 MiB each with a long window), so memory grows with
+    /// the app; single-threaded streaming stays flat (`docs/package-format.md`).
     pub threads: u32,
     /// Modification time written for every entry (reproducible packages).
     pub mtime: u64,
