@@ -477,3 +477,101 @@ fn quickstart_runs_twice_and_never_deletes_foreign_files() {
         b"precious"
     );
 }
+
+#[test]
+fn serve_answers_checks_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let setup = setup();
+    let mut child = updraft()
+        .args([
+            "serve",
+            "--repo",
+            &setup.store,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("updraft serving on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(stream, "GET /api/version/check?current_version=0.9.0&platform=linux&arch=x86_64 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"latest_version\":\"1.0.0\""),
+        "{answer}"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    let mut logs = String::new();
+    stderr.read_to_string(&mut logs).unwrap();
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with('{') && l.contains("\"stopped\"")),
+        "{logs}"
+    );
+}
+
+#[test]
+fn serve_refuses_bad_settings_with_exit_2() {
+    let setup = setup();
+    let output = run(&["serve", "--repo", "/nonexistent/store"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("/nonexistent/store"),
+        "{}",
+        stderr(&output)
+    );
+    let tokens = format!("{}/../tokens", setup.store);
+    std::fs::write(&tokens, "short\n").unwrap();
+    let output = run(&[
+        "serve",
+        "--repo",
+        &setup.store,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        &tokens,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("shorter than 16 characters"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&[
+        "serve",
+        "--repo",
+        &setup.store,
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        "postgres://db/updraft",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("PostgreSQL"),
+        "{}",
+        stderr(&output)
+    );
+}
