@@ -35,6 +35,59 @@ enum Command {
     Rollout(RolloutArgs),
     /// Serve a store: the update API, the signed files, admin and metrics.
     Serve(Box<ServeArgs>),
+    /// Create a fresh install of an app from an update server.
+    Install(InstallArgs),
+    /// Check an install for an update.
+    Check(DirArgs),
+    /// Check, download, verify and install an update.
+    Update(UpdateArgs),
+    /// Show an install's versions and state.
+    Status(DirArgs),
+}
+
+#[derive(Debug, Args)]
+struct InstallArgs {
+    /// Update server (or static store) URL.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Application id.
+    #[arg(long)]
+    app: AppId,
+    /// Folder to install into (missing or empty).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The root metadata to trust (the store's `metadata/root.json`, shipped with the app).
+    #[arg(long, value_name = "ROOT_JSON")]
+    trusted_root: PathBuf,
+    /// Release channel.
+    #[arg(long, default_value = "stable")]
+    channel: Channel,
+    /// Version to install (default: the newest offered).
+    #[arg(long = "version", value_name = "VER")]
+    release_version: Option<Version>,
+}
+
+#[derive(Debug, Args)]
+struct DirArgs {
+    /// The install folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// The install folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Install without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Print JSON lines: progress events, then the result.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +276,10 @@ fn main() -> ExitCode {
         Command::Publish(args) => commands::publish::run(&args),
         Command::Rollout(args) => commands::rollout::run(&args),
         Command::Serve(args) => commands::serve::run(*args),
+        Command::Install(args) => commands::install::run(&args),
+        Command::Check(args) => commands::check::run(&args.dir, args.json),
+        Command::Update(args) => commands::update::run(&args),
+        Command::Status(args) => commands::status::run(&args.dir, args.json),
     };
     match result {
         Ok(code) => code,

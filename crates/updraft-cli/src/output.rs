@@ -7,6 +7,10 @@ use updraft_publisher::ErrorKind;
 
 /// Bad command-line input.
 pub(crate) const EXIT_USAGE: u8 = 2;
+/// A network or download error.
+pub(crate) const EXIT_NETWORK: u8 = 3;
+/// Installing failed; the previous version is intact.
+pub(crate) const EXIT_INSTALL: u8 = 5;
 /// Tampered, unsigned, expired, rolled-back or wrong-target data.
 pub(crate) const EXIT_VERIFICATION: u8 = 4;
 /// Anything else.
@@ -34,6 +38,15 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             ErrorKind::Other => EXIT_OTHER,
         };
     }
+    if let Some(error) = error.downcast_ref::<updraft_client::Error>() {
+        return match error.kind() {
+            updraft_client::ErrorKind::Usage => EXIT_USAGE,
+            updraft_client::ErrorKind::Network => EXIT_NETWORK,
+            updraft_client::ErrorKind::Verification => EXIT_VERIFICATION,
+            updraft_client::ErrorKind::Install => EXIT_INSTALL,
+            updraft_client::ErrorKind::Other => EXIT_OTHER,
+        };
+    }
     if let Some(error) = error.downcast_ref::<updraft_server::Error>() {
         return match error {
             updraft_server::Error::Config(_) => EXIT_USAGE,
@@ -58,6 +71,23 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 /// True when stderr is a terminal, so progress and colour are welcome.
 pub(crate) fn interactive() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// A progress bar on a terminal, nothing when piped.
+pub(crate) fn progress_bar(message: &str) -> Option<indicatif::ProgressBar> {
+    if !interactive() {
+        return None;
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(message.to_owned());
+    Some(bar)
 }
 
 /// Formats a byte count for people (`36.9 MB`).

@@ -24,6 +24,7 @@
 mod error;
 pub mod manifest;
 mod names;
+pub mod offer;
 pub mod rollout;
 pub mod tuf;
 mod version;

@@ -3,7 +3,8 @@
 //! supported version. Pure functions over the in-memory [`View`].
 
 use serde::{Deserialize, Serialize};
-use updraft_protocol::{AppId, Arch, Channel, Platform, UpdateType, Version, rollout};
+use updraft_protocol::offer::{self, Asker};
+use updraft_protocol::{AppId, Arch, Channel, Platform, UpdateType, Version};
 
 use crate::error::ApiError;
 use crate::view::{Release, View};
@@ -180,33 +181,17 @@ impl CheckAnswer {
     }
 }
 
-/// A stable client sees stable releases; a client on any other channel sees
-/// its channel and stable, and gets the newest of them.
-fn channel_visible(client: &Channel, release: &Channel) -> bool {
-    release == client || release.as_str() == "stable"
-}
-
-fn below_minimum(request: &CheckRequest, release: &Release) -> bool {
-    release
-        .info
-        .min_supported_version
-        .as_ref()
-        .is_some_and(|min| request.current_version < *min)
-}
-
-/// True when `release` may be offered to this client at all.
-fn eligible(request: &CheckRequest, release: &Release) -> bool {
-    let info = &release.info;
-    info.app == request.app
-        && info.platform == request.platform
-        && info.arch == request.arch
-        && channel_visible(&request.channel, &info.channel)
-        && !info.yanked
-        && !info.halted
-        && info.version > request.current_version
-        // A client below the minimum supported version must update, rollout or not.
-        && (below_minimum(request, release)
-            || rollout::is_offered(info.rollout_percent, &info.app, &info.version, request.rollout_id.as_deref()))
+impl CheckRequest {
+    fn asker(&self) -> Asker<'_> {
+        Asker {
+            app: &self.app,
+            platform: self.platform,
+            arch: self.arch,
+            channel: &self.channel,
+            current_version: &self.current_version,
+            rollout_id: self.rollout_id.as_deref(),
+        }
+    }
 }
 
 /// Decides the offer. `download_url` is built by the caller's `url_for`.
@@ -215,8 +200,8 @@ pub(crate) fn check(
     request: &CheckRequest,
     url_for: impl Fn(&Release) -> String,
 ) -> (CheckAnswer, Option<Release>) {
-    // `view.releases` is newest first, so the first eligible one is the offer.
-    let Some(offer) = view.releases.iter().find(|r| eligible(request, r)) else {
+    let asker = request.asker();
+    let Some(offer) = offer::best(&view.releases, |r| &r.info, &asker) else {
         return (CheckAnswer::none(), None);
     };
     let info = &offer.info;
@@ -224,12 +209,8 @@ pub(crate) fn check(
         .releases
         .iter()
         .filter(|r| {
-            r.info.app == request.app
-                && r.info.platform == request.platform
-                && r.info.arch == request.arch
-                && channel_visible(&request.channel, &r.info.channel)
+            offer::applies(&r.info, &asker)
                 && !r.info.yanked
-                && r.info.version > request.current_version
                 && r.info.version <= info.version
                 && !r.info.notes.is_empty()
         })
@@ -243,7 +224,7 @@ pub(crate) fn check(
         current_version: Some(request.current_version.to_string()),
         latest_version: Some(info.version.to_string()),
         update_type: Some(UpdateType::between(&request.current_version, &info.version)),
-        force_update: Some(info.force || below_minimum(request, offer)),
+        force_update: Some(offer::is_forced(info, &request.current_version)),
         download_url: Some(url_for(offer)),
         file_size: Some(offer.length),
         changelog: Some(info.notes.clone()),

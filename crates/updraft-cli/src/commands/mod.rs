@@ -1,8 +1,12 @@
 //! One module per command; each returns the process exit code.
 
+pub(crate) mod check;
+pub(crate) mod install;
 pub(crate) mod keygen;
 pub(crate) mod publish;
 pub(crate) mod quickstart;
 pub(crate) mod repo;
 pub(crate) mod rollout;
 pub(crate) mod serve;
+pub(crate) mod status;
+pub(crate) mod update;

@@ -1,0 +1,46 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::InstallArgs;
+use crate::output::progress_bar;
+
+/// `updraft install`: a fresh install from a server, trusting ROOT_JSON.
+pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
+    let root = std::fs::read(&args.trusted_root).map_err(|e| {
+        updraft_client::Error::Usage(format!(
+            "The trusted root `{}` cannot be read: {e}",
+            args.trusted_root.display()
+        ))
+    })?;
+    let (platform, arch) = updraft_client::host();
+    let bar = progress_bar(&format!("Installing {}", args.app));
+    let progress: Option<updraft_client::download::ProgressFn> = bar.clone().map(|bar| {
+        Arc::new(move |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        }) as updraft_client::download::ProgressFn
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let request = updraft_client::InstallRequest {
+        install_dir: &args.dir,
+        base_url: &args.server,
+        app: &args.app,
+        channel: &args.channel,
+        trusted_root: &root,
+        version: args.release_version.as_ref(),
+        platform,
+        arch,
+    };
+    let version = runtime.block_on(updraft_client::bootstrap(&request, progress))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    println!(
+        "Installed {} {version} for {platform}/{arch} in `{}`.",
+        args.app,
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,44 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use updraft_client::UpdateManager;
+
+/// `updraft status`.
+pub(crate) fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let manager = UpdateManager::builder(dir).build()?;
+    let state = manager.state();
+    if json {
+        let value = serde_json::json!({
+            "app": state.app,
+            "current_version": state.current_version,
+            "channel": manager.config().channel,
+            "install_dir": dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+            "previous_versions": state.previous_versions,
+            "pending_confirm": state.pending_confirm,
+            "platform": state.platform,
+            "arch": state.arch,
+            "skipped": state.skipped,
+            "remind_after": state.remind_after,
+            "server": manager.config().update_server.base_url,
+        });
+        println!("{value}");
+    } else {
+        println!(
+            "{} {} ({}/{}, channel {}) in `{}`",
+            state.app,
+            state.current_version,
+            state.platform,
+            state.arch,
+            manager.config().channel,
+            dir.display()
+        );
+        if !state.previous_versions.is_empty() {
+            println!(
+                "previous versions kept: {}",
+                state.previous_versions.join(", ")
+            );
+        }
+        println!("updates from {}", manager.config().update_server.base_url);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,90 @@
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use updraft_client::{CancellationToken, CheckOutcome, UpdateManager};
+
+use crate::UpdateArgs;
+use crate::commands::check::offer_json;
+use crate::output::progress_bar;
+
+/// `updraft update`: check, download, verify, install.
+pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
+    let manager = UpdateManager::builder(&args.dir).build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let offer = match manager.check().await? {
+            // An explicit `update` installs a skipped or snoozed version too.
+            CheckOutcome::Available(offer) | CheckOutcome::Skipped(offer) | CheckOutcome::Snoozed(offer) => offer,
+            CheckOutcome::UpToDate { current_version } => {
+                if args.json {
+                    println!("{}", serde_json::json!({"event": "result", "updated": false, "current_version": current_version}));
+                } else {
+                    println!("{current_version} is the newest version.");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        if args.json {
+            println!("{}", serde_json::json!({"event": "update_available", "offer": offer_json(&offer, "available")}));
+        } else {
+            println!("Version {} is available ({} update from {}).", offer.version, offer.update_type, offer.current_version);
+        }
+        if !args.yes && !args.json && std::io::stdin().is_terminal() {
+            print!("Install now? [Y/n] ");
+            std::io::stdout().flush()?;
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            if answer.trim().eq_ignore_ascii_case("n") || answer.trim().eq_ignore_ascii_case("no") {
+                println!("Not installed.");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        let bar = if args.json { None } else { progress_bar(&format!("Downloading {}", offer.version)) };
+        let json = args.json;
+        let last = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let progress: updraft_client::download::ProgressFn = {
+            let bar = bar.clone();
+            Arc::new(move |done, total| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+                // One JSON line per percent at most.
+                let step = total / 100 + 1;
+                let previous = last.load(std::sync::atomic::Ordering::Relaxed);
+                if json && (done / step != previous / step || done == total) {
+                    last.store(done, std::sync::atomic::Ordering::Relaxed);
+                    println!("{}", serde_json::json!({"event": "progress", "downloaded": done, "total": total}));
+                }
+            })
+        };
+        let result = async {
+            let downloaded = manager.download(&offer, Some(progress), &CancellationToken::new()).await?;
+            manager.install(&offer, &downloaded).await?;
+            Ok::<_, updraft_client::Error>(downloaded)
+        }
+        .await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        match result {
+            Ok(downloaded) => {
+                manager.report(&offer.version, "installed", None).await;
+                if args.json {
+                    println!("{}", serde_json::json!({"event": "result", "updated": true, "version": offer.version,
+                        "downloaded_bytes": downloaded.stats.fetched, "resumed_bytes": downloaded.stats.resumed}));
+                } else {
+                    println!("Updated to {}.", offer.version);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                manager.report(&offer.version, "failed", Some(&error.to_string())).await;
+                Err(error.into())
+            }
+        }
+    })
+}

@@ -1,0 +1,343 @@
+//! The install folder, its state, and putting a verified release in place.
+//!
+//! ```text
+//! INSTALL_DIR/
+//!   update_config.json
+//!   current -> versions/1.1.0      the running version (a symlink, replaced atomically)
+//!   versions/1.1.0/                exactly the published files
+//!   versions/1.0.0/                the previous version, kept for rollback
+//!   .updraft/metadata/             trusted TUF metadata
+//!   .updraft/staging/              downloads in progress (private)
+//!   .updraft/state.json            install id, versions, skip and remind-later state
+//! ```
+//!
+//! Until the installer issue lands, switching is a single atomic symlink
+//! replacement done in this process; the app's files are never modified in place.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
+
+use crate::error::{Error, Result};
+
+/// Paths inside an install folder.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The install folder.
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+    /// `update_config.json`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("update_config.json")
+    }
+    /// `.updraft/`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".updraft")
+    }
+    /// `.updraft/metadata/`.
+    pub fn metadata(&self) -> PathBuf {
+        self.state_dir().join("metadata")
+    }
+    /// `.updraft/staging/`.
+    pub fn staging(&self) -> PathBuf {
+        self.state_dir().join("staging")
+    }
+    /// `.updraft/state.json`.
+    pub fn state(&self) -> PathBuf {
+        self.state_dir().join("state.json")
+    }
+    /// `versions/`.
+    pub fn versions(&self) -> PathBuf {
+        self.root.join("versions")
+    }
+    /// `current`.
+    pub fn current(&self) -> PathBuf {
+        self.root.join("current")
+    }
+    /// `.updraft/lock`.
+    pub fn lock(&self) -> PathBuf {
+        self.state_dir().join("lock")
+    }
+}
+
+/// What updraft remembers about an install.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallState {
+    /// App id.
+    pub app: String,
+    /// Platform.
+    pub platform: String,
+    /// Arch.
+    pub arch: String,
+    /// Installed version.
+    pub current_version: String,
+    /// Earlier versions still on disk, newest first.
+    #[serde(default)]
+    pub previous_versions: Vec<String>,
+    /// Random id for staged rollout, made once.
+    pub install_id: String,
+    /// Versions the user chose to skip.
+    #[serde(default)]
+    pub skipped: Vec<String>,
+    /// "Remind me later": no prompt before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_after: Option<String>,
+    /// A new version waits for its health confirmation (installer issue).
+    #[serde(default)]
+    pub pending_confirm: bool,
+}
+
+impl InstallState {
+    /// Reads the state, if the install has one.
+    pub fn load(layout: &Layout) -> Result<Self> {
+        let path = layout.state();
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Usage(format!("`{}` is not an updraft install (no `.updraft/state.json`); create one with `updraft install`", layout.root.display()))
+            } else {
+                Error::io("read", &path, e)
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Install {
+            version: "(state)".into(),
+            reason: format!("`{}` is corrupt: {e}", path.display()),
+        })
+    }
+
+    /// Writes the state atomically.
+    pub fn save(&self, layout: &Layout) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("state serialises");
+        bytes.push(b'\n');
+        updraft_fs::write_atomic(&layout.state(), &bytes)?;
+        Ok(())
+    }
+
+    /// A fresh random install id.
+    pub fn new_install_id() -> String {
+        let mut bytes = [0u8; 16];
+        let _ = getrandom::fill(&mut bytes);
+        hex::encode(bytes)
+    }
+}
+
+const MAX_ENTRIES: usize = 1_000_000;
+
+/// Unpacks `package` into `versions/{version}` checking every entry against
+/// the signed `manifest` (paths, sizes, hashes, modes, links; nothing extra,
+/// nothing missing, no special files), then points `current` at it.
+pub fn install_release(layout: &Layout, package: &Path, manifest: &ReleaseManifest) -> Result<()> {
+    let version = manifest.release.version.to_string();
+    let failed = |reason: String| Error::Install {
+        version: version.clone(),
+        reason,
+    };
+    updraft_fs::create_dir_all_durable(&layout.versions())?;
+    let final_dir = layout.versions().join(&version);
+    let partial = layout.versions().join(format!(".{version}.partial"));
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(|e| Error::io("remove", &partial, e))?;
+    }
+    fs::create_dir(&partial).map_err(|e| Error::io("create", &partial, e))?;
+    let outcome = unpack(package, &partial, manifest).map_err(failed);
+    if let Err(error) = outcome {
+        let _ = fs::remove_dir_all(&partial);
+        return Err(error);
+    }
+    if final_dir.exists() {
+        fs::remove_dir_all(&final_dir).map_err(|e| Error::io("replace", &final_dir, e))?;
+    }
+    fs::rename(&partial, &final_dir).map_err(|e| Error::io("move into place", &final_dir, e))?;
+    updraft_fs::fsync_dir(&layout.versions())?;
+    switch_current(layout, &version)
+}
+
+/// Atomically points `current` at `versions/{version}`.
+pub fn switch_current(layout: &Layout, version: &str) -> Result<()> {
+    let link = layout.current();
+    let temp = layout.root.join(".current.new");
+    let _ = fs::remove_file(&temp);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(format!("versions/{version}"), &temp)
+        .map_err(|e| Error::io("create the link", &temp, e))?;
+    #[cfg(not(unix))]
+    return Err(Error::Install {
+        version: version.into(),
+        reason: "switching versions needs the installer on this platform".into(),
+    });
+    #[cfg(unix)]
+    {
+        fs::rename(&temp, &link).map_err(|e| Error::io("switch", &link, e))?;
+        updraft_fs::fsync_dir(&layout.root)?;
+        Ok(())
+    }
+}
+
+fn unpack(
+    package: &Path,
+    into: &Path,
+    manifest: &ReleaseManifest,
+) -> std::result::Result<(), String> {
+    let file = fs::File::open(package).map_err(|e| format!("cannot read the package: {e}"))?;
+    let mut decoder = zstd::stream::read::Decoder::new(file)
+        .map_err(|e| format!("the package is not zstd: {e}"))?;
+    decoder.window_log_max(27).map_err(|e| e.to_string())?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut files: BTreeMap<&str, &updraft_protocol::manifest::FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let links: BTreeMap<&str, &str> = manifest
+        .symlinks
+        .iter()
+        .map(|l| (l.path.as_str(), l.target.as_str()))
+        .collect();
+    let dirs: BTreeMap<&str, u32> = manifest
+        .dirs
+        .iter()
+        .map(|d| (d.path.as_str(), d.mode))
+        .collect();
+    let mut seen = 0usize;
+    for entry in archive
+        .entries()
+        .map_err(|e| format!("the package is not a tar archive: {e}"))?
+    {
+        seen += 1;
+        if seen > MAX_ENTRIES {
+            return Err("the package has too many entries".into());
+        }
+        let mut entry = entry.map_err(|e| format!("the package is corrupt: {e}"))?;
+        let raw = entry
+            .path()
+            .map_err(|e| format!("an entry has a bad path: {e}"))?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        // Every path is checked before anything is written: no `..`, no absolute, no drive.
+        let path = TargetPath::new(&raw).map_err(|e| format!("refusing entry `{raw}`: {e}"))?;
+        let dest = into.join(path.as_str());
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                let mode = dirs
+                    .get(path.as_str())
+                    .ok_or_else(|| format!("refusing folder `{raw}`: not in the manifest"))?;
+                fs::create_dir_all(&dest).map_err(|e| format!("cannot create `{raw}`: {e}"))?;
+                set_mode(&dest, *mode)?;
+            }
+            tar::EntryType::Regular => {
+                let expected = files
+                    .remove(path.as_str())
+                    .ok_or_else(|| format!("refusing file `{raw}`: not in the manifest"))?;
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+                }
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dest)
+                    .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
+                let mut hasher = Sha256::new();
+                let mut buffer = vec![0u8; 256 * 1024];
+                let mut written = 0u64;
+                let mut limited = (&mut entry).take(expected.size + 1);
+                loop {
+                    let n = limited
+                        .read(&mut buffer)
+                        .map_err(|e| format!("cannot unpack `{raw}`: {e}"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    written += n as u64;
+                    if written > expected.size {
+                        return Err(format!("`{raw}` is larger than the manifest says"));
+                    }
+                    hasher.update(&buffer[..n]);
+                    out.write_all(&buffer[..n])
+                        .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
+                }
+                let digest = Sha256Digest::from_bytes(hasher.finalize().into());
+                if written != expected.size || digest != expected.sha256 {
+                    return Err(format!("`{raw}` differs from the signed manifest"));
+                }
+                out.sync_all()
+                    .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
+                set_mode(&dest, expected.mode)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if links.get(path.as_str()) != Some(&target.as_str()) {
+                    return Err(format!(
+                        "refusing link `{raw}` -> `{target}`: not in the manifest"
+                    ));
+                }
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+                }
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(&target, &dest)
+                    .map_err(|e| format!("cannot create link `{raw}`: {e}"))?;
+            }
+            other => {
+                return Err(format!(
+                    "refusing `{raw}`: entries of type {other:?} (hard links, devices) are never installed"
+                ));
+            }
+        }
+    }
+    if let Some(missing) = files.keys().next() {
+        return Err(format!(
+            "the package lacks `{missing}`, which the manifest lists"
+        ));
+    }
+    sync_tree(into).map_err(|e| format!("cannot sync the new version: {e}"))
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| format!("cannot set the mode of `{}`: {e}", path.display()))?;
+    }
+    let _ = (path, mode);
+    Ok(())
+}
+
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        }
+    }
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Removes versions beyond the newest `keep` previous ones.
+pub fn prune(layout: &Layout, state: &mut InstallState, keep: usize) {
+    while state.previous_versions.len() > keep {
+        if let Some(old) = state.previous_versions.pop() {
+            let _ = fs::remove_dir_all(layout.versions().join(&old));
+        }
+    }
+}

@@ -1,0 +1,699 @@
+//! [`UpdateManager`]: what an app embeds. It checks (through the server's
+//! API, or from the signed metadata alone), downloads and verifies, installs,
+//! remembers skip and remind-later choices, and reports outcomes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio_util::sync::CancellationToken;
+use updraft_protocol::offer::{self, Asker};
+use updraft_protocol::{
+    AppId, Arch, Channel, PackageCustom, Platform, ReleaseManifest, Sha256Digest, UpdateType,
+    Version,
+};
+
+use crate::config::UpdateConfig;
+use crate::download::{self, DownloadOptions, DownloadRequest, DownloadStats, ProgressFn};
+use crate::error::{Error, Result};
+use crate::install::{InstallState, Layout, install_release, prune};
+use crate::repository::Repository;
+use crate::transport::Fetcher;
+
+/// A signed update this install may take.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offer {
+    /// The version offered.
+    pub version: String,
+    /// The installed version.
+    pub current_version: String,
+    /// major, minor or patch.
+    pub update_type: UpdateType,
+    /// Mandatory (forced, or the install is below the minimum supported version).
+    pub force_update: bool,
+    /// The signed package target.
+    pub target: String,
+    /// Package size.
+    pub file_size: u64,
+    /// Package digest.
+    pub sha256: String,
+    /// Release date.
+    pub release_date: String,
+    /// Notes of the offered version.
+    pub changelog: String,
+    /// Notes of every version between the installed and the offered one, newest first.
+    pub changelogs: Vec<(String, String)>,
+    /// Minimum supported version, if any.
+    pub min_supported_version: Option<String>,
+    #[serde(skip)]
+    custom: PackageCustom,
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// Nothing newer is offered.
+    UpToDate {
+        /// The installed version.
+        current_version: String,
+    },
+    /// An update is offered.
+    Available(Offer),
+    /// The user skipped this version (never for forced updates).
+    Skipped(Offer),
+    /// "Remind me later" is in effect (never for forced updates).
+    Snoozed(Offer),
+}
+
+/// Events for a UI: the seed's signals.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An update is available.
+    UpdateAvailable(Box<Offer>),
+    /// Download progress: bytes done, total.
+    Progress(u64, u64),
+    /// Installed.
+    Completed(String),
+    /// Failed, with one sentence.
+    Failed(String),
+}
+
+/// Builds an [`UpdateManager`].
+#[derive(Debug)]
+pub struct UpdateManagerBuilder {
+    install_dir: PathBuf,
+    platform: Option<Platform>,
+    arch: Option<Arch>,
+}
+
+impl UpdateManagerBuilder {
+    /// Overrides the platform (defaults to this machine's).
+    #[must_use]
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    /// Overrides the arch (defaults to this machine's).
+    #[must_use]
+    pub fn arch(mut self, arch: Arch) -> Self {
+        self.arch = Some(arch);
+        self
+    }
+
+    /// Opens the install: its configuration, state and trusted metadata.
+    pub fn build(self) -> Result<UpdateManager> {
+        let layout = Layout::new(&self.install_dir);
+        let loaded = UpdateConfig::load(&layout.config())?;
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let state = InstallState::load(&layout)?;
+        let platform = self
+            .platform
+            .map_or_else(|| Platform::parse(&state.platform), Ok)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let arch = self
+            .arch
+            .map_or_else(|| Arch::parse(&state.arch), Ok)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let fetcher = Fetcher::new(&loaded.config)?;
+        Ok(UpdateManager {
+            layout,
+            config: loaded.config,
+            fetcher,
+            platform,
+            arch,
+            state: Mutex::new(state),
+        })
+    }
+}
+
+/// The client library's front door.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), updraft_client::Error> {
+/// use updraft_client::{CheckOutcome, UpdateManager};
+/// let manager = UpdateManager::builder("/opt/kuzflow").build()?;
+/// if let CheckOutcome::Available(offer) = manager.check().await? {
+///     println!("Version {} is available", offer.version);
+///     let cancel = tokio_util::sync::CancellationToken::new();
+///     let package = manager.download(&offer, None, &cancel).await?;
+///     manager.install(&offer, &package).await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct UpdateManager {
+    layout: Layout,
+    config: UpdateConfig,
+    fetcher: Fetcher,
+    platform: Platform,
+    arch: Arch,
+    state: Mutex<InstallState>,
+}
+
+/// A verified package and manifest in the staging folder.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    /// The package file.
+    pub package: PathBuf,
+    /// The verified manifest.
+    pub manifest: ReleaseManifest,
+    /// Transfer figures.
+    pub stats: DownloadStats,
+}
+
+/// This machine's platform and arch.
+pub fn host() -> (Platform, Arch) {
+    let platform = Platform::parse(std::env::consts::OS).unwrap_or(Platform::Linux);
+    let arch = Arch::parse(std::env::consts::ARCH).unwrap_or(Arch::X86_64);
+    (platform, arch)
+}
+
+impl UpdateManager {
+    /// Starts building a manager for the install in `install_dir`.
+    pub fn builder(install_dir: impl AsRef<Path>) -> UpdateManagerBuilder {
+        UpdateManagerBuilder {
+            install_dir: install_dir.as_ref().to_path_buf(),
+            platform: None,
+            arch: None,
+        }
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &UpdateConfig {
+        &self.config
+    }
+
+    /// A copy of the install state.
+    pub fn state(&self) -> InstallState {
+        self.state.lock().expect("state lock").clone()
+    }
+
+    /// The install folder.
+    pub fn install_dir(&self) -> &Path {
+        &self.layout.root
+    }
+
+    fn base(&self) -> Result<String> {
+        self.config
+            .base_urls()
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Config {
+                path: self.layout.config(),
+                reason: "`update_server.base_url` is not set".into(),
+            })
+    }
+
+    async fn repository(&self, now: OffsetDateTime) -> Result<Repository> {
+        let mut last = None;
+        for base in self.config.base_urls() {
+            match Repository::refresh(
+                &self.layout.metadata(),
+                &format!("{base}/metadata"),
+                &self.fetcher,
+                now,
+            )
+            .await
+            {
+                Ok(repository) => return Ok(repository),
+                // A bad mirror: try the next; verification errors stay errors.
+                Err(error @ Error::Network { .. }) => last = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config {
+            path: self.layout.config(),
+            reason: "`update_server.base_url` is not set".into(),
+        }))
+    }
+
+    /// Checks for an update: refreshes the signed metadata, asks the server
+    /// (or, for a static store, applies the rules to the metadata), and
+    /// accepts only an offer that is a signed package of this app.
+    pub async fn check(&self) -> Result<CheckOutcome> {
+        let now = OffsetDateTime::now_utc();
+        let repository = self.repository(now).await?;
+        let state = self.state();
+        let app = AppId::new(&state.app).map_err(|e| Error::Usage(e.to_string()))?;
+        let channel =
+            Channel::new(&self.config.channel).map_err(|e| Error::Usage(e.to_string()))?;
+        let current =
+            Version::parse(&state.current_version).map_err(|e| Error::Usage(e.to_string()))?;
+        let asker = Asker {
+            app: &app,
+            platform: self.platform,
+            arch: self.arch,
+            channel: &channel,
+            current_version: &current,
+            rollout_id: Some(&state.install_id),
+        };
+        let (releases, _) = crate::releases(repository.targets());
+        let chosen = match self.dynamic_offer(&state, &asker).await? {
+            Some(DynamicAnswer::NoUpdate) => None,
+            Some(DynamicAnswer::Target(target)) => {
+                // The server only chooses; the choice must be a signed package of this app.
+                let signed = releases
+                    .iter()
+                    .find(|r| r.0 == target && offer::applies(&r.2.release, &asker));
+                Some(signed.ok_or_else(|| Error::NotSigned {
+                    target: target.clone(),
+                    app: app.to_string(),
+                    platform: self.platform.to_string(),
+                    arch: self.arch.to_string(),
+                })?)
+            }
+            None => offer::best(&releases, |r| &r.2.release, &asker),
+        };
+        let Some((target, file, custom)) = chosen.cloned() else {
+            return Ok(CheckOutcome::UpToDate {
+                current_version: state.current_version,
+            });
+        };
+        let info = &custom.release;
+        let mut changelogs: Vec<(Version, String)> = releases
+            .iter()
+            .filter(|r| {
+                offer::applies(&r.2.release, &asker)
+                    && !r.2.release.yanked
+                    && r.2.release.version <= info.version
+                    && !r.2.release.notes.is_empty()
+            })
+            .map(|r| (r.2.release.version.clone(), r.2.release.notes.clone()))
+            .collect();
+        changelogs.sort_by(|a, b| b.0.cmp(&a.0));
+        let offer = Offer {
+            version: info.version.to_string(),
+            current_version: current.to_string(),
+            update_type: UpdateType::between(&current, &info.version),
+            force_update: offer::is_forced(info, &current),
+            target,
+            file_size: file.length,
+            sha256: file.sha256().map(|d| d.to_hex()).unwrap_or_default(),
+            release_date: info.release_date.clone(),
+            changelog: info.notes.clone(),
+            changelogs: changelogs
+                .into_iter()
+                .map(|(v, n)| (v.to_string(), n))
+                .collect(),
+            min_supported_version: info.min_supported_version.as_ref().map(ToString::to_string),
+            custom: custom.clone(),
+        };
+        if !offer.force_update {
+            if state.skipped.contains(&offer.version) {
+                return Ok(CheckOutcome::Skipped(offer));
+            }
+            if let Some(after) = state
+                .remind_after
+                .as_deref()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                && after > now
+            {
+                return Ok(CheckOutcome::Snoozed(offer));
+            }
+        }
+        Ok(CheckOutcome::Available(offer))
+    }
+
+    async fn dynamic_offer(
+        &self,
+        state: &InstallState,
+        asker: &Asker<'_>,
+    ) -> Result<Option<DynamicAnswer>> {
+        let base = self.base()?;
+        if base.starts_with("file://") {
+            return Ok(None);
+        }
+        let body = serde_json::json!({
+            "current_version": state.current_version, "platform": asker.platform, "arch": asker.arch,
+            "app": state.app, "channel": asker.channel, "install_id": state.install_id,
+        });
+        let url = format!("{base}/api/version/check");
+        let (status, answer) = self.fetcher.post_json(&url, &body, 1 << 20).await?;
+        match status {
+            // A static host: the signed metadata alone decides.
+            404 | 405 | 501 => Ok(None),
+            200 if answer["update_available"] == false => Ok(Some(DynamicAnswer::NoUpdate)),
+            200 => {
+                let target = answer["target"].as_str().map(str::to_owned).or_else(|| {
+                    // A server that only names the version: find its signed package.
+                    answer["latest_version"].as_str().map(|v| {
+                        format!(
+                            "releases/v{v}/{}_v{v}_{}_{}_full.tar.zst",
+                            state.app, asker.platform, asker.arch
+                        )
+                    })
+                });
+                target
+                    .map(DynamicAnswer::Target)
+                    .map(Some)
+                    .ok_or_else(|| Error::Network {
+                        url,
+                        reason: "the answer names no release".into(),
+                    })
+            }
+            other => Err(Error::Network {
+                url,
+                reason: format!(
+                    "the server answered {other}: {}",
+                    answer["error"].as_str().unwrap_or("")
+                ),
+            }),
+        }
+    }
+
+    /// Downloads and verifies the offer's package and manifest into the
+    /// private staging folder (resuming an interrupted download).
+    pub async fn download(
+        &self,
+        offer: &Offer,
+        progress: Option<ProgressFn>,
+        cancel: &CancellationToken,
+    ) -> Result<Downloaded> {
+        let staging = self.layout.staging();
+        updraft_fs::create_dir_all_durable(&staging)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700));
+        }
+        let repository = Repository::refresh_offline(&self.layout.metadata())?;
+        let manifest_ref = &offer.custom.manifest;
+        let manifest_path = staging.join(format!("{}.manifest.json", offer.sha256));
+        let mut last = None;
+        for base in self.config.base_urls() {
+            match repository
+                .download_small_target(
+                    &self.fetcher,
+                    &base,
+                    manifest_ref.path.as_str(),
+                    &manifest_path,
+                )
+                .await
+            {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(error @ Error::Network { .. }) => last = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        if let Some(error) = last {
+            return Err(error);
+        }
+        let manifest_bytes =
+            std::fs::read(&manifest_path).map_err(|e| Error::io("read", &manifest_path, e))?;
+        let manifest = ReleaseManifest::from_slice(manifest_ref.path.as_str(), &manifest_bytes)
+            .map_err(|e| Error::verification(&e))?;
+        if !manifest.release.same_release(&offer.custom.release) {
+            return Err(Error::Verification(format!(
+                "The manifest `{}` does not describe {}",
+                manifest_ref.path, offer.version
+            )));
+        }
+        let target = repository
+            .targets()
+            .targets
+            .get(&offer.target)
+            .ok_or_else(|| {
+                Error::Verification(format!("`{}` is not a signed target", offer.target))
+            })?;
+        let urls = self
+            .config
+            .base_urls()
+            .iter()
+            .map(|base| repository.target_url(base, &offer.target, target))
+            .collect::<Result<Vec<_>>>()?;
+        let sha256 = Sha256Digest::from_hex(&offer.sha256).map_err(|e| Error::verification(&e))?;
+        let request = DownloadRequest {
+            urls,
+            length: target.length,
+            sha256,
+            what: offer.target.clone(),
+            dest: staging.join(format!("{}.tar.zst", offer.sha256)),
+        };
+        let settings = &self.config.download_settings;
+        let options = DownloadOptions {
+            parallel: settings.parallel_downloads,
+            retry_count: settings.retry_count,
+            min_rate: settings.min_rate,
+            ..DownloadOptions::default()
+        };
+        // Room for the package now, and for the unpacked release next.
+        download::ensure_space(
+            &staging,
+            target.length.saturating_add(offer.custom.installed_size),
+        )?;
+        let stats = download::download(&self.fetcher, &request, &options, progress, cancel).await?;
+        Ok(Downloaded {
+            package: request.dest,
+            manifest,
+            stats,
+        })
+    }
+
+    /// Installs a downloaded release and makes it current.
+    pub async fn install(&self, offer: &Offer, downloaded: &Downloaded) -> Result<()> {
+        let layout = self.layout.clone();
+        let (package, manifest) = (downloaded.package.clone(), downloaded.manifest.clone());
+        let _lock = updraft_fs::StoreLock::try_acquire(&layout.lock())?;
+        download::ensure_space(&layout.root, offer.custom.installed_size)?;
+        let version = offer.version.clone();
+        tokio::task::spawn_blocking(move || install_release(&layout, &package, &manifest))
+            .await
+            .map_err(|e| Error::Install {
+                version: version.clone(),
+                reason: e.to_string(),
+            })??;
+        let mut state = self.state.lock().expect("state lock").clone();
+        let previous = std::mem::replace(&mut state.current_version, offer.version.clone());
+        state.previous_versions.insert(0, previous);
+        state.skipped.retain(|v| v != &offer.version);
+        state.remind_after = None;
+        let keep = if self.config.install_settings.backup_enabled {
+            self.config.install_settings.backup_count as usize
+        } else {
+            0
+        };
+        prune(&self.layout, &mut state, keep);
+        state.save(&self.layout)?;
+        *self.state.lock().expect("state lock") = state;
+        let _ = std::fs::remove_file(&downloaded.package);
+        Ok(())
+    }
+
+    /// "Skip this version": never offered again unless forced.
+    pub fn skip(&self, version: &str) -> Result<()> {
+        let mut state = self.state.lock().expect("state lock");
+        if !state.skipped.iter().any(|v| v == version) {
+            state.skipped.push(version.to_owned());
+        }
+        state.save(&self.layout)
+    }
+
+    /// "Remind me later": no prompt for `remind_interval` seconds unless forced.
+    pub fn remind_later(&self) -> Result<()> {
+        let until = OffsetDateTime::now_utc()
+            + Duration::from_secs(self.config.check_settings.remind_interval);
+        let mut state = self.state.lock().expect("state lock");
+        state.remind_after = until.format(&Rfc3339).ok();
+        state.save(&self.layout)
+    }
+
+    /// Tells the server how an install went (unless `install_settings.report_outcome` is off).
+    /// Failures to report are logged, never fatal.
+    pub async fn report(&self, version: &str, outcome: &str, error: Option<&str>) {
+        if !self.config.install_settings.report_outcome {
+            return;
+        }
+        let Ok(base) = self.base() else { return };
+        if base.starts_with("file://") {
+            return;
+        }
+        let state = self.state();
+        let body = serde_json::json!({"app": state.app, "version": version, "platform": self.platform, "arch": self.arch,
+                                      "channel": self.config.channel, "outcome": outcome, "error": error});
+        if let Err(error) = self
+            .fetcher
+            .post_json(&format!("{base}/api/version/report"), &body, 64 * 1024)
+            .await
+        {
+            tracing::debug!(%error, "could not report the install outcome");
+        }
+    }
+
+    /// Runs checks in the background for an embedding app: on start-up (if
+    /// `check_on_startup`) and every `check_interval` with ±10 % jitter (if
+    /// `auto_check`). `on_event` receives `UpdateAvailable` for offers the user
+    /// has neither skipped nor snoozed.
+    pub fn spawn_scheduler(
+        self: Arc<Self>,
+        on_event: impl Fn(Event) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let settings = self.config.check_settings.clone();
+            if !settings.auto_check && !settings.check_on_startup {
+                return;
+            }
+            let mut first = settings.check_on_startup;
+            loop {
+                if !first {
+                    if !settings.auto_check {
+                        return;
+                    }
+                    let mut random = [0u8; 2];
+                    let _ = getrandom::fill(&mut random);
+                    let jitter =
+                        f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX) * 0.2 - 0.1;
+                    #[allow(clippy::cast_precision_loss)]
+                    let seconds = settings.check_interval as f64 * (1.0 + jitter);
+                    tokio::time::sleep(Duration::from_secs_f64(seconds.max(1.0))).await;
+                }
+                first = false;
+                match self.check().await {
+                    Ok(CheckOutcome::Available(offer)) => {
+                        on_event(Event::UpdateAvailable(Box::new(offer)));
+                    }
+                    Ok(_) => {}
+                    Err(error) => on_event(Event::Failed(error.to_string())),
+                }
+            }
+        })
+    }
+}
+
+enum DynamicAnswer {
+    NoUpdate,
+    Target(String),
+}
+
+/// What [`bootstrap`] installs, and from where.
+#[derive(Debug, Clone)]
+pub struct InstallRequest<'a> {
+    /// The folder to create the install in.
+    pub install_dir: &'a Path,
+    /// The update server or static store.
+    pub base_url: &'a str,
+    /// The app.
+    pub app: &'a AppId,
+    /// Its channel.
+    pub channel: &'a Channel,
+    /// The root metadata to trust (shipped with the app).
+    pub trusted_root: &'a [u8],
+    /// The version to install, or the newest offered.
+    pub version: Option<&'a Version>,
+    /// This machine's platform.
+    pub platform: Platform,
+    /// This machine's arch.
+    pub arch: Arch,
+}
+
+/// Creates a fresh install from the store at `base_url`: trusts the root,
+/// writes the configuration, and installs the chosen version. Returns it.
+pub async fn bootstrap(
+    request: &InstallRequest<'_>,
+    progress: Option<ProgressFn>,
+) -> Result<String> {
+    let InstallRequest {
+        install_dir,
+        base_url,
+        app,
+        channel,
+        trusted_root,
+        version,
+        platform,
+        arch,
+    } = request.clone();
+    let layout = Layout::new(install_dir);
+    if layout.state().exists() {
+        return Err(Error::Usage(format!(
+            "`{}` is already an updraft install; use `updraft update`",
+            install_dir.display()
+        )));
+    }
+    updraft_fs::create_dir_all_durable(&layout.state_dir())?;
+    let defaults = UpdateConfig::default();
+    let config = UpdateConfig {
+        app: Some(app.to_string()),
+        channel: channel.to_string(),
+        update_server: crate::config::ServerSettings {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            ..defaults.update_server.clone()
+        },
+        ..defaults
+    };
+    config.save(&layout.config())?;
+    Repository::init(&layout.metadata(), trusted_root)?;
+    let mut state = InstallState {
+        app: app.to_string(),
+        platform: platform.to_string(),
+        arch: arch.to_string(),
+        current_version: "0.0.0".into(),
+        previous_versions: Vec::new(),
+        install_id: InstallState::new_install_id(),
+        skipped: Vec::new(),
+        remind_after: None,
+        pending_confirm: false,
+    };
+    state.save(&layout)?;
+    let manager = UpdateManager::builder(install_dir)
+        .platform(platform)
+        .arch(arch)
+        .build()?;
+    let repository = manager.repository(OffsetDateTime::now_utc()).await?;
+    let (releases, _) = crate::releases(repository.targets());
+    let zero = Version::new(0, 0, 0);
+    let asker = Asker {
+        app,
+        platform,
+        arch,
+        channel,
+        current_version: &zero,
+        rollout_id: Some(&state.install_id),
+    };
+    let chosen = match version {
+        Some(wanted) => releases
+            .iter()
+            .find(|r| offer::applies(&r.2.release, &asker) && r.2.release.version == *wanted)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{app} {wanted} is not published for {platform}/{arch} on channel {channel}"
+                ))
+            })?,
+        None => offer::best(&releases, |r| &r.2.release, &asker).ok_or_else(|| {
+            Error::Usage(format!(
+                "no release of {app} is published for {platform}/{arch} on channel {channel}"
+            ))
+        })?,
+    };
+    let (target, file, custom) = chosen.clone();
+    let offer = Offer {
+        version: custom.release.version.to_string(),
+        current_version: zero.to_string(),
+        update_type: UpdateType::Major,
+        force_update: false,
+        target,
+        file_size: file.length,
+        sha256: file.sha256().map(|d| d.to_hex()).unwrap_or_default(),
+        release_date: custom.release.release_date.clone(),
+        changelog: custom.release.notes.clone(),
+        changelogs: Vec::new(),
+        min_supported_version: None,
+        custom,
+    };
+    let downloaded = manager
+        .download(&offer, progress, &CancellationToken::new())
+        .await?;
+    manager.install(&offer, &downloaded).await?;
+    state = manager.state();
+    state.previous_versions.retain(|v| v != "0.0.0");
+    state.save(&layout)?;
+    Ok(offer.version)
+}
