@@ -26,6 +26,8 @@ impl Running {
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
         }));
+        // reqwest is built without a default TLS provider (the client picks ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             addr,
             client: reqwest::Client::new(),
