@@ -67,8 +67,10 @@ pub struct DownloadSettings {
     pub retry_count: u32,
     /// Check TLS certificates (never turn off outside tests).
     pub verify_ssl: bool,
-    /// Slowest acceptable transfer rate in bytes per second, averaged over 10 s.
+    /// Slowest acceptable transfer rate in bytes per second, averaged over `stall_timeout`.
     pub min_rate: u64,
+    /// Seconds over which `min_rate` is measured; a slower connection is dropped and retried.
+    pub stall_timeout: u64,
 }
 
 /// `install_settings`.
@@ -111,6 +113,7 @@ impl Default for UpdateConfig {
                 retry_count: 3,
                 verify_ssl: true,
                 min_rate: 1024,
+                stall_timeout: 10,
             },
             install_settings: InstallSettings {
                 backup_enabled: true,
@@ -246,6 +249,10 @@ impl UpdateConfig {
                         "verify_ssl" => s.verify_ssl = boolean(v, "download_settings.verify_ssl")?,
                         "min_rate" => {
                             s.min_rate = number(v, "download_settings.min_rate", 0, 1 << 30)?;
+                        }
+                        "stall_timeout" => {
+                            s.stall_timeout =
+                                number(v, "download_settings.stall_timeout", 1, 3600)?;
                         }
                         _ => return Ok(false),
                     }

@@ -233,8 +233,10 @@ async fn download_inner(
     let part = part_path(&request.dest);
     let sidecar = sidecar_path(&request.dest);
     let mut verification_failures = 0;
+    let mut restarts = 0u32;
     loop {
-        let state = load_state(request, &part, &sidecar, options).await;
+        // After a restart the server's ranges cannot be trusted: one plain connection.
+        let state = load_state(request, &part, &sidecar, options, restarts > 0).await;
         let resumed: u64 = state.segments.iter().map(|s| s.done).sum();
         if let Some(dir) = request.dest.parent() {
             ensure_space(dir, request.length - resumed)?;
@@ -286,6 +288,13 @@ async fn download_inner(
         let fetched = shared.fetched.load(Ordering::Relaxed);
         if shared.restart.load(Ordering::Relaxed) && first_error.is_none() {
             discard(&part, &sidecar).await;
+            restarts += 1;
+            if restarts > options.retry_count + 1 {
+                return Err(Error::Network {
+                    url: request.urls.join(", "),
+                    reason: "the server's answers to range requests cannot be trusted (started over too many times)".into(),
+                });
+            }
             continue;
         }
         if let Some(error) = first_error {
@@ -342,6 +351,7 @@ async fn load_state(
     part: &Path,
     sidecar: &Path,
     options: &DownloadOptions,
+    single: bool,
 ) -> PartState {
     if let Ok(bytes) = tokio::fs::read(sidecar).await
         && let Ok(state) = serde_json::from_slice::<PartState>(&bytes)
@@ -353,7 +363,7 @@ async fn load_state(
         return state;
     }
     discard(part, sidecar).await;
-    let count = if request.length >= 4 << 20 {
+    let count = if request.length >= 4 << 20 && !single {
         u64::from(options.parallel.max(1))
     } else {
         1
@@ -555,6 +565,7 @@ async fn attempt_segment(
         .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
     let mut position = from;
     let mut unsaved = 0u64;
+    let mut last_flush = Instant::now();
     let mut window_start = Instant::now();
     let mut window_bytes = 0u64;
     let mut response = response;
@@ -596,9 +607,11 @@ async fn attempt_segment(
         if let Some(progress) = &shared.progress {
             progress(done, shared.total);
         }
-        if unsaved >= 4 << 20 {
+        // Checkpoint often enough that a kill loses at most a second or 1 MiB.
+        if unsaved >= 1 << 20 || last_flush.elapsed() >= Duration::from_secs(1) {
             flush(&mut file, shared, index, position, part).await?;
             unsaved = 0;
+            last_flush = Instant::now();
         }
         let elapsed = window_start.elapsed();
         if elapsed >= options.rate_window {

@@ -444,6 +444,7 @@ impl UpdateManager {
             parallel: settings.parallel_downloads,
             retry_count: settings.retry_count,
             min_rate: settings.min_rate,
+            rate_window: Duration::from_secs(settings.stall_timeout),
             ..DownloadOptions::default()
         };
         // Room for the package now, and for the unpacked release next.

@@ -2,6 +2,8 @@
 //! snapshots of folders, and a ready-made signed store.
 #![allow(clippy::missing_panics_doc)]
 
+pub mod faulty;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

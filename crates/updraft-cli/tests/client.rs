@@ -1,0 +1,495 @@
+//! `updraft install / check / update / status` against real local servers,
+//! with every network fault and attack of THREATS.md injected: each case
+//! checks the exit code, the message, and that the install is unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use updraft_publisher::ExpiryPolicy;
+use updraft_test_support::faulty::{Fault, FaultyServer};
+use updraft_test_support::{TestStore, snapshot_tree, write_app};
+
+fn updraft() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_updraft"))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Bytes no compressor can shrink.
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: TestStore,
+    install: PathBuf,
+    server: FaultyServer,
+}
+
+const PACKAGE_1_1: &str = "full.tar.zst";
+
+/// A store with 1.0.0 and 1.1.0 (about 6 MB, so it downloads on three
+/// ranged connections), served by a fault-injecting server, and an install
+/// of 1.0.0 made through it.
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let (platform, arch) = updraft_client::host();
+    for (version, extra) in [("1.0.0", 10_000), ("1.1.0", 6_000_000)] {
+        let source = dir.path().join(format!("src-{version}"));
+        write_app(&source, version);
+        std::fs::write(source.join("share/noise.bin"), noise(extra, 7)).unwrap();
+        let mut request = TestStore::request(version, &source);
+        request.platform = platform;
+        request.arch = arch;
+        request.pack.level = 1;
+        updraft_publisher::publish(
+            &store.store,
+            &store.keys,
+            &request,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
+    }
+    let server = FaultyServer::start(&store.store);
+    let install = dir.path().join("install");
+    let output = updraft()
+        .args([
+            "install",
+            "--server",
+            &server.url(),
+            "--app",
+            "kuzflow",
+            "--version",
+            "1.0.0",
+            "--dir",
+        ])
+        .arg(&install)
+        .arg("--trusted-root")
+        .arg(store.store.join("metadata/1.root.json"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "install failed: {}",
+        stderr(&output)
+    );
+    // Fast failure settings for the tests: two retries, a 1 s stall window.
+    let config = install.join("update_config.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    value["download_settings"]["retry_count"] = 2.into();
+    value["download_settings"]["stall_timeout"] = 1.into();
+    value["download_settings"]["min_rate"] = 50_000.into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    Setup {
+        _dir: dir,
+        store,
+        install,
+        server,
+    }
+}
+
+fn install_state(install: &Path) -> std::collections::BTreeMap<String, String> {
+    // The app's files and which version is current; updraft's own state aside.
+    snapshot_tree(install, &[".updraft", "update_config.json"])
+}
+
+fn update(setup: &Setup) -> Output {
+    updraft()
+        .args(["update", "--yes", "--json", "--dir"])
+        .arg(&setup.install)
+        .output()
+        .unwrap()
+}
+
+fn result_line(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event\":\"result\""))
+        .unwrap_or_else(|| panic!("no result in {stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn assert_updated(setup: &Setup, output: &Output) {
+    assert!(output.status.success(), "{}", stderr(output));
+    assert_eq!(result_line(output)["version"], "1.1.0");
+    let current = std::fs::read_link(setup.install.join("current")).unwrap();
+    assert_eq!(current, Path::new("versions/1.1.0"));
+    let staging = setup.install.join(".updraft/staging");
+    let leftovers: Vec<_> = std::fs::read_dir(&staging)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "partial files left: {leftovers:?}");
+}
+
+fn assert_refused(
+    setup: &Setup,
+    before: &std::collections::BTreeMap<String, String>,
+    output: &Output,
+    code: i32,
+    words: &str,
+) {
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
+    assert!(
+        stderr(output).contains(words),
+        "expected `{words}` in: {}",
+        stderr(output)
+    );
+    assert_eq!(
+        &install_state(&setup.install),
+        before,
+        "the install changed"
+    );
+    assert_eq!(
+        std::fs::read_link(setup.install.join("current")).unwrap(),
+        Path::new("versions/1.0.0")
+    );
+}
+
+#[test]
+fn install_check_update_and_status_work_end_to_end() {
+    let setup = setup();
+    let status = updraft()
+        .args(["status", "--json", "--dir"])
+        .arg(&setup.install)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (
+            status["app"].as_str(),
+            status["current_version"].as_str(),
+            status["pending_confirm"].as_bool()
+        ),
+        (Some("kuzflow"), Some("1.0.0"), Some(false))
+    );
+    for key in ["channel", "install_dir", "previous_versions"] {
+        assert!(!status[key].is_null(), "status lacks {key}");
+    }
+    let check = updraft()
+        .args(["check", "--json", "--dir"])
+        .arg(&setup.install)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    let check: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(
+        (
+            check["update_available"].as_bool(),
+            check["latest_version"].as_str(),
+            check["update_type"].as_str()
+        ),
+        (Some(true), Some("1.1.0"), Some("minor"))
+    );
+    let output = update(&setup);
+    assert_updated(&setup, &output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"event\":\"progress\""));
+    let app = setup.install.join("current/bin/app");
+    assert_eq!(
+        std::fs::read_to_string(app).unwrap(),
+        "#!/bin/sh\necho app 1.1.0\n"
+    );
+    let again = update(&setup);
+    assert_eq!(result_line(&again)["updated"], false);
+}
+
+#[test]
+fn transient_faults_are_retried_and_resumed() {
+    for (name, fault, times) in [
+        ("drop after 100 kB", Fault::DropAfter(100_000), Some(4)),
+        ("503 twice", Fault::Unavailable, Some(2)),
+        ("changed ETag", Fault::ChangingEtag, Some(2)),
+    ] {
+        let setup = setup();
+        setup.server.add(PACKAGE_1_1, fault, times);
+        let output = update(&setup);
+        assert_updated(&setup, &output);
+        eprintln!("{name}: ok");
+    }
+}
+
+#[test]
+fn a_server_that_mishandles_ranges_gets_the_partial_discarded() {
+    for fault in [Fault::IgnoreRange, Fault::WrongContentRange] {
+        let setup = setup();
+        // Interrupt first, so the resume meets the broken range handling.
+        setup
+            .server
+            .add(PACKAGE_1_1, Fault::DropAfter(200_000), Some(3));
+        setup.server.add(PACKAGE_1_1, fault.clone(), None);
+        let output = update(&setup);
+        assert_updated(&setup, &output);
+    }
+}
+
+#[test]
+fn permanent_faults_are_refused_and_the_install_is_unchanged() {
+    let cases: Vec<(Fault, i32, &str)> = vec![
+        (Fault::Unavailable, 3, "the server answered 503"),
+        (Fault::Throttle(1000), 3, "too slow"),
+        (Fault::Endless, 3, "more than the"),
+        (Fault::LyingLength, 3, "bytes where"),
+        (Fault::Tamper, 4, "failed verification"),
+        (Fault::Missing, 3, "404"),
+    ];
+    for (fault, code, words) in cases {
+        let setup = setup();
+        let before = install_state(&setup.install);
+        setup.server.add(PACKAGE_1_1, fault.clone(), None);
+        let output = update(&setup);
+        assert_refused(&setup, &before, &output, code, words);
+        assert!(
+            stderr(&output).contains("kuzflow_v1.1.0"),
+            "{fault:?}: the message names the file: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn metadata_attacks_are_refused() {
+    // Replayed metadata: an older timestamp than the one the install trusts.
+    let setup = setup();
+    let before = install_state(&setup.install);
+    let old_timestamp = std::fs::read(setup.store.store.join("metadata/timestamp.json")).unwrap();
+    updraft_publisher::refresh(
+        &setup.store.store,
+        &setup.store.keys,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let check = updraft()
+        .args(["check", "--dir"])
+        .arg(&setup.install)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    std::fs::write(
+        setup.store.store.join("metadata/timestamp.json"),
+        &old_timestamp,
+    )
+    .unwrap();
+    let output = update(&setup);
+    eprintln!("replayed timestamp");
+    assert_refused(
+        &setup,
+        &before,
+        &output,
+        4,
+        "older than the trusted version",
+    );
+
+    // Expired metadata: a timestamp that expired a minute ago.
+    let setup = self::setup();
+    let before = install_state(&setup.install);
+    let expired = ExpiryPolicy {
+        timestamp: time::Duration::minutes(-1),
+        ..ExpiryPolicy::default()
+    };
+    updraft_publisher::refresh(
+        &setup.store.store,
+        &setup.store.keys,
+        OffsetDateTime::now_utc(),
+        &expired,
+    )
+    .unwrap();
+    let output = update(&setup);
+    eprintln!("expired timestamp");
+    assert_refused(&setup, &before, &output, 4, "expired");
+
+    // Tampered metadata: a flipped byte in new targets the snapshot pins.
+    let setup = self::setup();
+    let before = install_state(&setup.install);
+    let source = setup.install.parent().unwrap().join("src-1.2.0");
+    write_app(&source, "1.2.0");
+    let (platform, arch) = updraft_client::host();
+    let mut request = TestStore::request("1.2.0", &source);
+    request.platform = platform;
+    request.arch = arch;
+    updraft_publisher::publish(
+        &setup.store.store,
+        &setup.store.keys,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    setup.server.add("targets.json", Fault::Tamper, None);
+    let output = update(&setup);
+    assert_refused(&setup, &before, &output, 4, "failed verification");
+}
+
+#[test]
+fn an_offer_that_is_not_a_signed_target_of_this_app_is_refused() {
+    let setup = setup();
+    // Another app, validly signed in the same store.
+    let (platform, arch) = updraft_client::host();
+    let source = setup.install.parent().unwrap().join("other");
+    write_app(&source, "9.0.0");
+    let mut request = TestStore::request("9.0.0", &source);
+    request.app = "other".parse().unwrap();
+    request.platform = platform;
+    request.arch = arch;
+    updraft_publisher::publish(
+        &setup.store.store,
+        &setup.store.keys,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let before = install_state(&setup.install);
+    let wrong = format!("releases/v9.0.0/other_v9.0.0_{platform}_{arch}_full.tar.zst");
+    let answer =
+        serde_json::json!({"update_available": true, "latest_version": "9.0.0", "target": wrong})
+            .to_string();
+    setup
+        .server
+        .add("/api/version/check", Fault::Json(answer), None);
+    let output = update(&setup);
+    assert_refused(
+        &setup,
+        &before,
+        &output,
+        4,
+        "which is not a signed kuzflow package",
+    );
+    // And a target that is not signed at all.
+    setup.server.clear();
+    let answer = serde_json::json!({"update_available": true, "latest_version": "6.6.6", "target": "releases/evil.tar.zst"}).to_string();
+    setup
+        .server
+        .add("/api/version/check", Fault::Json(answer), None);
+    let output = update(&setup);
+    assert_refused(&setup, &before, &output, 4, "`releases/evil.tar.zst`");
+}
+
+#[test]
+fn a_bad_mirror_is_skipped() {
+    let setup = setup();
+    let good = FaultyServer::start(&setup.store.store);
+    // The primary serves tampered packages; the mirror is fine.
+    setup.server.add(PACKAGE_1_1, Fault::Missing, None);
+    let config = setup.install.join("update_config.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    value["update_server"]["mirrors"] = serde_json::json!([good.url()]);
+    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    let output = update(&setup);
+    assert_updated(&setup, &output);
+    assert!(good.sent(PACKAGE_1_1) > 0, "the mirror served the package");
+}
+
+#[test]
+fn a_killed_update_resumes_where_it_stopped() {
+    let setup = setup();
+    setup
+        .server
+        .add(PACKAGE_1_1, Fault::Throttle(600_000), None);
+    let mut child = updraft()
+        .args(["update", "--yes", "--json", "--dir"])
+        .arg(&setup.install)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let about half the package arrive, then kill -9.
+    let length = std::fs::metadata(
+        std::fs::read_dir(setup.store.store.join("releases/v1.1.0"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.to_string_lossy().ends_with("_full.tar.zst")
+                    && !p
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with(char::is_numeric)
+            })
+            .unwrap(),
+    )
+    .unwrap()
+    .len();
+    for _ in 0..200 {
+        if setup.server.sent(PACKAGE_1_1) > length / 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = setup.server.sent(PACKAGE_1_1);
+    assert!(
+        first > length / 4 && first < length,
+        "killed after {first} of {length} bytes"
+    );
+    setup.server.clear();
+    let output = update(&setup);
+    assert_updated(&setup, &output);
+    let result = result_line(&output);
+    let fetched = result["downloaded_bytes"].as_u64().unwrap();
+    let resumed = result["resumed_bytes"].as_u64().unwrap();
+    assert!(resumed > length / 5, "resumed only {resumed} bytes");
+    assert!(
+        fetched + resumed <= length + 64 * 1024,
+        "fetched {fetched} + resumed {resumed} for {length}"
+    );
+    assert!(
+        fetched < length - length / 5,
+        "the second run fetched {fetched} of {length}"
+    );
+}
+
+#[test]
+fn client_errors_exit_2_with_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = updraft()
+        .args(["check", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not an updraft install"),
+        "{}",
+        stderr(&output)
+    );
+    let setup = setup();
+    std::fs::write(
+        setup.install.join("update_config.json"),
+        br#"{"download_settings": {"retry_count": "lots"}}"#,
+    )
+    .unwrap();
+    let output = updraft()
+        .args(["check", "--dir"])
+        .arg(&setup.install)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`download_settings.retry_count`"),
+        "{}",
+        stderr(&output)
+    );
+}
