@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `updraft update` of a large app against `curl -o` of the same package from
+# the same server, alternating, in one run. Prints both times and the client's
+# peak memory.
+#
+# usage: bench/update.sh [OUT_DIR]     (default: bench-out/)
+#   APP_MB=200 ROUNDS=3
+# Needs: curl, cargo, python3.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+out=${1:-$repo/bench-out}
+app_mb=${APP_MB:-200}
+rounds=${ROUNDS:-3}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+work="$out/update-bench"
+rm -rf "$work" && mkdir -p "$work"
+(cd "$repo" && cargo build --release --quiet --bin updraft)
+updraft="$repo/target/release/updraft"
+measure() { python3 "$here/measure.py" "$@"; }
+
+# Two releases of a ~APP_MB app: 2,000 files, half incompressible.
+python3 - "$work/src" "$app_mb" <<'PY'
+import os, random, sys
+root, mb = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+per = mb * 1024 * 1024 // 2000
+for version in ("1.0.0", "1.1.0"):
+    base = os.path.join(root, version)
+    for i in range(2000):
+        d = os.path.join(base, f"lib/pkg{i % 40:02d}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"mod{i:04d}.bin"), "wb") as f:
+            f.write(os.urandom(per // 2) + bytes(rng.getrandbits(3) for _ in range(per // 2)))
+    os.makedirs(os.path.join(base, "bin"), exist_ok=True)
+    with open(os.path.join(base, "bin", "app"), "w") as f:
+        f.write(f"#!/bin/sh\necho app {version}\n")
+    os.chmod(os.path.join(base, "bin", "app"), 0o755)
+PY
+"$updraft" keygen --out "$work/keys" >/dev/null
+"$updraft" repo init --repo "$work/store" --keys "$work/keys" >/dev/null
+for version in 1.0.0 1.1.0; do
+  "$updraft" publish --repo "$work/store" --keys "$work/keys" --app big --version "$version" --platform linux \
+    --arch "$(uname -m | sed 's/amd64/x86_64/')" --main bin/app --level 3 "$work/src/$version" >/dev/null
+done
+package=$(ls "$work"/store/releases/v1.1.0/big_v1.1.0_*_full.tar.zst)
+size=$(stat -c %s "$package")
+port=18491
+"$updraft" serve --repo "$work/store" --listen "127.0.0.1:$port" 2>"$work/serve.log" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+"$updraft" install --server "http://127.0.0.1:$port" --app big --version 1.0.0 --dir "$work/pristine" \
+  --trusted-root "$work/store/metadata/root.json" >/dev/null
+url="http://127.0.0.1:$port/${package#$work/store/}"
+
+printf '\npackage: %s bytes (%s files, %s MB unpacked)\n\n' "$size" 2001 "$app_mb"
+printf '| round | what                         | seconds | peak RSS kB |\n'
+printf '|-------|------------------------------|---------|-------------|\n'
+for round in $(seq "$rounds"); do
+  rm -rf "$work/install" && cp -a "$work/pristine" "$work/install"
+  sync
+  r=$(measure "$updraft" update --dir "$work/install" --yes)
+  printf '| %-5s | %-28s | %7s | %11s |\n' "$round" "updraft update (download+install)" "${r%% *}" "${r##* }"
+  [ "$(readlink "$work/install/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
+  rm -f "$work/curl.out"; sync
+  r=$(measure curl -sf -o "$work/curl.out" "$url")
+  printf '| %-5s | %-28s | %7s | %11s |\n' "$round" "curl -o (download only)" "${r%% *}" "${r##* }"
+done
