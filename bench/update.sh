@@ -55,15 +55,19 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && b
 url="http://127.0.0.1:$port/${package#$work/store/}"
 
 printf '\npackage: %s bytes (%s files, %s MB unpacked)\n\n' "$size" 2001 "$app_mb"
-printf '| round | what                         | seconds | peak RSS kB |\n'
-printf '|-------|------------------------------|---------|-------------|\n'
+printf '| round | what                                   | seconds | peak RSS kB |\n'
+printf '|-------|----------------------------------------|---------|-------------|\n'
+row() { printf '| %-5s | %-38s | %7s | %11s |\n' "$@"; }
 for round in $(seq "$rounds"); do
   rm -rf "$work/install" && cp -a "$work/pristine" "$work/install"
   sync
-  r=$(measure "$updraft" update --dir "$work/install" --yes)
-  printf '| %-5s | %-28s | %7s | %11s |\n' "$round" "updraft update (download+install)" "${r%% *}" "${r##* }"
+  r=$(measure sh -c "'$updraft' update --dir '$work/install' --yes --json > '$work/update.json'")
   [ "$(readlink "$work/install/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
+  phases=$(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if '\"result\"' in l][0]; print(f\"{r['download_seconds']:.2f} {r['install_seconds']:.2f}\")" "$work/update.json")
+  row "$round" "updraft update: download + verify" "${phases% *}" ""
+  row "$round" "updraft update: unpack + switch" "${phases#* }" ""
+  row "$round" "updraft update: whole command" "${r%% *}" "${r##* }"
   rm -f "$work/curl.out"; sync
   r=$(measure curl -sf -o "$work/curl.out" "$url")
-  printf '| %-5s | %-28s | %7s | %11s |\n' "$round" "curl -o (download only)" "${r%% *}" "${r##* }"
+  row "$round" "curl -o (download only)" "${r%% *}" "${r##* }"
 done

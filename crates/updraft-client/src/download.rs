@@ -607,8 +607,8 @@ async fn attempt_segment(
         if let Some(progress) = &shared.progress {
             progress(done, shared.total);
         }
-        // Checkpoint often enough that a kill loses at most a second or 1 MiB.
-        if unsaved >= 1 << 20 || last_flush.elapsed() >= Duration::from_secs(1) {
+        // Checkpoint often enough that a kill loses at most a second or 8 MiB.
+        if unsaved >= 8 << 20 || last_flush.elapsed() >= Duration::from_secs(1) {
             flush(&mut file, shared, index, position, part).await?;
             unsaved = 0;
             last_flush = Instant::now();

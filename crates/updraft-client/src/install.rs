@@ -309,6 +309,8 @@ fn unpack(
             "the package lacks `{missing}`, which the manifest lists"
         ));
     }
+    // One syncfs for the whole tree instead of an fsync per file: the folder
+    // only becomes visible (renamed) after this returns.
     sync_tree(into).map_err(|e| format!("cannot sync the new version: {e}"))
 }
 
@@ -324,13 +326,8 @@ fn set_mode(path: &Path, mode: u32) -> std::result::Result<(), String> {
 }
 
 fn sync_tree(dir: &Path) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            sync_tree(&entry.path())?;
-        }
-    }
-    fs::File::open(dir)?.sync_all()
+    let handle = fs::File::open(dir)?;
+    rustix::fs::syncfs(&handle).map_err(std::io::Error::from)
 }
 
 /// Removes versions beyond the newest `keep` previous ones.

@@ -62,20 +62,23 @@ pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
             })
         };
         let result = async {
+            let started = std::time::Instant::now();
             let downloaded = manager.download(&offer, Some(progress), &CancellationToken::new()).await?;
+            let downloaded_at = started.elapsed();
             manager.install(&offer, &downloaded).await?;
-            Ok::<_, updraft_client::Error>(downloaded)
+            Ok::<_, updraft_client::Error>((downloaded, downloaded_at, started.elapsed() - downloaded_at))
         }
         .await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         match result {
-            Ok(downloaded) => {
+            Ok((downloaded, download_time, install_time)) => {
                 manager.report(&offer.version, "installed", None).await;
                 if args.json {
                     println!("{}", serde_json::json!({"event": "result", "updated": true, "version": offer.version,
-                        "downloaded_bytes": downloaded.stats.fetched, "resumed_bytes": downloaded.stats.resumed}));
+                        "downloaded_bytes": downloaded.stats.fetched, "resumed_bytes": downloaded.stats.resumed,
+                        "download_seconds": download_time.as_secs_f64(), "install_seconds": install_time.as_secs_f64()}));
                 } else {
                     println!("Updated to {}.", offer.version);
                 }
