@@ -66,7 +66,7 @@ pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
             let downloaded = manager.download(&offer, Some(progress), &CancellationToken::new()).await?;
             let downloaded_at = started.elapsed();
             manager.install(&offer, &downloaded).await?;
-            Ok::<_, updraft_client::Error>((downloaded, downloaded_at, started.elapsed() - downloaded_at))
+            Ok::<_, updraft_client::Error>((downloaded, downloaded_at, started.elapsed().saturating_sub(downloaded_at)))
         }
         .await;
         if let Some(bar) = bar {
