@@ -484,6 +484,18 @@ async fn attempt_segment(
         )
     };
     let from = segment.start + segment.done;
+    if let Some(local) = url.strip_prefix("file://") {
+        return copy_local(
+            Path::new(local),
+            shared,
+            index,
+            part,
+            from,
+            segment.end,
+            cancel,
+        )
+        .await;
+    }
     let ranged = !(single && from == 0);
     let mut builder = fetcher.client().get(url);
     if ranged {
@@ -638,6 +650,75 @@ async fn attempt_segment(
             position - segment.start,
             segment.end - segment.start
         )));
+    }
+    Ok(())
+}
+
+/// A mirror that is a local folder (`file://`): the same checks, no network.
+async fn copy_local(
+    source: &Path,
+    shared: &Shared,
+    index: usize,
+    part: &Path,
+    from: u64,
+    end: u64,
+    cancel: &CancellationToken,
+) -> std::result::Result<(), Failure> {
+    let mut input = tokio::fs::File::open(source)
+        .await
+        .map_err(|e| Failure::Missing(format!("cannot read it: {e}")))?;
+    let length = input
+        .metadata()
+        .await
+        .map_err(|e| Failure::Missing(format!("cannot read it: {e}")))?
+        .len();
+    if length != shared.total {
+        return Err(Failure::Missing(format!(
+            "it has {length} bytes, not the {} signed ones",
+            shared.total
+        )));
+    }
+    input
+        .seek(SeekFrom::Start(from))
+        .await
+        .map_err(|e| Failure::Retry(e.to_string()))?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(part)
+        .await
+        .map_err(|e| Failure::Fatal(Error::io("open", part, e)))?;
+    file.seek(SeekFrom::Start(from))
+        .await
+        .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut position = from;
+    while position < end {
+        if cancel.is_cancelled() {
+            flush(&mut file, shared, index, position, part).await?;
+            return Err(Failure::Fatal(Error::Cancelled));
+        }
+        let want =
+            usize::try_from((end - position).min(buffer.len() as u64)).unwrap_or(buffer.len());
+        let n = input
+            .read(&mut buffer[..want])
+            .await
+            .map_err(|e| Failure::Retry(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buffer[..n])
+            .await
+            .map_err(|e| Failure::Fatal(Error::io("write", part, e)))?;
+        position += n as u64;
+        shared.fetched.fetch_add(n as u64, Ordering::Relaxed);
+        let done = shared.done.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if let Some(progress) = &shared.progress {
+            progress(done, shared.total);
+        }
+    }
+    flush(&mut file, shared, index, position, part).await?;
+    if position < end {
+        return Err(Failure::Retry("the file ended early".into()));
     }
     Ok(())
 }

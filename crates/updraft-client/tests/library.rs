@@ -1,0 +1,217 @@
+//! The library as an app embeds it: static feeds from a local folder
+//! (no server), skip and remind-later, forced updates, the scheduler, and
+//! install reports reaching a real server.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use updraft_client::{CancellationToken, CheckOutcome, Event, InstallRequest, UpdateManager};
+use updraft_protocol::Version;
+use updraft_publisher::ExpiryPolicy;
+use updraft_test_support::{TestStore, write_app};
+
+fn publish(
+    store: &TestStore,
+    version: &str,
+    tweak: impl FnOnce(&mut updraft_publisher::PublishRequest),
+) {
+    let (platform, arch) = updraft_client::host();
+    let source = store.dir.join(format!("src-{version}"));
+    write_app(&source, version);
+    let notes = store.dir.join(format!("notes-{version}.md"));
+    std::fs::write(&notes, format!("What is new in {version}\n")).unwrap();
+    let mut request = TestStore::request(version, &source);
+    request.platform = platform;
+    request.arch = arch;
+    request.notes = Some(notes);
+    tweak(&mut request);
+    updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+}
+
+async fn install(store: &TestStore, base: &str, dir: &Path, version: &str) {
+    let (platform, arch) = updraft_client::host();
+    let root = std::fs::read(store.store.join("metadata/1.root.json")).unwrap();
+    let version: Version = version.parse().unwrap();
+    let request = InstallRequest {
+        install_dir: dir,
+        base_url: base,
+        app: &"kuzflow".parse().unwrap(),
+        channel: &"stable".parse().unwrap(),
+        trusted_root: &root,
+        version: Some(&version),
+        platform,
+        arch,
+    };
+    updraft_client::bootstrap(&request, None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_feed_from_a_local_folder_updates_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    publish(&store, "1.1.0", |_| {});
+    publish(&store, "1.2.0", |r| r.rollout_percent = 0);
+    let base = format!("file://{}", store.store.display());
+    let target = dir.path().join("install");
+    install(&store, &base, &target, "1.0.0").await;
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer")
+    };
+    assert_eq!(offer.version, "1.1.0", "1.2.0 is at 0 % rollout");
+    let notes: Vec<&str> = offer.changelogs.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(notes, ["1.1.0"]);
+    let package = manager
+        .download(&offer, None, &CancellationToken::new())
+        .await
+        .unwrap();
+    manager.install(&offer, &package).await.unwrap();
+    assert_eq!(
+        std::fs::read_link(target.join("current")).unwrap(),
+        Path::new("versions/1.1.0")
+    );
+    assert_eq!(manager.state().previous_versions, ["1.0.0"]);
+    assert!(matches!(
+        manager.check().await.unwrap(),
+        CheckOutcome::UpToDate { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_and_remind_later_persist_but_never_hide_a_forced_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    publish(&store, "1.1.0", |_| {});
+    let base = format!("file://{}", store.store.display());
+    let target = dir.path().join("install");
+    install(&store, &base, &target, "1.0.0").await;
+
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    manager.skip("1.1.0").unwrap();
+    // A new process sees the choice.
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    assert!(matches!(
+        manager.check().await.unwrap(),
+        CheckOutcome::Skipped(_)
+    ));
+    publish(&store, "1.2.0", |_| {});
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("a newer version is offered")
+    };
+    assert_eq!(offer.version, "1.2.0");
+    manager.remind_later().unwrap();
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    assert!(matches!(
+        manager.check().await.unwrap(),
+        CheckOutcome::Snoozed(_)
+    ));
+    manager.skip("1.3.0").unwrap();
+    publish(&store, "1.3.0", |r| r.force = true);
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("forced updates ignore skip and remind-later")
+    };
+    assert!(offer.force_update);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduler_checks_on_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    publish(&store, "1.1.0", |_| {});
+    let base = format!("file://{}", store.store.display());
+    let target = dir.path().join("install");
+    install(&store, &base, &target, "1.0.0").await;
+    let manager = Arc::new(UpdateManager::builder(&target).build().unwrap());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let task = manager.spawn_scheduler(move |event| sink.lock().unwrap().push(event));
+    for _ in 0..100 {
+        if !events.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    task.abort();
+    let events = events.lock().unwrap();
+    assert!(
+        matches!(events.first(), Some(Event::UpdateAvailable(offer)) if offer.version == "1.1.0"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn install_reports_reach_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    publish(&store, "1.1.0", |_| {});
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "ci:0123456789abcdef0123456789\n").unwrap();
+    let mut config = updraft_server::ServerConfig::new(store.store.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_token_file = Some(tokens);
+    let server = updraft_server::Server::bind(config).await.unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let target = dir.path().join("install");
+    install(&store, &base, &target, "1.0.0").await;
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer")
+    };
+    let package = manager
+        .download(&offer, None, &CancellationToken::new())
+        .await
+        .unwrap();
+    manager.install(&offer, &package).await.unwrap();
+    manager.report(&offer.version, "installed", None).await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    // Restart to read what was flushed.
+    let mut config = updraft_server::ServerConfig::new(store.store.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_token_file = Some(dir.path().join("tokens"));
+    let server = updraft_server::Server::bind(config).await.unwrap();
+    let url = format!("http://{}/api/admin/releases", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let fetcher = updraft_client::Fetcher::with(Duration::from_secs(5), true).unwrap();
+    let list: serde_json::Value = fetcher
+        .client()
+        .get(&url)
+        .bearer_auth("0123456789abcdef0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let release = list["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == "1.1.0")
+        .unwrap()
+        .clone();
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    assert_eq!(release["counts"]["installed"], 1, "{release}");
+    assert_eq!(release["counts"]["offer"], 1, "{release}");
+}
