@@ -493,3 +493,56 @@ fn client_errors_exit_2_with_the_name() {
         stderr(&output)
     );
 }
+
+/// Unmounts a test tmpfs when dropped.
+struct Unmount(String);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_refused_before_the_app_is_touched() {
+    let setup = setup();
+    let mount = tempfile::tempdir().unwrap();
+    let target = mount.path().display().to_string();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", &target])
+        .output();
+    if !mounted.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _guard = Unmount(target.clone());
+    // The 1.0.0 install fits in 2 MB; the 6 MB update does not.
+    let install = mount.path().join("install");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&setup.install)
+            .arg(&install)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = install_state(&install);
+    let output = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Not enough free space"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(install_state(&install), before);
+    assert_eq!(
+        std::fs::read_link(install.join("current")).unwrap(),
+        Path::new("versions/1.0.0")
+    );
+}
