@@ -338,3 +338,117 @@ pub fn prune(layout: &Layout, state: &mut InstallState, keep: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use updraft_protocol::manifest::{FORMAT_VERSION, FileEntry};
+
+    fn manifest(files: &[FileEntry]) -> ReleaseManifest {
+        let json = serde_json::json!({
+            "format_version": FORMAT_VERSION, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
+            "platform": "linux", "arch": "x86_64", "main": "bin/app", "release_date": "2026-01-01T00:00:00Z",
+            "files": files,
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// Name, type, content, link target.
+    type RawEntry<'a> = (&'a str, tar::EntryType, &'a [u8], Option<&'a str>);
+
+    /// Writes a tar.zst with raw headers, so hostile names survive.
+    fn package(dir: &Path, entries: &[RawEntry<'_>]) -> PathBuf {
+        let path = dir.join("p.tar.zst");
+        let file = fs::File::create(&path).unwrap();
+        let encoder = zstd::stream::write::Encoder::new(file, 3)
+            .unwrap()
+            .auto_finish();
+        let mut builder = tar::Builder::new(encoder);
+        for (name, kind, data, link) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_entry_type(*kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            if let Some(link) = link {
+                header.set_link_name(link).unwrap();
+            }
+            header.set_cksum();
+            builder.append(&header, *data).unwrap();
+        }
+        builder.into_inner().unwrap();
+        path
+    }
+
+    fn entry(path: &str, data: &[u8]) -> FileEntry {
+        FileEntry {
+            path: path.parse().unwrap(),
+            size: data.len() as u64,
+            sha256: Sha256Digest::of(data),
+            mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_and_nothing_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let signed = manifest(&[entry("bin/app", b"ok")]);
+        let cases: Vec<(Vec<RawEntry<'_>>, &str)> = vec![
+            (
+                vec![("../evil", tar::EntryType::Regular, b"x", None)],
+                "`..`",
+            ),
+            (
+                vec![("/etc/evil", tar::EntryType::Regular, b"x", None)],
+                "relative",
+            ),
+            (
+                vec![("C:/evil", tar::EntryType::Regular, b"x", None)],
+                "drive",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Symlink, b"", Some("/etc/passwd"))],
+                "not in the manifest",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Link, b"", Some("bin/other"))],
+                "never installed",
+            ),
+            (
+                vec![("dev", tar::EntryType::Char, b"", None)],
+                "never installed",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Regular, b"tampered", None)],
+                "larger than the manifest says",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Regular, b"no", None)],
+                "differs from the signed manifest",
+            ),
+            (
+                vec![("bin/extra", tar::EntryType::Regular, b"x", None)],
+                "not in the manifest",
+            ),
+            (vec![], "lacks `bin/app`"),
+        ];
+        for (entries, words) in cases {
+            let work = tempfile::tempdir_in(dir.path()).unwrap();
+            let package = package(work.path(), &entries);
+            let into = work.path().join("into");
+            fs::create_dir(&into).unwrap();
+            let error = unpack(&package, &into, &signed).unwrap_err();
+            assert!(error.contains(words), "{entries:?}: {error}");
+            assert!(!dir.path().join("evil").exists() && !Path::new("/etc/evil").exists());
+        }
+        let work = tempfile::tempdir_in(dir.path()).unwrap();
+        let good = package(
+            work.path(),
+            &[("bin/app", tar::EntryType::Regular, b"ok", None)],
+        );
+        let into = work.path().join("into");
+        fs::create_dir(&into).unwrap();
+        unpack(&good, &into, &signed).unwrap();
+        assert_eq!(fs::read(into.join("bin/app")).unwrap(), b"ok");
+    }
+}
