@@ -77,19 +77,6 @@ fn publish_args<'a>(
     ]
 }
 
-/// Bytes no compressor can shrink (xorshift).
-fn noise(len: usize) -> Vec<u8> {
-    let mut state = 0x1234_5678_u32;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state.to_le_bytes()[0]
-        })
-        .collect()
-}
-
 fn restore(pristine: &str, store: &str) {
     std::fs::remove_dir_all(store).unwrap();
     assert!(
@@ -350,7 +337,7 @@ fn a_full_disk_aborts_cleanly_at_any_byte() {
     // 300 kB that zstd cannot shrink, so the budgets below fall inside the package.
     std::fs::write(
         Path::new(&setup.source).join("share/noise.bin"),
-        noise(300_000),
+        updraft_test_support::noise(300_000, 7),
     )
     .unwrap();
     let before = store_state(&setup.store);
@@ -395,31 +382,14 @@ fn a_full_disk_aborts_cleanly_at_any_byte() {
     );
 }
 
-/// Unmounts a test tmpfs when dropped.
-struct Unmount(String);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn a_real_full_tmpfs_aborts_cleanly() {
     let setup = setup();
-    let mount = tempfile::tempdir().unwrap();
-    let target = mount.path().display().to_string();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs", &target])
-        .output();
-    if !mounted.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "skipped: cannot mount a tmpfs here (needs root); the injected-ENOSPC test covers the same path"
-        );
+    let Some(tmpfs) = updraft_test_support::Tmpfs::mount("3m") else {
         return;
-    }
-    let _guard = Unmount(target.clone());
+    };
+    let target = tmpfs.path().display().to_string();
     let store = format!("{target}/store");
     assert!(
         Command::new("cp")
@@ -431,7 +401,7 @@ fn a_real_full_tmpfs_aborts_cleanly() {
     // 4 MB of incompressible data cannot fit in what is left of 3 MB.
     std::fs::write(
         Path::new(&setup.source).join("share/big.bin"),
-        noise(4_000_000),
+        updraft_test_support::noise(4_000_000, 7),
     )
     .unwrap();
     let before = store_state(&store);

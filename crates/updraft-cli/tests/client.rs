@@ -19,19 +19,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Bytes no compressor can shrink.
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state.to_le_bytes()[0]
-        })
-        .collect()
-}
-
 struct Setup {
     _dir: tempfile::TempDir,
     store: TestStore,
@@ -51,7 +38,11 @@ fn setup() -> Setup {
     for (version, extra) in [("1.0.0", 10_000), ("1.1.0", 6_000_000)] {
         let source = dir.path().join(format!("src-{version}"));
         write_app(&source, version);
-        std::fs::write(source.join("share/noise.bin"), noise(extra, 7)).unwrap();
+        std::fs::write(
+            source.join("share/noise.bin"),
+            updraft_test_support::noise(extra, 7),
+        )
+        .unwrap();
         let mut request = TestStore::request(version, &source);
         request.platform = platform;
         request.arch = arch;
@@ -494,31 +485,15 @@ fn client_errors_exit_2_with_the_name() {
     );
 }
 
-/// Unmounts a test tmpfs when dropped.
-struct Unmount(String);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_is_refused_before_the_app_is_touched() {
     let setup = setup();
-    let mount = tempfile::tempdir().unwrap();
-    let target = mount.path().display().to_string();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", &target])
-        .output();
-    if !mounted.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    let Some(tmpfs) = updraft_test_support::Tmpfs::mount("2m") else {
         return;
-    }
-    let _guard = Unmount(target.clone());
+    };
     // The 1.0.0 install fits in 2 MB; the 6 MB update does not.
-    let install = mount.path().join("install");
+    let install = tmpfs.path().join("install");
     assert!(
         Command::new("cp")
             .arg("-a")

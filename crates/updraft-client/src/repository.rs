@@ -39,6 +39,22 @@ fn read_local(dir: &Path, name: &str) -> Option<Vec<u8>> {
     std::fs::read(dir.join(name)).ok()
 }
 
+/// Fetches a file that must exist (`name` is joined to `base` unless empty).
+async fn fetch_required(fetcher: &Fetcher, base: &str, name: &str, cap: u64) -> Result<Vec<u8>> {
+    let url = if name.is_empty() {
+        base.to_owned()
+    } else {
+        join(base, name)
+    };
+    fetcher
+        .fetch(&url, cap)
+        .await?
+        .ok_or_else(|| Error::Network {
+            url,
+            reason: "it does not exist (404)".into(),
+        })
+}
+
 fn join(base: &str, name: &str) -> String {
     format!("{}/{name}", base.trim_end_matches('/'))
 }
@@ -104,13 +120,8 @@ impl Repository {
         if let Some(bytes) = read_local(metadata_dir, "timestamp.json") {
             let _ = trusted.load_trusted_timestamp(&bytes);
         }
-        let bytes = fetcher
-            .fetch(&join(metadata_url, "timestamp.json"), MAX_TIMESTAMP_BYTES)
-            .await?
-            .ok_or_else(|| Error::Network {
-                url: join(metadata_url, "timestamp.json"),
-                reason: "it does not exist (404)".into(),
-            })?;
+        let bytes =
+            fetch_required(fetcher, metadata_url, "timestamp.json", MAX_TIMESTAMP_BYTES).await?;
         match trusted.update_timestamp(&bytes) {
             Ok(()) => persist(metadata_dir, "timestamp.json", &bytes)?,
             // The same timestamp as the cached one: nothing new, keep it.
@@ -134,14 +145,13 @@ impl Repository {
         } else {
             "snapshot.json".into()
         };
-        let cap = pinned.length.unwrap_or(MAX_SNAPSHOT_BYTES);
-        let bytes = fetcher
-            .fetch(&join(metadata_url, &name), cap)
-            .await?
-            .ok_or_else(|| Error::Network {
-                url: join(metadata_url, &name),
-                reason: "it does not exist (404)".into(),
-            })?;
+        let bytes = fetch_required(
+            fetcher,
+            metadata_url,
+            &name,
+            pinned.length.unwrap_or(MAX_SNAPSHOT_BYTES),
+        )
+        .await?;
         trusted
             .update_snapshot(&bytes, false)
             .map_err(|e| verification(&name, e))?;
@@ -176,14 +186,13 @@ impl Repository {
             } else {
                 "targets.json".into()
             };
-            let cap = pinned.length.unwrap_or(MAX_TARGETS_BYTES);
-            let bytes = fetcher
-                .fetch(&join(metadata_url, &name), cap)
-                .await?
-                .ok_or_else(|| Error::Network {
-                    url: join(metadata_url, &name),
-                    reason: "it does not exist (404)".into(),
-                })?;
+            let bytes = fetch_required(
+                fetcher,
+                metadata_url,
+                &name,
+                pinned.length.unwrap_or(MAX_TARGETS_BYTES),
+            )
+            .await?;
             trusted
                 .update_targets(&bytes)
                 .map_err(|e| verification(&name, e))?;
@@ -285,13 +294,7 @@ impl Repository {
             return Ok(());
         }
         let url = self.target_url(target_base_url, path, target)?;
-        let bytes = fetcher
-            .fetch(&url, target.length)
-            .await?
-            .ok_or_else(|| Error::Network {
-                url: url.clone(),
-                reason: "it does not exist (404)".into(),
-            })?;
+        let bytes = fetch_required(fetcher, &url, "", target.length).await?;
         verify_bytes(path, target, &bytes).map_err(|e| Error::verification(&e))?;
         if let Some(parent) = dest.parent() {
             updraft_fs::create_dir_all_durable(parent)?;

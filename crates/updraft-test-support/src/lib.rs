@@ -184,3 +184,52 @@ pub fn python_with_tuf() -> Command {
         ),
     }
 }
+
+/// Bytes no compressor can shrink (xorshift), the same for the same seed.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// A small tmpfs for disk-full tests, unmounted when dropped. Mounting needs
+/// root; [`Tmpfs::mount`] returns `None` (and the test says it skipped) elsewhere.
+#[derive(Debug)]
+pub struct Tmpfs {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`"3m"`) on a fresh temporary folder.
+    pub fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let path = dir.path().to_path_buf();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output();
+        if !mounted.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Self { path, _dir: dir })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
