@@ -121,6 +121,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts `n` more bytes written and tells the progress callback.
+    fn advance(&self, n: u64) {
+        self.fetched.fetch_add(n, Ordering::Relaxed);
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(progress) = &self.progress {
+            progress(done, self.total);
+        }
+    }
+
     fn save(&self) -> Result<()> {
         let state = self.state.lock().expect("download state lock").clone();
         let bytes = serde_json::to_vec(&state).expect("state serialises");
@@ -563,14 +572,7 @@ async fn attempt_segment(
             .clone_from(&new_etag);
     }
 
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(part)
-        .await
-        .map_err(|e| Failure::Fatal(Error::io("open", part, e)))?;
-    file.seek(SeekFrom::Start(from))
-        .await
-        .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
+    let mut file = open_at(part, from).await?;
     let mut position = from;
     let mut unsaved = 0u64;
     let mut last_flush = Instant::now();
@@ -607,14 +609,7 @@ async fn attempt_segment(
         position += chunk.len() as u64;
         unsaved += chunk.len() as u64;
         window_bytes += chunk.len() as u64;
-        shared
-            .fetched
-            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        let done =
-            shared.done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-        if let Some(progress) = &shared.progress {
-            progress(done, shared.total);
-        }
+        shared.advance(chunk.len() as u64);
         // Checkpoint often enough that a kill loses at most a second or 8 MiB.
         if unsaved >= 8 << 20 || last_flush.elapsed() >= Duration::from_secs(1) {
             flush(&mut file, shared, index, position, part).await?;
@@ -650,6 +645,19 @@ async fn attempt_segment(
     Ok(())
 }
 
+/// The partial file, positioned at `from` for writing.
+async fn open_at(part: &Path, from: u64) -> std::result::Result<tokio::fs::File, Failure> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(part)
+        .await
+        .map_err(|e| Failure::Fatal(Error::io("open", part, e)))?;
+    file.seek(SeekFrom::Start(from))
+        .await
+        .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
+    Ok(file)
+}
+
 /// A mirror that is a local folder (`file://`): the same checks, no network.
 async fn copy_local(
     source: &Path,
@@ -678,14 +686,7 @@ async fn copy_local(
         .seek(SeekFrom::Start(from))
         .await
         .map_err(|e| Failure::Retry(e.to_string()))?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(part)
-        .await
-        .map_err(|e| Failure::Fatal(Error::io("open", part, e)))?;
-    file.seek(SeekFrom::Start(from))
-        .await
-        .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
+    let mut file = open_at(part, from).await?;
     let mut buffer = vec![0u8; 1 << 20];
     let mut position = from;
     while position < end {
@@ -706,11 +707,7 @@ async fn copy_local(
             .await
             .map_err(|e| Failure::Fatal(Error::io("write", part, e)))?;
         position += n as u64;
-        shared.fetched.fetch_add(n as u64, Ordering::Relaxed);
-        let done = shared.done.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        if let Some(progress) = &shared.progress {
-            progress(done, shared.total);
-        }
+        shared.advance(n as u64);
     }
     flush(&mut file, shared, index, position, part).await?;
     if position < end {
