@@ -425,7 +425,15 @@ fn quickstart_runs_twice_and_never_deletes_foreign_files() {
         assert!(output.status.success(), "{}", stderr(&output));
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
-            stdout.contains("[6/6] updraft repo verify") && stdout.contains("2 packages checked"),
+            stdout.contains("[6/10] updraft repo verify") && stdout.contains("2 packages checked"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("[8/10] updraft install") && stdout.contains("-> kuzflow-demo 1.0.0"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("[10/10]") && stdout.contains("-> kuzflow-demo 1.1.0"),
             "{stdout}"
         );
     }
