@@ -43,6 +43,29 @@ enum Command {
     Update(UpdateArgs),
     /// Show an install's versions and state.
     Status(DirArgs),
+    /// Launch the installed version (rolling back a new version that fails its health check).
+    Run(RunArgs),
+    /// Confirm that the new version started healthy.
+    Confirm(PlainDirArgs),
+    /// Return to the previous version.
+    Rollback(PlainDirArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The install folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Arguments for the app.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct PlainDirArgs {
+    /// The install folder.
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +303,9 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(&args.dir, args.json),
         Command::Update(args) => commands::update::run(&args),
         Command::Status(args) => commands::status::run(&args.dir, args.json),
+        Command::Run(args) => commands::health::run(&args.dir, &args.args),
+        Command::Confirm(args) => commands::health::confirm(&args.dir),
+        Command::Rollback(args) => commands::health::rollback(&args.dir),
     };
     match result {
         Ok(code) => code,

@@ -521,3 +521,193 @@ fn a_full_disk_is_refused_before_the_app_is_touched() {
         Path::new("versions/1.0.0")
     );
 }
+
+/// 1.0.0 installed and updated to a 1.1.0 whose `bin/app` is `script`.
+fn updated_to(script: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let (platform, arch) = updraft_client::host();
+    for version in ["1.0.0", "1.1.0"] {
+        let source = dir.path().join(format!("src-{version}"));
+        write_app(&source, version);
+        if version == "1.1.0" {
+            std::fs::write(source.join("bin/app"), script).unwrap();
+        }
+        let mut request = TestStore::request(version, &source);
+        request.platform = platform;
+        request.arch = arch;
+        updraft_publisher::publish(
+            &store.store,
+            &store.keys,
+            &request,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
+    }
+    let install = dir.path().join("install");
+    let base = format!("file://{}", store.store.display());
+    let output = updraft()
+        .args([
+            "install",
+            "--server",
+            &base,
+            "--app",
+            "kuzflow",
+            "--version",
+            "1.0.0",
+            "--dir",
+        ])
+        .arg(&install)
+        .arg("--trusted-root")
+        .arg(store.store.join("metadata/1.root.json"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config = install.join("update_config.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    value["install_settings"]["health_launches"] = 2.into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    let output = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    (dir, install)
+}
+
+fn status(install: &Path) -> serde_json::Value {
+    let output = updraft()
+        .args(["status", "--json", "--dir"])
+        .arg(install)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn run_app(install: &Path) -> Output {
+    updraft()
+        .args(["run", "--dir"])
+        .arg(install)
+        .env("UPDRAFT_BIN", env!("CARGO_BIN_EXE_updraft"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_new_version_that_exits_1_is_rolled_back_and_never_offered_again() {
+    let (_dir, install) = updated_to("#!/bin/sh\necho crashing\nexit 1\n");
+    assert_eq!(status(&install)["pending_confirm"], true);
+    let output = run_app(&install);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the app's exit code is passed through"
+    );
+    assert!(
+        stderr(&output).contains("1.1.0 did not confirm a healthy start"),
+        "{}",
+        stderr(&output)
+    );
+    let state = status(&install);
+    assert_eq!(
+        (
+            state["current_version"].as_str(),
+            state["pending_confirm"].as_bool()
+        ),
+        (Some("1.0.0"), Some(false))
+    );
+    assert_eq!(state["bad_versions"], serde_json::json!(["1.1.0"]));
+    assert_eq!(
+        std::fs::read_link(install.join("current")).unwrap(),
+        Path::new("versions/1.0.0")
+    );
+    assert!(!install.join("versions/1.1.0").exists());
+    let check = updraft()
+        .args(["check", "--json", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    let check: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(
+        check["update_available"], false,
+        "the bad version is not offered again"
+    );
+    let output = run_app(&install);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "app 1.0.0\n");
+}
+
+#[test]
+fn a_new_version_that_never_confirms_is_rolled_back_after_its_launches() {
+    let (_dir, install) = updated_to("#!/bin/sh\necho app 1.1.0 without confirming\n");
+    for _ in 0..2 {
+        let output = run_app(&install);
+        assert!(output.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "app 1.1.0 without confirming\n"
+        );
+    }
+    let output = run_app(&install);
+    assert!(
+        stderr(&output).contains("did not confirm"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "app 1.0.0\n",
+        "the third launch runs the restored version"
+    );
+    assert_eq!(
+        status(&install)["bad_versions"],
+        serde_json::json!(["1.1.0"])
+    );
+}
+
+#[test]
+fn a_new_version_that_confirms_stays_and_rollback_returns_on_request() {
+    let (_dir, install) = updated_to(
+        "#!/bin/sh\n\"$UPDRAFT_BIN\" confirm --dir \"$UPDRAFT_DIR\" >/dev/null\necho app 1.1.0\n",
+    );
+    for _ in 0..4 {
+        let output = run_app(&install);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "app 1.1.0\n",
+            "{}",
+            stderr(&output)
+        );
+    }
+    let state = status(&install);
+    assert_eq!(
+        (
+            state["current_version"].as_str(),
+            state["pending_confirm"].as_bool()
+        ),
+        (Some("1.1.0"), Some(false))
+    );
+    let output = updraft()
+        .args(["rollback", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let state = status(&install);
+    assert_eq!(state["current_version"], "1.0.0");
+    assert_eq!(
+        state["previous_versions"],
+        serde_json::json!(["1.1.0"]),
+        "a requested rollback keeps the newer version"
+    );
+    assert_eq!(state["bad_versions"], serde_json::json!([]));
+    let output = updraft()
+        .args(["rollback", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(status(&install)["current_version"], "1.1.0");
+}

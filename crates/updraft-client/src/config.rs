@@ -87,6 +87,10 @@ pub struct InstallSettings {
     pub rollback_on_failure: bool,
     /// Tell the server how installs went (`POST /api/version/report`).
     pub report_outcome: bool,
+    /// Seconds a new version has to confirm a healthy start.
+    pub health_timeout: u64,
+    /// Launches a new version gets to confirm a healthy start.
+    pub health_launches: u32,
 }
 
 impl Default for UpdateConfig {
@@ -121,6 +125,8 @@ impl Default for UpdateConfig {
                 auto_restart: true,
                 rollback_on_failure: true,
                 report_outcome: true,
+                health_timeout: 300,
+                health_launches: 3,
             },
         }
     }
@@ -276,6 +282,19 @@ impl UpdateConfig {
                         "rollback_on_failure" => {
                             s.rollback_on_failure =
                                 boolean(v, "install_settings.rollback_on_failure")?;
+                        }
+                        "health_timeout" => {
+                            s.health_timeout =
+                                number(v, "install_settings.health_timeout", 1, 7 * 86_400)?;
+                        }
+                        "health_launches" => {
+                            s.health_launches = u32::try_from(number(
+                                v,
+                                "install_settings.health_launches",
+                                1,
+                                100,
+                            )?)
+                            .unwrap_or(3);
                         }
                         "report_outcome" => {
                             s.report_outcome = boolean(v, "install_settings.report_outcome")?;

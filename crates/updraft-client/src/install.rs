@@ -95,9 +95,21 @@ pub struct InstallState {
     /// "Remind me later": no prompt before this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remind_after: Option<String>,
-    /// A new version waits for its health confirmation (installer issue).
+    /// The new version waits for its health confirmation.
     #[serde(default)]
     pub pending_confirm: bool,
+    /// When the pending version was installed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<String>,
+    /// Launches of the pending version so far.
+    #[serde(default)]
+    pub pending_launches: u32,
+    /// Versions that failed their health check: never offered again.
+    #[serde(default)]
+    pub bad_versions: Vec<String>,
+    /// Each kept version's main program, relative to its folder.
+    #[serde(default)]
+    pub mains: BTreeMap<String, String>,
 }
 
 impl InstallState {
@@ -334,6 +346,7 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
 pub fn prune(layout: &Layout, state: &mut InstallState, keep: usize) {
     while state.previous_versions.len() > keep {
         if let Some(old) = state.previous_versions.pop() {
+            state.mains.remove(&old);
             let _ = fs::remove_dir_all(layout.versions().join(&old));
         }
     }

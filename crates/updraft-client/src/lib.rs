@@ -24,6 +24,7 @@
 mod config;
 pub mod download;
 mod error;
+pub mod health;
 pub mod install;
 mod manager;
 mod repository;

@@ -269,8 +269,22 @@ impl UpdateManager {
                     arch: self.arch.to_string(),
                 })?)
             }
-            None => offer::best(&releases, |r| &r.2.release, &asker),
+            None => offer::best(
+                releases.iter().filter(|r| {
+                    !state
+                        .bad_versions
+                        .contains(&r.2.release.version.to_string())
+                }),
+                |r| &r.2.release,
+                &asker,
+            ),
         };
+        // A version that failed its health check here is never offered again.
+        let chosen = chosen.filter(|r| {
+            !state
+                .bad_versions
+                .contains(&r.2.release.version.to_string())
+        });
         let Some((target, file, custom)) = chosen.cloned() else {
             return Ok(CheckOutcome::UpToDate {
                 current_version: state.current_version,
@@ -475,7 +489,23 @@ impl UpdateManager {
             })??;
         let mut state = self.state.lock().expect("state lock").clone();
         let previous = std::mem::replace(&mut state.current_version, offer.version.clone());
-        state.previous_versions.insert(0, previous);
+        state.mains.insert(
+            offer.version.clone(),
+            downloaded.manifest.release.main.to_string(),
+        );
+        // The new version must confirm a healthy start (`updraft confirm`), or
+        // `updraft run` restores this one.
+        let has_previous = layout_has(&self.layout, &previous);
+        state.pending_confirm = has_previous && self.config.install_settings.rollback_on_failure;
+        state.pending_since = state.pending_confirm.then(|| {
+            OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default()
+        });
+        state.pending_launches = 0;
+        if has_previous {
+            state.previous_versions.insert(0, previous);
+        }
         state.skipped.retain(|v| v != &offer.version);
         state.remind_after = None;
         let keep = if self.config.install_settings.backup_enabled {
@@ -570,6 +600,10 @@ impl UpdateManager {
     }
 }
 
+fn layout_has(layout: &Layout, version: &str) -> bool {
+    layout.versions().join(version).is_dir()
+}
+
 enum DynamicAnswer {
     NoUpdate,
     Target(String),
@@ -642,6 +676,10 @@ pub async fn bootstrap(
         skipped: Vec::new(),
         remind_after: None,
         pending_confirm: false,
+        pending_since: None,
+        pending_launches: 0,
+        bad_versions: Vec::new(),
+        mains: std::collections::BTreeMap::new(),
     };
     state.save(&layout)?;
     let manager = UpdateManager::builder(install_dir)
@@ -695,6 +733,8 @@ pub async fn bootstrap(
     manager.install(&offer, &downloaded).await?;
     state = manager.state();
     state.previous_versions.retain(|v| v != "0.0.0");
+    state.pending_confirm = false;
+    state.pending_since = None;
     state.save(&layout)?;
     Ok(offer.version)
 }

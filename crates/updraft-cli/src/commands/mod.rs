@@ -1,6 +1,7 @@
 //! One module per command; each returns the process exit code.
 
 pub(crate) mod check;
+pub(crate) mod health;
 pub(crate) mod install;
 pub(crate) mod keygen;
 pub(crate) mod publish;

@@ -18,6 +18,7 @@ pub(crate) fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "platform": state.platform,
             "arch": state.arch,
             "skipped": state.skipped,
+            "bad_versions": state.bad_versions,
             "remind_after": state.remind_after,
             "server": manager.config().update_server.base_url,
         });

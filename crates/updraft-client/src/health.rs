@@ -1,0 +1,157 @@
+//! Health confirmation and rollback: a new version is pending until the app
+//! confirms a healthy start. If it exits with a failure, or has not confirmed
+//! after `health_launches` launches or `health_timeout` seconds, the previous
+//! version is restored and the bad one is never offered again.
+//!
+//! Every step takes the install's lock and ends with an atomic switch of
+//! `current` and an atomic write of the state.
+
+use std::path::Path;
+use std::process::Command;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::UpdateConfig;
+use crate::error::{Error, Result};
+use crate::install::{InstallState, Layout, switch_current};
+
+/// Why a rollback happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackReason {
+    /// The user asked ("Revert to previous version"): the newer version is kept on disk.
+    Requested,
+    /// The new version failed its health check: it is removed and never offered again.
+    Failed,
+}
+
+/// What `run` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The app's exit code (1 if it was killed by a signal).
+    pub exit_code: i32,
+    /// A version that was rolled back because it failed, if any.
+    pub rolled_back: Option<String>,
+}
+
+fn lock(layout: &Layout) -> Result<updraft_fs::StoreLock> {
+    Ok(updraft_fs::StoreLock::acquire(&layout.lock())?)
+}
+
+/// Marks the current version healthy.
+pub fn confirm(install_dir: &Path) -> Result<InstallState> {
+    let layout = Layout::new(install_dir);
+    let _lock = lock(&layout)?;
+    let mut state = InstallState::load(&layout)?;
+    state.pending_confirm = false;
+    state.pending_since = None;
+    state.pending_launches = 0;
+    state.save(&layout)?;
+    Ok(state)
+}
+
+/// Returns to the previous version.
+pub fn rollback(install_dir: &Path, reason: RollbackReason) -> Result<InstallState> {
+    let layout = Layout::new(install_dir);
+    let _lock = lock(&layout)?;
+    rollback_locked(&layout, reason)
+}
+
+fn rollback_locked(layout: &Layout, reason: RollbackReason) -> Result<InstallState> {
+    let mut state = InstallState::load(layout)?;
+    let Some(previous) = state.previous_versions.first().cloned() else {
+        return Err(Error::Usage(format!(
+            "`{}` has no previous version to return to",
+            layout.root.display()
+        )));
+    };
+    if !layout.versions().join(&previous).is_dir() {
+        return Err(Error::Install {
+            version: previous.clone(),
+            reason: "its folder is missing".into(),
+        });
+    }
+    switch_current(layout, &previous)?;
+    let failed = std::mem::replace(&mut state.current_version, previous);
+    state.previous_versions.remove(0);
+    state.pending_confirm = false;
+    state.pending_since = None;
+    state.pending_launches = 0;
+    match reason {
+        RollbackReason::Requested => state.previous_versions.insert(0, failed),
+        RollbackReason::Failed => {
+            if !state.bad_versions.contains(&failed) {
+                state.bad_versions.push(failed.clone());
+            }
+            state.mains.remove(&failed);
+            let _ = std::fs::remove_dir_all(layout.versions().join(&failed));
+        }
+    }
+    state.save(layout)?;
+    Ok(state)
+}
+
+/// The pending version has run out of launches or time.
+fn overdue(state: &InstallState, config: &UpdateConfig, now: OffsetDateTime) -> bool {
+    let settings = &config.install_settings;
+    let since = state
+        .pending_since
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    let expired = since.is_some_and(|since| {
+        (now - since).whole_seconds() > i64::try_from(settings.health_timeout).unwrap_or(i64::MAX)
+    });
+    state.pending_launches >= settings.health_launches || expired
+}
+
+/// Launches the current version's main program with `args`, exporting
+/// `UPDRAFT_DIR`, and applies the health rules around it.
+pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
+    let layout = Layout::new(install_dir);
+    let config = UpdateConfig::load(&layout.config())?.config;
+    let mut rolled_back = None;
+    {
+        let _lock = lock(&layout)?;
+        let mut state = InstallState::load(&layout)?;
+        if state.pending_confirm && config.install_settings.rollback_on_failure {
+            if overdue(&state, &config, OffsetDateTime::now_utc()) {
+                let failed = state.current_version.clone();
+                rollback_locked(&layout, RollbackReason::Failed)?;
+                rolled_back = Some(failed);
+            } else {
+                state.pending_launches += 1;
+                state.save(&layout)?;
+            }
+        }
+    }
+    let state = InstallState::load(&layout)?;
+    let main = state
+        .mains
+        .get(&state.current_version)
+        .cloned()
+        .ok_or_else(|| Error::Install {
+            version: state.current_version.clone(),
+            reason: "its main program is not recorded".into(),
+        })?;
+    let program = layout.current().join(&main);
+    let status = Command::new(&program)
+        .args(args)
+        .env("UPDRAFT_DIR", &layout.root)
+        .status()
+        .map_err(|e| Error::io("start", &program, e))?;
+    let exit_code = status.code().unwrap_or(1);
+    if !status.success() && rolled_back.is_none() {
+        let _lock = lock(&layout)?;
+        let state = InstallState::load(&layout)?;
+        // Still unconfirmed and it failed: it is not healthy.
+        if state.pending_confirm && config.install_settings.rollback_on_failure {
+            let failed = state.current_version.clone();
+            rollback_locked(&layout, RollbackReason::Failed)?;
+            rolled_back = Some(failed);
+        }
+    }
+    Ok(RunOutcome {
+        exit_code,
+        rolled_back,
+    })
+}
