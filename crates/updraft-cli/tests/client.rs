@@ -524,6 +524,18 @@ fn a_full_disk_is_refused_before_the_app_is_touched() {
 
 /// 1.0.0 installed and updated to a 1.1.0 whose `bin/app` is `script`.
 fn updated_to(script: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, install) = installed_with(script);
+    let output = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    (dir, install)
+}
+
+/// 1.0.0 installed from a static store that also holds a 1.1.0 whose `bin/app` is `script`.
+fn installed_with(script: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::new(dir.path());
     let (platform, arch) = updraft_client::host();
@@ -569,12 +581,6 @@ fn updated_to(script: &str) -> (tempfile::TempDir, PathBuf) {
         serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
     value["install_settings"]["health_launches"] = 2.into();
     std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
-    let output = updraft()
-        .args(["update", "--yes", "--dir"])
-        .arg(&install)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
     (dir, install)
 }
 
@@ -710,4 +716,124 @@ fn a_new_version_that_confirms_stays_and_rollback_returns_on_request() {
         .unwrap();
     assert!(output.status.success());
     assert_eq!(status(&install)["current_version"], "1.1.0");
+}
+
+/// After any interruption the install runs exactly one version, and its
+/// state agrees with what runs.
+fn assert_consistent(install: &Path) -> String {
+    let state = status(install);
+    let version = state["current_version"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read_link(install.join("current")).unwrap(),
+        Path::new(&format!("versions/{version}"))
+    );
+    let output = run_app(install);
+    let expected = if version == "1.1.0" {
+        "app 1.1.0 new\n"
+    } else {
+        "app 1.0.0\n"
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        expected,
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !install.join(".updraft/state.next.json").exists(),
+        "the interrupted switch was resolved"
+    );
+    version
+}
+
+#[test]
+fn an_update_killed_at_every_switch_step_runs_exactly_old_or_new() {
+    let script = "#!/bin/sh\n\"$UPDRAFT_BIN\" confirm --dir \"$UPDRAFT_DIR\" >/dev/null\necho app 1.1.0 new\n";
+    for (point, expected) in [
+        ("switch.intent", "1.0.0"),
+        ("switch.switched", "1.1.0"),
+        ("switch.committed", "1.1.0"),
+    ] {
+        let (_dir, install) = installed_with(script);
+        let output = updraft()
+            .args(["update", "--yes", "--dir"])
+            .arg(&install)
+            .env("UPDRAFT_FAULT_KILL_AT", point)
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "the update survived a kill at {point}: {} {}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        );
+        assert_eq!(
+            assert_consistent(&install),
+            expected,
+            "after a kill at {point}"
+        );
+    }
+}
+
+#[test]
+fn an_update_killed_at_random_instants_runs_exactly_old_or_new() {
+    let script = "#!/bin/sh\n\"$UPDRAFT_BIN\" confirm --dir \"$UPDRAFT_DIR\" >/dev/null\necho app 1.1.0 new\n";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut seed = u64::from(nanos) | 1;
+    eprintln!("random kill seed {seed:#x}");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let (_dir, install) = installed_with(script);
+        let mut child = updraft()
+            .args(["update", "--yes", "--dir"])
+            .arg(&install)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(seed % 80_000));
+        let _ = child.kill();
+        child.wait().unwrap();
+        seen.insert(assert_consistent(&install));
+    }
+    eprintln!("versions after random kills: {seen:?}");
+}
+
+#[test]
+fn a_rollback_killed_half_way_finishes_on_the_next_start() {
+    for (point, expected) in [("switch.intent", "1.1.0"), ("switch.switched", "1.0.0")] {
+        let (_dir, install) = updated_to("#!/bin/sh\nexit 1\n");
+        let output = updraft()
+            .args(["run", "--dir"])
+            .arg(&install)
+            .env("UPDRAFT_BIN", env!("CARGO_BIN_EXE_updraft"))
+            .env("UPDRAFT_FAULT_KILL_AT", point)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let state = status(&install);
+        assert_eq!(
+            state["current_version"], expected,
+            "after a kill at {point}"
+        );
+        assert_eq!(
+            std::fs::read_link(install.join("current")).unwrap(),
+            Path::new(&format!("versions/{expected}"))
+        );
+        // The next start finishes the job: the failing version is rolled back.
+        let output = run_app(&install);
+        if expected == "1.1.0" {
+            assert_eq!(output.status.code(), Some(1));
+        }
+        let state = status(&install);
+        assert_eq!(state["current_version"], "1.0.0", "after a kill at {point}");
+        assert_eq!(
+            String::from_utf8_lossy(&run_app(&install).stdout),
+            "app 1.0.0\n"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::config::UpdateConfig;
 use crate::error::{Error, Result};
-use crate::install::{InstallState, Layout, switch_current};
+use crate::install::{InstallState, Layout, commit_switch, recover};
 
 /// Why a rollback happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,15 +34,19 @@ pub struct RunOutcome {
     pub rolled_back: Option<String>,
 }
 
+/// Takes the install's lock (waiting for another updraft) and finishes any
+/// interrupted switch.
 fn lock(layout: &Layout) -> Result<updraft_fs::StoreLock> {
-    Ok(updraft_fs::StoreLock::acquire(&layout.lock())?)
+    let lock = updraft_fs::StoreLock::acquire(&layout.lock())?;
+    recover(layout)?;
+    Ok(lock)
 }
 
 /// Marks the current version healthy.
 pub fn confirm(install_dir: &Path) -> Result<InstallState> {
     let layout = Layout::new(install_dir);
     let _lock = lock(&layout)?;
-    let mut state = InstallState::load(&layout)?;
+    let mut state = InstallState::read(&layout)?;
     state.pending_confirm = false;
     state.pending_since = None;
     state.pending_launches = 0;
@@ -58,7 +62,7 @@ pub fn rollback(install_dir: &Path, reason: RollbackReason) -> Result<InstallSta
 }
 
 fn rollback_locked(layout: &Layout, reason: RollbackReason) -> Result<InstallState> {
-    let mut state = InstallState::load(layout)?;
+    let mut state = InstallState::read(layout)?;
     let Some(previous) = state.previous_versions.first().cloned() else {
         return Err(Error::Usage(format!(
             "`{}` has no previous version to return to",
@@ -71,23 +75,24 @@ fn rollback_locked(layout: &Layout, reason: RollbackReason) -> Result<InstallSta
             reason: "its folder is missing".into(),
         });
     }
-    switch_current(layout, &previous)?;
     let failed = std::mem::replace(&mut state.current_version, previous);
     state.previous_versions.remove(0);
     state.pending_confirm = false;
     state.pending_since = None;
     state.pending_launches = 0;
     match reason {
-        RollbackReason::Requested => state.previous_versions.insert(0, failed),
+        RollbackReason::Requested => state.previous_versions.insert(0, failed.clone()),
         RollbackReason::Failed => {
             if !state.bad_versions.contains(&failed) {
                 state.bad_versions.push(failed.clone());
             }
             state.mains.remove(&failed);
-            let _ = std::fs::remove_dir_all(layout.versions().join(&failed));
         }
     }
-    state.save(layout)?;
+    commit_switch(layout, &state)?;
+    if reason == RollbackReason::Failed {
+        let _ = std::fs::remove_dir_all(layout.versions().join(&failed));
+    }
     Ok(state)
 }
 
@@ -112,7 +117,7 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
     let mut rolled_back = None;
     {
         let _lock = lock(&layout)?;
-        let mut state = InstallState::load(&layout)?;
+        let mut state = InstallState::read(&layout)?;
         if state.pending_confirm && config.install_settings.rollback_on_failure {
             if overdue(&state, &config, OffsetDateTime::now_utc()) {
                 let failed = state.current_version.clone();
@@ -142,7 +147,7 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
     let exit_code = status.code().unwrap_or(1);
     if !status.success() && rolled_back.is_none() {
         let _lock = lock(&layout)?;
-        let state = InstallState::load(&layout)?;
+        let state = InstallState::read(&layout)?;
         // Still unconfirmed and it failed: it is not healthy.
         if state.pending_confirm && config.install_settings.rollback_on_failure {
             let failed = state.current_version.clone();

@@ -59,6 +59,10 @@ impl Layout {
     pub fn state(&self) -> PathBuf {
         self.state_dir().join("state.json")
     }
+    /// `.updraft/state.next.json`: a switch in progress.
+    pub fn next_state(&self) -> PathBuf {
+        self.state_dir().join("state.next.json")
+    }
     /// `versions/`.
     pub fn versions(&self) -> PathBuf {
         self.root.join("versions")
@@ -113,8 +117,19 @@ pub struct InstallState {
 }
 
 impl InstallState {
-    /// Reads the state, if the install has one.
+    /// Reads the state, if the install has one, first finishing or undoing
+    /// an interrupted switch when no other updraft holds the install's lock.
     pub fn load(layout: &Layout) -> Result<Self> {
+        if layout.next_state().exists()
+            && let Ok(_lock) = updraft_fs::StoreLock::try_acquire(&layout.lock())
+        {
+            recover(layout)?;
+        }
+        Self::read(layout)
+    }
+
+    /// Reads the state as it is on disk (the caller holds the lock and has recovered).
+    pub fn read(layout: &Layout) -> Result<Self> {
         let path = layout.state();
         let bytes = fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -173,7 +188,63 @@ pub fn install_release(layout: &Layout, package: &Path, manifest: &ReleaseManife
     }
     fs::rename(&partial, &final_dir).map_err(|e| Error::io("move into place", &final_dir, e))?;
     updraft_fs::fsync_dir(&layout.versions())?;
-    switch_current(layout, &version)
+    Ok(())
+}
+
+/// Makes `next` the install's state and points `current` at
+/// `next.current_version`, as one crash-safe step:
+///
+/// 1. write `state.next.json` (the intent) durably;
+/// 2. switch `current` with one atomic rename;
+/// 3. rename `state.next.json` over `state.json`.
+///
+/// A process killed anywhere in between is finished or undone by
+/// [`recover`]: if `current` already points at the new version the intent is
+/// committed, otherwise it is dropped. Call it with the install's lock held.
+pub fn commit_switch(layout: &Layout, next: &InstallState) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(next).expect("state serialises");
+    bytes.push(b'\n');
+    updraft_fs::write_atomic(&layout.next_state(), &bytes)?;
+    updraft_fs::fault::point("switch.intent");
+    switch_current(layout, &next.current_version)?;
+    updraft_fs::fault::point("switch.switched");
+    fs::rename(layout.next_state(), layout.state())
+        .map_err(|e| Error::io("commit", layout.state(), e))?;
+    updraft_fs::fsync_dir(&layout.state_dir())?;
+    updraft_fs::fault::point("switch.committed");
+    Ok(())
+}
+
+/// Finishes or undoes a switch a killed process left half done (see
+/// [`commit_switch`]), and removes half-unpacked versions. Call it with the
+/// install's lock held. Returns true when it changed something.
+pub fn recover(layout: &Layout) -> Result<bool> {
+    let mut changed = false;
+    if let Ok(entries) = fs::read_dir(layout.versions()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".partial") {
+                let _ = fs::remove_dir_all(entry.path());
+                changed = true;
+            }
+        }
+    }
+    let next_path = layout.next_state();
+    let Ok(bytes) = fs::read(&next_path) else {
+        return Ok(changed);
+    };
+    let next: Option<InstallState> = serde_json::from_slice(&bytes).ok();
+    let linked = fs::read_link(layout.current()).ok();
+    let done = next.as_ref().is_some_and(|next| {
+        linked.as_deref() == Some(Path::new(&format!("versions/{}", next.current_version)))
+    });
+    if done {
+        fs::rename(&next_path, layout.state())
+            .map_err(|e| Error::io("commit", layout.state(), e))?;
+    } else {
+        fs::remove_file(&next_path).map_err(|e| Error::io("remove", &next_path, e))?;
+    }
+    updraft_fs::fsync_dir(&layout.state_dir())?;
+    Ok(true)
 }
 
 /// Atomically points `current` at `versions/{version}`.
@@ -342,14 +413,17 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
     rustix::fs::syncfs(&handle).map_err(std::io::Error::from)
 }
 
-/// Removes versions beyond the newest `keep` previous ones.
-pub fn prune(layout: &Layout, state: &mut InstallState, keep: usize) {
+/// Drops versions beyond the newest `keep` previous ones from `state` and
+/// returns them; delete their folders once the new state is committed.
+pub fn prune(state: &mut InstallState, keep: usize) -> Vec<String> {
+    let mut removed = Vec::new();
     while state.previous_versions.len() > keep {
         if let Some(old) = state.previous_versions.pop() {
             state.mains.remove(&old);
-            let _ = fs::remove_dir_all(layout.versions().join(&old));
+            removed.push(old);
         }
     }
+    removed
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use updraft_protocol::{
 use crate::config::UpdateConfig;
 use crate::download::{self, DownloadOptions, DownloadRequest, DownloadStats, ProgressFn};
 use crate::error::{Error, Result};
-use crate::install::{InstallState, Layout, install_release, prune};
+use crate::install::{InstallState, Layout, commit_switch, install_release, prune, recover};
 use crate::repository::Repository;
 use crate::transport::Fetcher;
 
@@ -479,6 +479,7 @@ impl UpdateManager {
         let layout = self.layout.clone();
         let (package, manifest) = (downloaded.package.clone(), downloaded.manifest.clone());
         let _lock = updraft_fs::StoreLock::try_acquire(&layout.lock())?;
+        recover(&layout)?;
         download::ensure_space(&layout.root, offer.custom.installed_size)?;
         let version = offer.version.clone();
         tokio::task::spawn_blocking(move || install_release(&layout, &package, &manifest))
@@ -487,7 +488,7 @@ impl UpdateManager {
                 version: version.clone(),
                 reason: e.to_string(),
             })??;
-        let mut state = self.state.lock().expect("state lock").clone();
+        let mut state = InstallState::read(&self.layout)?;
         let previous = std::mem::replace(&mut state.current_version, offer.version.clone());
         state.mains.insert(
             offer.version.clone(),
@@ -513,8 +514,11 @@ impl UpdateManager {
         } else {
             0
         };
-        prune(&self.layout, &mut state, keep);
-        state.save(&self.layout)?;
+        let removed = prune(&mut state, keep);
+        commit_switch(&self.layout, &state)?;
+        for old in removed {
+            let _ = std::fs::remove_dir_all(self.layout.versions().join(old));
+        }
         *self.state.lock().expect("state lock") = state;
         let _ = std::fs::remove_file(&downloaded.package);
         Ok(())
