@@ -19,6 +19,57 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Publishes `version` from `source` for this machine (level 1: fast).
+fn publish_for_host(store: &TestStore, version: &str, source: &Path) {
+    let (platform, arch) = updraft_client::host();
+    let mut request = TestStore::request(version, source);
+    request.platform = platform;
+    request.arch = arch;
+    request.pack.level = 1;
+    updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+}
+
+/// `updraft install --version 1.0.0` from `base` into `install`.
+fn install_1_0(base: &str, store: &TestStore, install: &Path) {
+    let output = updraft()
+        .args([
+            "install",
+            "--server",
+            base,
+            "--app",
+            "kuzflow",
+            "--version",
+            "1.0.0",
+            "--dir",
+        ])
+        .arg(install)
+        .arg("--trusted-root")
+        .arg(store.store.join("metadata/1.root.json"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "install failed: {}",
+        stderr(&output)
+    );
+}
+
+/// Changes the install's `update_config.json`.
+fn edit_config(install: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let config = install.join("update_config.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    change(&mut value);
+    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+}
+
 struct Setup {
     _dir: tempfile::TempDir,
     store: TestStore,
@@ -34,7 +85,6 @@ const PACKAGE_1_1: &str = "full.tar.zst";
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::new(dir.path());
-    let (platform, arch) = updraft_client::host();
     for (version, extra) in [("1.0.0", 10_000), ("1.1.0", 6_000_000)] {
         let source = dir.path().join(format!("src-{version}"));
         write_app(&source, version);
@@ -43,50 +93,17 @@ fn setup() -> Setup {
             updraft_test_support::noise(extra, 7),
         )
         .unwrap();
-        let mut request = TestStore::request(version, &source);
-        request.platform = platform;
-        request.arch = arch;
-        request.pack.level = 1;
-        updraft_publisher::publish(
-            &store.store,
-            &store.keys,
-            &request,
-            OffsetDateTime::now_utc(),
-            &ExpiryPolicy::default(),
-        )
-        .unwrap();
+        publish_for_host(&store, version, &source);
     }
     let server = FaultyServer::start(&store.store);
     let install = dir.path().join("install");
-    let output = updraft()
-        .args([
-            "install",
-            "--server",
-            &server.url(),
-            "--app",
-            "kuzflow",
-            "--version",
-            "1.0.0",
-            "--dir",
-        ])
-        .arg(&install)
-        .arg("--trusted-root")
-        .arg(store.store.join("metadata/1.root.json"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "install failed: {}",
-        stderr(&output)
-    );
+    install_1_0(&server.url(), &store, &install);
     // Fast failure settings for the tests: two retries, a 1 s stall window.
-    let config = install.join("update_config.json");
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    value["download_settings"]["retry_count"] = 2.into();
-    value["download_settings"]["stall_timeout"] = 1.into();
-    value["download_settings"]["min_rate"] = 50_000.into();
-    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    edit_config(&install, |value| {
+        value["download_settings"]["retry_count"] = 2.into();
+        value["download_settings"]["stall_timeout"] = 1.into();
+        value["download_settings"]["min_rate"] = 50_000.into();
+    });
     Setup {
         _dir: dir,
         store,
@@ -538,49 +555,20 @@ fn updated_to(script: &str) -> (tempfile::TempDir, PathBuf) {
 fn installed_with(script: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::new(dir.path());
-    let (platform, arch) = updraft_client::host();
     for version in ["1.0.0", "1.1.0"] {
         let source = dir.path().join(format!("src-{version}"));
         write_app(&source, version);
         if version == "1.1.0" {
             std::fs::write(source.join("bin/app"), script).unwrap();
         }
-        let mut request = TestStore::request(version, &source);
-        request.platform = platform;
-        request.arch = arch;
-        updraft_publisher::publish(
-            &store.store,
-            &store.keys,
-            &request,
-            OffsetDateTime::now_utc(),
-            &ExpiryPolicy::default(),
-        )
-        .unwrap();
+        publish_for_host(&store, version, &source);
     }
     let install = dir.path().join("install");
     let base = format!("file://{}", store.store.display());
-    let output = updraft()
-        .args([
-            "install",
-            "--server",
-            &base,
-            "--app",
-            "kuzflow",
-            "--version",
-            "1.0.0",
-            "--dir",
-        ])
-        .arg(&install)
-        .arg("--trusted-root")
-        .arg(store.store.join("metadata/1.root.json"))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let config = install.join("update_config.json");
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    value["install_settings"]["health_launches"] = 2.into();
-    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    install_1_0(&base, &store, &install);
+    edit_config(&install, |value| {
+        value["install_settings"]["health_launches"] = 2.into();
+    });
     (dir, install)
 }
 
