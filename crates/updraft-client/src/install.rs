@@ -16,12 +16,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
+use updraft_protocol::manifest::FileEntry;
+use updraft_protocol::{ReleaseManifest, TargetPath};
 
 use crate::error::{Error, Result};
 
@@ -160,8 +160,6 @@ impl InstallState {
     }
 }
 
-const MAX_ENTRIES: usize = 1_000_000;
-
 /// Unpacks `package` into `versions/{version}` checking every entry against
 /// the signed `manifest` (paths, sizes, hashes, modes, links; nothing extra,
 /// nothing missing, no special files), then points `current` at it.
@@ -268,132 +266,72 @@ pub fn switch_current(layout: &Layout, version: &str) -> Result<()> {
     }
 }
 
+/// Writes a checked package into a fresh folder: folders and links as listed,
+/// files created new (never through an existing path) with the manifest's mode.
+struct Unpacker<'a> {
+    into: &'a Path,
+}
+
+impl updraft_package::Sink for Unpacker<'_> {
+    fn dir(&mut self, path: &TargetPath, mode: u32) -> std::result::Result<(), String> {
+        let dest = self.into.join(path.as_str());
+        fs::create_dir_all(&dest).map_err(|e| format!("cannot create `{path}`: {e}"))?;
+        set_mode(&dest, mode)
+    }
+
+    fn open_file(
+        &mut self,
+        path: &TargetPath,
+        _: &FileEntry,
+    ) -> std::result::Result<Box<dyn Write + '_>, String> {
+        let dest = self.into.join(path.as_str());
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+        }
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&dest)
+            .map_err(|e| format!("cannot write `{path}`: {e}"))?;
+        Ok(Box::new(std::io::BufWriter::with_capacity(
+            256 * 1024,
+            file,
+        )))
+    }
+
+    fn close_file(
+        &mut self,
+        path: &TargetPath,
+        entry: &FileEntry,
+    ) -> std::result::Result<(), String> {
+        set_mode(&self.into.join(path.as_str()), entry.mode)
+    }
+
+    fn symlink(&mut self, path: &TargetPath, target: &str) -> std::result::Result<(), String> {
+        let dest = self.into.join(path.as_str());
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(target, &dest)
+            .map_err(|e| format!("cannot create link `{path}`: {e}"))?;
+        #[cfg(not(unix))]
+        let _ = target;
+        Ok(())
+    }
+}
+
+/// Unpacks `package` into `into`, every entry checked against the signed
+/// manifest by [`updraft_package::walk`], then makes the tree durable with one
+/// syncfs (the folder only becomes visible, renamed, after this returns).
 fn unpack(
     package: &Path,
     into: &Path,
     manifest: &ReleaseManifest,
 ) -> std::result::Result<(), String> {
-    let file = fs::File::open(package).map_err(|e| format!("cannot read the package: {e}"))?;
-    let mut decoder = zstd::stream::read::Decoder::new(file)
-        .map_err(|e| format!("the package is not zstd: {e}"))?;
-    decoder.window_log_max(27).map_err(|e| e.to_string())?;
-    let mut archive = tar::Archive::new(decoder);
-    let mut files: BTreeMap<&str, &updraft_protocol::manifest::FileEntry> = manifest
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    let links: BTreeMap<&str, &str> = manifest
-        .symlinks
-        .iter()
-        .map(|l| (l.path.as_str(), l.target.as_str()))
-        .collect();
-    let dirs: BTreeMap<&str, u32> = manifest
-        .dirs
-        .iter()
-        .map(|d| (d.path.as_str(), d.mode))
-        .collect();
-    let mut seen = 0usize;
-    for entry in archive
-        .entries()
-        .map_err(|e| format!("the package is not a tar archive: {e}"))?
-    {
-        seen += 1;
-        if seen > MAX_ENTRIES {
-            return Err("the package has too many entries".into());
-        }
-        let mut entry = entry.map_err(|e| format!("the package is corrupt: {e}"))?;
-        let raw = entry
-            .path()
-            .map_err(|e| format!("an entry has a bad path: {e}"))?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_owned();
-        // Every path is checked before anything is written: no `..`, no absolute, no drive.
-        let path = TargetPath::new(&raw).map_err(|e| format!("refusing entry `{raw}`: {e}"))?;
-        let dest = into.join(path.as_str());
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                let mode = dirs
-                    .get(path.as_str())
-                    .ok_or_else(|| format!("refusing folder `{raw}`: not in the manifest"))?;
-                fs::create_dir_all(&dest).map_err(|e| format!("cannot create `{raw}`: {e}"))?;
-                set_mode(&dest, *mode)?;
-            }
-            tar::EntryType::Regular => {
-                let expected = files
-                    .remove(path.as_str())
-                    .ok_or_else(|| format!("refusing file `{raw}`: not in the manifest"))?;
-                if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent)
-                        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-                }
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&dest)
-                    .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
-                let mut hasher = Sha256::new();
-                let mut buffer = vec![0u8; 256 * 1024];
-                let mut written = 0u64;
-                let mut limited = (&mut entry).take(expected.size + 1);
-                loop {
-                    let n = limited
-                        .read(&mut buffer)
-                        .map_err(|e| format!("cannot unpack `{raw}`: {e}"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    written += n as u64;
-                    if written > expected.size {
-                        return Err(format!("`{raw}` is larger than the manifest says"));
-                    }
-                    hasher.update(&buffer[..n]);
-                    out.write_all(&buffer[..n])
-                        .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
-                }
-                let digest = Sha256Digest::from_bytes(hasher.finalize().into());
-                if written != expected.size || digest != expected.sha256 {
-                    return Err(format!("`{raw}` differs from the signed manifest"));
-                }
-                out.sync_all()
-                    .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
-                set_mode(&dest, expected.mode)?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if links.get(path.as_str()) != Some(&target.as_str()) {
-                    return Err(format!(
-                        "refusing link `{raw}` -> `{target}`: not in the manifest"
-                    ));
-                }
-                if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent)
-                        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-                }
-                #[cfg(unix)]
-                std::os::unix::fs::symlink(&target, &dest)
-                    .map_err(|e| format!("cannot create link `{raw}`: {e}"))?;
-            }
-            other => {
-                return Err(format!(
-                    "refusing `{raw}`: entries of type {other:?} (hard links, devices) are never installed"
-                ));
-            }
-        }
-    }
-    if let Some(missing) = files.keys().next() {
-        return Err(format!(
-            "the package lacks `{missing}`, which the manifest lists"
-        ));
-    }
-    // One syncfs for the whole tree instead of an fsync per file: the folder
-    // only becomes visible (renamed) after this returns.
+    updraft_package::walk(package, manifest, &mut Unpacker { into })?;
     sync_tree(into).map_err(|e| format!("cannot sync the new version: {e}"))
 }
 
@@ -429,7 +367,8 @@ pub fn prune(state: &mut InstallState, keep: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use updraft_protocol::manifest::{FORMAT_VERSION, FileEntry};
+    use updraft_protocol::Sha256Digest;
+    use updraft_protocol::manifest::FORMAT_VERSION;
 
     fn manifest(files: &[FileEntry]) -> ReleaseManifest {
         let json = serde_json::json!({

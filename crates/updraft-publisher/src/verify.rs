@@ -2,7 +2,6 @@
 //! the seed-layout copies and views, and each package's contents against its
 //! manifest. It reads only; it reports every problem it finds, not just the first.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -354,85 +353,11 @@ fn file_matches(path: &Path, length: u64, digest: Sha256Digest) -> bool {
     copied == length && Sha256Digest::from_bytes(hasher.finalize().into()) == digest
 }
 
-/// Unpacks the package in memory-flat streaming mode and compares every entry
-/// with the manifest: same paths, sizes, digests, modes and links, nothing extra.
+/// Streams the package and checks every entry against the manifest (the
+/// same check the client runs while unpacking), writing nothing.
 fn check_package_contents(
     package: &Path,
     manifest: &ReleaseManifest,
 ) -> std::result::Result<(), String> {
-    let file = File::open(package).map_err(|e| format!("it cannot be read: {e}"))?;
-    let decoder = zstd::stream::read::Decoder::new(file)
-        .map_err(|e| format!("it is not a zstd stream: {e}"))?;
-    let mut archive = tar::Archive::new(decoder);
-    let mut files: BTreeMap<&str, _> = manifest
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    let links: BTreeMap<&str, &str> = manifest
-        .symlinks
-        .iter()
-        .map(|l| (l.path.as_str(), l.target.as_str()))
-        .collect();
-    let dirs: BTreeSet<&str> = manifest.dirs.iter().map(|d| d.path.as_str()).collect();
-    let entries = archive
-        .entries()
-        .map_err(|e| format!("it is not a valid archive: {e}"))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| format!("it is not a valid archive: {e}"))?;
-        let name = entry
-            .path()
-            .map_err(|e| format!("an entry has an unreadable path: {e}"))?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_owned();
-        match entry.header().entry_type() {
-            tar::EntryType::Regular => {
-                let Some(expected) = files.remove(name.as_str()) else {
-                    return Err(format!(
-                        "it contains `{name}`, which the manifest does not list"
-                    ));
-                };
-                let mut hasher = Sha256::new();
-                let size = io::copy(&mut entry, &mut hasher)
-                    .map_err(|e| format!("`{name}` cannot be unpacked: {e}"))?;
-                let digest = Sha256Digest::from_bytes(hasher.finalize().into());
-                if size != expected.size || digest != expected.sha256 {
-                    return Err(format!(
-                        "`{name}` in the package differs from the manifest (size {size}, sha256 `{digest}`)"
-                    ));
-                }
-                let mode = entry.header().mode().unwrap_or(0) & 0o7777;
-                if mode != expected.mode {
-                    return Err(format!(
-                        "`{name}` has mode {mode:o} in the package but {:o} in the manifest",
-                        expected.mode
-                    ));
-                }
-            }
-            tar::EntryType::Directory if dirs.contains(name.as_str()) => {}
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if links.get(name.as_str()) != Some(&target.as_str()) {
-                    return Err(format!(
-                        "the link `{name}` -> `{target}` is not in the manifest"
-                    ));
-                }
-            }
-            other => {
-                return Err(format!(
-                    "it contains `{name}` of type {other:?}, which the manifest does not list"
-                ));
-            }
-        }
-    }
-    if let Some(missing) = files.keys().next() {
-        return Err(format!("it lacks `{missing}`, which the manifest lists"));
-    }
-    Ok(())
+    updraft_package::walk(package, manifest, &mut updraft_package::CheckOnly)
 }

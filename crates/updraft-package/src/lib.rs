@@ -1,0 +1,192 @@
+//! Reading an updraft package (tar + zstd) against its signed manifest.
+//!
+//! [`walk`] is the one place that decides whether a package matches its
+//! manifest: every path is checked before anything is done with it (no `..`,
+//! absolute paths or drive prefixes), every entry must be listed with the same
+//! type, size, SHA-256, mode or link target, nothing listed may be missing,
+//! and hard links, devices and other special entries are refused. What happens
+//! to the bytes is up to the [`Sink`]: `repo verify` only hashes them
+//! ([`CheckOnly`]), the client writes them into a fresh folder.
+//!
+//! ```no_run
+//! # fn demo(manifest: &updraft_protocol::ReleaseManifest) -> Result<(), String> {
+//! updraft_package::walk(std::path::Path::new("app.tar.zst"), manifest, &mut updraft_package::CheckOnly)?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use updraft_protocol::manifest::FileEntry;
+use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
+
+/// Most entries a package may have.
+pub const MAX_ENTRIES: usize = 1_000_000;
+
+/// What to do with each checked entry. Errors are one sentence naming the entry.
+pub trait Sink {
+    /// A folder listed in the manifest.
+    fn dir(&mut self, path: &TargetPath, mode: u32) -> Result<(), String>;
+    /// Where a listed file's bytes go; they are hashed on the way.
+    fn open_file(
+        &mut self,
+        path: &TargetPath,
+        entry: &FileEntry,
+    ) -> Result<Box<dyn Write + '_>, String>;
+    /// The file's bytes all arrived and matched the manifest.
+    fn close_file(&mut self, path: &TargetPath, entry: &FileEntry) -> Result<(), String>;
+    /// A symbolic link listed in the manifest with this target.
+    fn symlink(&mut self, path: &TargetPath, target: &str) -> Result<(), String>;
+}
+
+/// A sink that only checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOnly;
+
+impl Sink for CheckOnly {
+    fn dir(&mut self, _: &TargetPath, _: u32) -> Result<(), String> {
+        Ok(())
+    }
+    fn open_file(&mut self, _: &TargetPath, _: &FileEntry) -> Result<Box<dyn Write + '_>, String> {
+        Ok(Box::new(io::sink()))
+    }
+    fn close_file(&mut self, _: &TargetPath, _: &FileEntry) -> Result<(), String> {
+        Ok(())
+    }
+    fn symlink(&mut self, _: &TargetPath, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Streams `package` through `sink`, checking every entry against `manifest`.
+pub fn walk(
+    package: &Path,
+    manifest: &ReleaseManifest,
+    sink: &mut impl Sink,
+) -> Result<(), String> {
+    let file = std::fs::File::open(package).map_err(|e| format!("cannot read the package: {e}"))?;
+    let mut decoder = zstd::stream::read::Decoder::new(file)
+        .map_err(|e| format!("the package is not zstd: {e}"))?;
+    decoder.window_log_max(27).map_err(|e| e.to_string())?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut files: BTreeMap<&str, &FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let links: BTreeMap<&str, &str> = manifest
+        .symlinks
+        .iter()
+        .map(|l| (l.path.as_str(), l.target.as_str()))
+        .collect();
+    let dirs: BTreeMap<&str, u32> = manifest
+        .dirs
+        .iter()
+        .map(|d| (d.path.as_str(), d.mode))
+        .collect();
+    let mut seen = 0usize;
+    for entry in archive
+        .entries()
+        .map_err(|e| format!("the package is not a tar archive: {e}"))?
+    {
+        seen += 1;
+        if seen > MAX_ENTRIES {
+            return Err("the package has too many entries".into());
+        }
+        let mut entry = entry.map_err(|e| format!("the package is corrupt: {e}"))?;
+        let raw = entry
+            .path()
+            .map_err(|e| format!("an entry has a bad path: {e}"))?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        let path = TargetPath::new(&raw).map_err(|e| format!("refusing entry `{raw}`: {e}"))?;
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                let mode = dirs
+                    .get(path.as_str())
+                    .ok_or_else(|| format!("refusing folder `{raw}`: not in the manifest"))?;
+                sink.dir(&path, *mode)?;
+            }
+            tar::EntryType::Regular => {
+                let expected = files
+                    .remove(path.as_str())
+                    .ok_or_else(|| format!("refusing file `{raw}`: not in the manifest"))?;
+                let mode = entry.header().mode().unwrap_or(0) & 0o7777;
+                if mode != expected.mode {
+                    return Err(format!(
+                        "`{raw}` has mode {mode:o} in the package but {:o} in the manifest",
+                        expected.mode
+                    ));
+                }
+                copy_checked(&raw, &mut entry, expected, sink.open_file(&path, expected)?)?;
+                sink.close_file(&path, expected)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if links.get(path.as_str()) != Some(&target.as_str()) {
+                    return Err(format!(
+                        "refusing link `{raw}` -> `{target}`: not in the manifest"
+                    ));
+                }
+                sink.symlink(&path, &target)?;
+            }
+            other => {
+                return Err(format!(
+                    "refusing `{raw}`: entries of type {other:?} (hard links, devices) are never installed"
+                ));
+            }
+        }
+    }
+    if let Some(missing) = files.keys().next() {
+        return Err(format!(
+            "the package lacks `{missing}`, which the manifest lists"
+        ));
+    }
+    Ok(())
+}
+
+/// Copies one file's bytes to `out`, never more than the manifest's size, and
+/// checks size and SHA-256 at the end.
+fn copy_checked(
+    raw: &str,
+    entry: &mut impl Read,
+    expected: &FileEntry,
+    mut out: Box<dyn Write + '_>,
+) -> Result<(), String> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut written = 0u64;
+    let mut limited = entry.take(expected.size + 1);
+    loop {
+        let n = limited
+            .read(&mut buffer)
+            .map_err(|e| format!("cannot unpack `{raw}`: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > expected.size {
+            return Err(format!("`{raw}` is larger than the manifest says"));
+        }
+        hasher.update(&buffer[..n]);
+        out.write_all(&buffer[..n])
+            .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
+    }
+    out.flush()
+        .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
+    if written != expected.size
+        || Sha256Digest::from_bytes(hasher.finalize().into()) != expected.sha256
+    {
+        return Err(format!("`{raw}` differs from the signed manifest"));
+    }
+    Ok(())
+}
