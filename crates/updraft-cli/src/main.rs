@@ -41,6 +41,8 @@ enum Command {
     Check(DirArgs),
     /// Check, download, verify and install an update.
     Update(UpdateArgs),
+    /// Switch to a prepared update once the app has exited (the updater's hand-off entry point).
+    Apply(ApplyArgs),
     /// Show an install's versions and state.
     Status(DirArgs),
     /// Launch the installed version (rolling back a new version that fails its health check).
@@ -111,6 +113,37 @@ struct UpdateArgs {
     /// Print JSON lines: progress events, then the result.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    handoff: HandoffArgs,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// The install folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    handoff: HandoffArgs,
+}
+
+/// How the updater waits for a running app and restarts it.
+#[derive(Debug, Args)]
+struct HandoffArgs {
+    /// Prepare the update now, then wait for this process (the running app) to exit before switching.
+    #[arg(long, value_name = "PID")]
+    wait_pid: Option<u32>,
+    /// How long to wait for it; the update then stays prepared for the next `updraft run`.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    wait_timeout: u64,
+    /// Restart the app after the switch (when `install_settings.auto_restart` is on).
+    #[arg(long)]
+    restart: bool,
+    /// Arguments for the restarted app.
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +335,7 @@ fn main() -> ExitCode {
         Command::Install(args) => commands::install::run(&args),
         Command::Check(args) => commands::check::run(&args.dir, args.json),
         Command::Update(args) => commands::update::run(&args),
+        Command::Apply(args) => commands::apply::run(&args),
         Command::Status(args) => commands::status::run(&args.dir, args.json),
         Command::Run(args) => commands::health::run(&args.dir, &args.args),
         Command::Confirm(args) => commands::health::confirm(&args.dir),

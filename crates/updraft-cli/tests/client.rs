@@ -255,7 +255,6 @@ fn permanent_faults_are_refused_and_the_install_is_unchanged() {
     let cases: Vec<(Fault, i32, &str)> = vec![
         (Fault::Unavailable, 3, "the server answered 503"),
         (Fault::Throttle(1000), 3, "too slow"),
-        (Fault::Endless, 3, "more than the"),
         (Fault::LyingLength, 3, "bytes where"),
         (Fault::Tamper, 4, "failed verification"),
         (Fault::Missing, 3, "404"),
@@ -271,6 +270,21 @@ fn permanent_faults_are_refused_and_the_install_is_unchanged() {
             "{fault:?}: the message names the file: {}",
             stderr(&output)
         );
+    }
+}
+
+#[test]
+fn an_endless_body_is_cut_at_the_signed_length() {
+    let setup = setup();
+    let before = install_state(&setup.install);
+    setup.server.add(PACKAGE_1_1, Fault::Endless, None);
+    let output = update(&setup);
+    // Each range stops at its signed end: either a read ends exactly there
+    // (and the verified package installs) or it overshoots and is refused.
+    if output.status.success() {
+        assert_updated(&setup, &output);
+    } else {
+        assert_refused(&setup, &before, &output, 3, "more than the");
     }
 }
 
@@ -509,7 +523,8 @@ fn a_full_disk_is_refused_before_the_app_is_touched() {
     let Some(tmpfs) = updraft_test_support::Tmpfs::mount("2m") else {
         return;
     };
-    // The 1.0.0 install fits in 2 MB; the 6 MB update does not.
+    // The 1.0.0 install fits in 2 MB (without its updater); the 6 MB update does not.
+    std::fs::remove_dir_all(setup.install.join(".updraft/bin")).unwrap();
     let install = tmpfs.path().join("install");
     assert!(
         Command::new("cp")
@@ -706,66 +721,192 @@ fn a_new_version_that_confirms_stays_and_rollback_returns_on_request() {
     assert_eq!(status(&install)["current_version"], "1.1.0");
 }
 
-/// After any interruption the install runs exactly one version, and its
-/// state agrees with what runs.
-fn assert_consistent(install: &Path) -> String {
+/// A 1.1.0 that confirms its healthy start and records how it was started.
+const CONFIRMING_1_1: &str = "#!/bin/sh\n\"$UPDRAFT_BIN\" confirm --dir \"$UPDRAFT_DIR\" >/dev/null\necho \"1.1.0 $*\" >> \"$UPDRAFT_DATA_DIR/started\"\necho app 1.1.0 new\n";
+
+/// After any interruption and the next start's recovery, the install's
+/// `current` folder is byte for byte the old or the new release, its state
+/// agrees, and nothing half-made is left. Returns the current version.
+fn assert_recovered(dir: &Path, install: &Path) -> String {
     let state = status(install);
     let version = state["current_version"].as_str().unwrap().to_owned();
     assert_eq!(
         std::fs::read_link(install.join("current")).unwrap(),
         Path::new(&format!("versions/{version}"))
     );
+    assert_eq!(
+        snapshot_tree(&install.join("current"), &[]),
+        snapshot_tree(&dir.join(format!("src-{version}")), &[]),
+        "`current` is not byte-identical to the {version} release"
+    );
+    assert!(
+        !install.join(".updraft/state.next.json").exists(),
+        "the interrupted switch was resolved"
+    );
+    let mut named: Vec<String> = vec![version.clone()];
+    for list in ["previous_versions"] {
+        for v in state[list].as_array().unwrap() {
+            named.push(v.as_str().unwrap().to_owned());
+        }
+    }
+    if let Some(prepared) = state["prepared"].as_str() {
+        named.push(prepared.to_owned());
+    }
+    named.sort();
+    let mut on_disk: Vec<String> = std::fs::read_dir(install.join("versions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(
+        on_disk, named,
+        "half-made or unnamed version folders were left"
+    );
+    version
+}
+
+/// Runs the app through `updraft run` and checks it is exactly `expected`.
+fn assert_runs(install: &Path, expected: &str) {
     let output = run_app(install);
-    let expected = if version == "1.1.0" {
+    let line = if expected == "1.1.0" {
         "app 1.1.0 new\n"
     } else {
         "app 1.0.0\n"
     };
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        expected,
+        line,
         "{}",
         stderr(&output)
     );
-    assert!(
-        !install.join(".updraft/state.next.json").exists(),
-        "the interrupted switch was resolved"
-    );
-    version
+}
+
+/// `updraft update` handing off to itself as the updater: prepare, wait for
+/// `wait_for` (an already-exited process), switch, restart.
+fn handoff_update(install: &Path, wait_for: u32) -> Command {
+    let mut command = updraft();
+    command
+        .args(["update", "--yes", "--json", "--restart", "--wait-pid"])
+        .arg(wait_for.to_string())
+        .arg("--dir")
+        .arg(install)
+        .env("UPDRAFT_BIN", env!("CARGO_BIN_EXE_updraft"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// The pid of a process that has exited.
+fn exited_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
+/// An install of 1.0.0 for a journal scenario: `plain` updates straight away
+/// and keeps no backups (so old versions are pruned); `kept` has already been
+/// at 1.1.0 and returned to 1.0.0 on request (so 1.1.0 is replaced).
+fn journal_scenario(kind: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, install) = installed_with(CONFIRMING_1_1);
+    if kind == "plain" {
+        edit_config(&install, |value| {
+            value["install_settings"]["backup_count"] = 0.into();
+        });
+    } else {
+        let output = handoff_update(&install, exited_pid()).output().unwrap();
+        assert!(output.status.success());
+        let output = updraft()
+            .args(["rollback", "--dir"])
+            .arg(&install)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    (dir, install)
 }
 
 #[test]
-fn an_update_killed_at_every_switch_step_runs_exactly_old_or_new() {
-    let script = "#!/bin/sh\n\"$UPDRAFT_BIN\" confirm --dir \"$UPDRAFT_DIR\" >/dev/null\necho app 1.1.0 new\n";
-    for (point, expected) in [
-        ("switch.intent", "1.0.0"),
-        ("switch.switched", "1.1.0"),
-        ("switch.committed", "1.1.0"),
-    ] {
-        let (_dir, install) = installed_with(script);
-        let output = updraft()
-            .args(["update", "--yes", "--dir"])
-            .arg(&install)
-            .env("UPDRAFT_FAULT_KILL_AT", point)
-            .output()
+fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
+    for kind in ["plain", "kept"] {
+        // Enumerate the steps of a whole hand-off update.
+        let (dir, install) = journal_scenario(kind);
+        let trace = dir.path().join("trace");
+        let status = handoff_update(&install, exited_pid())
+            .env("UPDRAFT_FAULT_TRACE", &trace)
+            .status()
             .unwrap();
+        assert!(status.success());
+        let points: Vec<String> = std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        for expected in [
+            "prepare.placed",
+            "prepare.recorded",
+            "apply.waited",
+            "switch.intent",
+            "switch.switched",
+            "switch.committed",
+            "apply.restarted",
+        ] {
+            assert!(
+                points.iter().any(|p| p == expected),
+                "{kind}: no `{expected}` in {points:?}"
+            );
+        }
+        let special = if kind == "plain" {
+            "prune.removed"
+        } else {
+            "prepare.forgotten"
+        };
         assert!(
-            !output.status.success(),
-            "the update survived a kill at {point}: {} {}",
-            String::from_utf8_lossy(&output.stdout),
-            stderr(&output)
+            points.iter().any(|p| p == special),
+            "{kind}: no `{special}` in {points:?}"
         );
+        let mut outcomes = std::collections::BTreeSet::new();
+        for point in &points {
+            let (dir, install) = journal_scenario(kind);
+            let status = handoff_update(&install, exited_pid())
+                .env("UPDRAFT_FAULT_KILL_AT", point)
+                .status()
+                .unwrap();
+            assert!(!status.success(), "the update survived a kill at {point}");
+            let version = assert_recovered(dir.path(), &install);
+            outcomes.insert(version.clone());
+            let before_commit = [
+                "prepare.forgotten",
+                "prepare.unpacked",
+                "prepare.placed",
+                "prepare.recorded",
+                "apply.waited",
+                "switch.intent",
+            ];
+            let expected = if before_commit.contains(&point.as_str()) {
+                "1.0.0"
+            } else {
+                "1.1.0"
+            };
+            assert_eq!(version, expected, "{kind}: after a kill at {point}");
+            // The next update (or start) completes the job.
+            let status = handoff_update(&install, exited_pid()).status().unwrap();
+            assert!(
+                status.success(),
+                "{kind}: the update after a kill at {point} failed"
+            );
+            assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
+            assert_runs(&install, "1.1.0");
+        }
         assert_eq!(
-            assert_consistent(&install),
-            expected,
-            "after a kill at {point}"
+            outcomes.len(),
+            2,
+            "{kind}: both outcomes occur: {outcomes:?}"
         );
     }
 }
 
 #[test]
 fn an_update_killed_at_random_instants_runs_exactly_old_or_new() {
-    let script = "#!/bin/sh\n\"$UPDRAFT_BIN\" confirm --dir \"$UPDRAFT_DIR\" >/dev/null\necho app 1.1.0 new\n";
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -773,22 +914,207 @@ fn an_update_killed_at_random_instants_runs_exactly_old_or_new() {
     let mut seed = u64::from(nanos) | 1;
     eprintln!("random kill seed {seed:#x}");
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..8 {
+    for _ in 0..10 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let (_dir, install) = installed_with(script);
-        let mut child = updraft()
-            .args(["update", "--yes", "--dir"])
-            .arg(&install)
-            .spawn()
-            .unwrap();
+        let (dir, install) = installed_with(CONFIRMING_1_1);
+        let mut child = handoff_update(&install, exited_pid()).spawn().unwrap();
         std::thread::sleep(Duration::from_micros(seed % 80_000));
         let _ = child.kill();
         child.wait().unwrap();
-        seen.insert(assert_consistent(&install));
+        seen.insert(assert_recovered(dir.path(), &install));
+        // Whatever was prepared is applied by the next start.
+        let prepared = status(&install)["prepared"].as_str().map(str::to_owned);
+        let running = prepared.unwrap_or_else(|| {
+            status(&install)["current_version"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
+        assert_runs(&install, &running);
     }
     eprintln!("versions after random kills: {seen:?}");
+}
+
+#[test]
+fn the_app_hands_off_and_the_updater_waits_switches_and_restarts() {
+    let (dir, install) = installed_with(CONFIRMING_1_1);
+    // The running app (1.0.0) stands in as a process that exits when told to.
+    let mut app = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut updater = updraft()
+        .args(["update", "--yes", "--json", "--restart", "--wait-pid"])
+        .arg(app.id().to_string())
+        .arg("--dir")
+        .arg(&install)
+        .args(["--", "--after-update", "two words"])
+        .env("UPDRAFT_BIN", env!("CARGO_BIN_EXE_updraft"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(updater.stdout.take().unwrap()));
+    let ready = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("\"event\":\"ready\""))
+        .expect("the updater says when the update is ready");
+    assert!(ready.contains("\"version\":\"1.1.0\""), "{ready}");
+    // Prepared beside the running version, which is untouched until the app exits.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        updater.try_wait().unwrap().is_none(),
+        "the updater waits for the app"
+    );
+    assert_eq!(status(&install)["prepared"], "1.1.0");
+    assert_eq!(assert_recovered(dir.path(), &install), "1.0.0");
+    app.kill().unwrap();
+    app.wait().unwrap();
+    let result: serde_json::Value = serde_json::from_str(
+        &lines
+            .map(Result::unwrap)
+            .find(|l| l.contains("\"event\":\"result\""))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(updater.wait().unwrap().success());
+    assert_eq!(
+        (result["version"].as_str(), result["restarted"].as_bool()),
+        (Some("1.1.0"), Some(true)),
+        "{result}"
+    );
+    // The restarted 1.1.0 got the arguments and confirmed its healthy start.
+    let started = install.join("data/started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !started.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&started).unwrap(),
+        "1.1.0 --after-update two words\n"
+    );
+    assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(&install)["pending_confirm"] != false && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status(&install)["pending_confirm"], false);
+    assert_eq!(
+        status(&install)["previous_versions"],
+        serde_json::json!(["1.0.0"])
+    );
+}
+
+#[test]
+fn an_app_that_does_not_exit_leaves_the_update_prepared_for_the_next_start() {
+    let (dir, install) = installed_with(CONFIRMING_1_1);
+    let mut app = Command::new("sleep").arg("30").spawn().unwrap();
+    let output = updraft()
+        .args([
+            "update",
+            "--yes",
+            "--restart",
+            "--wait-timeout",
+            "1",
+            "--wait-pid",
+        ])
+        .arg(app.id().to_string())
+        .arg("--dir")
+        .arg(&install)
+        .output()
+        .unwrap();
+    app.kill().unwrap();
+    app.wait().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "the app (pid {}) did not exit within 1 s",
+            app.id()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(assert_recovered(dir.path(), &install), "1.0.0");
+    assert_eq!(status(&install)["prepared"], "1.1.0");
+    // The next start applies it before anything runs.
+    assert_runs(&install, "1.1.0");
+    assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
+}
+
+#[test]
+fn two_updaters_started_at_once_never_interleave() {
+    let (dir, install) = installed_with(CONFIRMING_1_1);
+    let trace = dir.path().join("trace");
+    // The first updater stops for a while half way through unpacking, holding its locks.
+    let first = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .env("UPDRAFT_FAULT_TRACE", &trace)
+        .env("UPDRAFT_FAULT_PAUSE_AT", "prepare.unpacked:2000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .contains("prepare.unpacked")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first updater never got there"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    let apply = updraft()
+        .args(["apply", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    for (what, output) in [("a second update", &second), ("an apply", &apply)] {
+        assert_eq!(output.status.code(), Some(5), "{what}: {}", stderr(output));
+        assert!(
+            stderr(output).contains("locked by another updraft process"),
+            "{what}: {}",
+            stderr(output)
+        );
+    }
+    assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
+    assert_runs(&install, "1.1.0");
+}
+
+#[test]
+fn start_up_cleans_half_made_versions_stray_links_and_stale_downloads() {
+    let (dir, install) = installed_with(CONFIRMING_1_1);
+    let versions = install.join("versions");
+    std::fs::create_dir_all(versions.join(".1.1.0.partial/bin")).unwrap();
+    std::fs::create_dir_all(versions.join("0.9.0/bin")).unwrap();
+    std::os::unix::fs::symlink("versions/0.9.0", install.join(".current.new")).unwrap();
+    let staging = install.join(".updraft/staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let old = staging.join("abandoned.tar.zst.part");
+    let fresh = staging.join("resumable.tar.zst.part");
+    std::fs::write(&old, b"old").unwrap();
+    std::fs::write(&fresh, b"fresh").unwrap();
+    let file = std::fs::File::options().write(true).open(&old).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_hours(8 * 24))
+        .unwrap();
+    drop(file);
+    assert_eq!(status(&install)["current_version"], "1.0.0");
+    assert_eq!(assert_recovered(dir.path(), &install), "1.0.0");
+    assert!(std::fs::symlink_metadata(install.join(".current.new")).is_err());
+    assert!(!old.exists(), "a download untouched for 8 days is removed");
+    assert!(
+        fresh.exists(),
+        "a recent partial download is kept for resuming"
+    );
 }
 
 #[test]

@@ -118,7 +118,9 @@ impl Error {
             Self::Config { .. } | Self::Usage(_) => ErrorKind::Usage,
             Self::Network { .. } | Self::Cancelled => ErrorKind::Network,
             Self::Verification(_) | Self::NotSigned { .. } => ErrorKind::Verification,
-            Self::Install { .. } | Self::DiskSpace { .. } => ErrorKind::Install,
+            Self::Install { .. }
+            | Self::DiskSpace { .. }
+            | Self::Fs(updraft_fs::Error::Locked { .. }) => ErrorKind::Install,
             _ => ErrorKind::Other,
         }
     }

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::config::UpdateConfig;
 use crate::error::{Error, Result};
-use crate::install::{InstallState, Layout, commit_switch, recover};
+use crate::install::{InstallState, Layout, activate, commit_switch, recover};
 
 /// Why a rollback happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,13 +110,20 @@ fn overdue(state: &InstallState, config: &UpdateConfig, now: OffsetDateTime) -> 
 }
 
 /// Launches the current version's main program with `args`, exporting
-/// `UPDRAFT_DIR`, and applies the health rules around it.
+/// `UPDRAFT_DIR` (the install) and `UPDRAFT_DATA_DIR` (its `data/` folder,
+/// for settings and logs), and applies the health rules around it. A
+/// prepared update is applied first.
 pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
     let layout = Layout::new(install_dir);
     let config = UpdateConfig::load(&layout.config())?.config;
     let mut rolled_back = None;
     {
         let _lock = lock(&layout)?;
+        // An update prepared while the app ran (or whose updater gave up
+        // waiting) is applied now, before anything runs.
+        if let Err(error) = activate(&layout, &config.install_settings) {
+            tracing::warn!("{error}");
+        }
         let mut state = InstallState::read(&layout)?;
         if state.pending_confirm && config.install_settings.rollback_on_failure {
             if overdue(&state, &config, OffsetDateTime::now_utc()) {
@@ -139,9 +146,11 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
             reason: "its main program is not recorded".into(),
         })?;
     let program = layout.current().join(&main);
+    updraft_fs::create_dir_all_durable(&layout.data())?;
     let status = Command::new(&program)
         .args(args)
         .env("UPDRAFT_DIR", &layout.root)
+        .env("UPDRAFT_DATA_DIR", layout.data())
         .status()
         .map_err(|e| Error::io("start", &program, e))?;
     let exit_code = status.code().unwrap_or(1);

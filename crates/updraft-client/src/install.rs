@@ -6,13 +6,21 @@
 //!   current -> versions/1.1.0      the running version (a symlink, replaced atomically)
 //!   versions/1.1.0/                exactly the published files
 //!   versions/1.0.0/                the previous version, kept for rollback
+//!   data/                          the app's own files (settings, logs): never touched
+//!   .updraft/bin/updraft           the updater, outside the app's files
 //!   .updraft/metadata/             trusted TUF metadata
 //!   .updraft/staging/              downloads in progress (private)
 //!   .updraft/state.json            install id, versions, skip and remind-later state
+//!   .updraft/state.next.json       a switch in progress (the journal's intent)
 //! ```
 //!
-//! Until the installer issue lands, switching is a single atomic symlink
-//! replacement done in this process; the app's files are never modified in place.
+//! An update happens in two halves. [`prepare`] unpacks the verified release
+//! into a fresh `versions/{version}` while the old version may still run, and
+//! records it as `prepared`. [`activate`] (after the app has exited) switches
+//! `current` with one journaled atomic rename and drops old versions beyond
+//! `backup_count`. The app's files are never modified in place, and every
+//! step that removes or replaces something is preceded by a durable state
+//! write that [`recover`] uses to finish or undo it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -23,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use updraft_protocol::manifest::FileEntry;
 use updraft_protocol::{ReleaseManifest, TargetPath};
 
+use crate::config::InstallSettings;
 use crate::error::{Error, Result};
 
 /// Paths inside an install folder.
@@ -75,6 +84,21 @@ impl Layout {
     pub fn lock(&self) -> PathBuf {
         self.state_dir().join("lock")
     }
+    /// `data/`: where the app keeps files it makes at run time. Updates and
+    /// rollbacks never touch it; `updraft run` exports it as `UPDRAFT_DATA_DIR`.
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+    /// `.updraft/bin/updraft`: the updater program, outside the app's files.
+    pub fn updater(&self) -> PathBuf {
+        self.state_dir()
+            .join("bin")
+            .join(format!("updraft{}", std::env::consts::EXE_SUFFIX))
+    }
+    /// `.updraft/updater.log`: what a handed-off updater printed.
+    pub fn updater_log(&self) -> PathBuf {
+        self.state_dir().join("updater.log")
+    }
 }
 
 /// What updraft remembers about an install.
@@ -114,13 +138,18 @@ pub struct InstallState {
     /// Each kept version's main program, relative to its folder.
     #[serde(default)]
     pub mains: BTreeMap<String, String>,
+    /// A version unpacked and verified in `versions/`, waiting for the app to
+    /// exit so it can be switched to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<String>,
 }
 
 impl InstallState {
     /// Reads the state, if the install has one, first finishing or undoing
-    /// an interrupted switch when no other updraft holds the install's lock.
+    /// an interrupted install and cleaning up (see [`recover`]) when no other
+    /// updraft holds the install's lock.
     pub fn load(layout: &Layout) -> Result<Self> {
-        if layout.next_state().exists()
+        if layout.state().exists()
             && let Ok(_lock) = updraft_fs::StoreLock::try_acquire(&layout.lock())
         {
             recover(layout)?;
@@ -162,7 +191,9 @@ impl InstallState {
 
 /// Unpacks `package` into `versions/{version}` checking every entry against
 /// the signed `manifest` (paths, sizes, hashes, modes, links; nothing extra,
-/// nothing missing, no special files), then points `current` at it.
+/// nothing missing, no special files). The folder only appears, renamed from
+/// `versions/.{version}.partial`, once it is complete and synced. Call it
+/// with the lock held and `versions/{version}` unreferenced by the state.
 pub fn install_release(layout: &Layout, package: &Path, manifest: &ReleaseManifest) -> Result<()> {
     let version = manifest.release.version.to_string();
     let failed = |reason: String| Error::Install {
@@ -181,12 +212,123 @@ pub fn install_release(layout: &Layout, package: &Path, manifest: &ReleaseManife
         let _ = fs::remove_dir_all(&partial);
         return Err(error);
     }
+    updraft_fs::fault::point("prepare.unpacked");
     if final_dir.exists() {
         fs::remove_dir_all(&final_dir).map_err(|e| Error::io("replace", &final_dir, e))?;
     }
     fs::rename(&partial, &final_dir).map_err(|e| Error::io("move into place", &final_dir, e))?;
     updraft_fs::fsync_dir(&layout.versions())?;
+    updraft_fs::fault::point("prepare.placed");
     Ok(())
+}
+
+/// The first half of an update, safe while the old version runs: unpacks the
+/// verified release into `versions/{version}` ([`install_release`]) and
+/// records it as the state's `prepared` version. Call it with the lock held
+/// after [`recover`].
+pub fn prepare(layout: &Layout, package: &Path, manifest: &ReleaseManifest) -> Result<()> {
+    let version = manifest.release.version.to_string();
+    let mut state = InstallState::read(layout)?;
+    if state.current_version == version {
+        return Err(Error::Install {
+            version,
+            reason: "it is already the installed version".into(),
+        });
+    }
+    // A kept copy of this version (after a requested rollback) is about to be
+    // replaced: forget it first, so no state ever names a half-removed folder.
+    let earlier = state.prepared.take();
+    if state.previous_versions.contains(&version) || earlier.is_some() {
+        state.previous_versions.retain(|v| v != &version);
+        if let Some(earlier) = &earlier {
+            state.mains.remove(earlier);
+        }
+        state.mains.remove(&version);
+        state.save(layout)?;
+        updraft_fs::fault::point("prepare.forgotten");
+        if let Some(earlier) = earlier.filter(|e| e != &version) {
+            remove_version(layout, &earlier)?;
+        }
+    }
+    install_release(layout, package, manifest)?;
+    state.prepared = Some(version.clone());
+    state
+        .mains
+        .insert(version, manifest.release.main.to_string());
+    state.save(layout)?;
+    updraft_fs::fault::point("prepare.recorded");
+    Ok(())
+}
+
+/// What [`activate`] switched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switched {
+    /// The version that was current.
+    pub from: String,
+    /// The version now current.
+    pub to: String,
+}
+
+/// The second half of an update, once the app has exited: makes the prepared
+/// version current with [`commit_switch`], marks it pending its health
+/// confirmation when there is a version to return to, and removes versions
+/// beyond `backup_count`. Returns `None` when nothing is prepared. Call it
+/// with the lock held after [`recover`].
+pub fn activate(layout: &Layout, settings: &InstallSettings) -> Result<Option<Switched>> {
+    let mut state = InstallState::read(layout)?;
+    let Some(version) = state.prepared.take() else {
+        return Ok(None);
+    };
+    if !layout.versions().join(&version).is_dir() {
+        state.mains.remove(&version);
+        state.save(layout)?;
+        return Err(Error::Install {
+            version,
+            reason: "its prepared folder is missing; it will be downloaded again".into(),
+        });
+    }
+    let previous = std::mem::replace(&mut state.current_version, version.clone());
+    if layout.versions().join(&previous).is_dir() {
+        state.previous_versions.retain(|v| v != &previous);
+        state.previous_versions.insert(0, previous.clone());
+    } else {
+        state.mains.remove(&previous);
+    }
+    state.skipped.retain(|v| v != &version);
+    state.remind_after = None;
+    let keep = if settings.backup_enabled {
+        settings.backup_count as usize
+    } else {
+        0
+    };
+    let removed = prune(&mut state, keep);
+    // The new version must confirm a healthy start (`updraft confirm`), or
+    // `updraft run` restores the previous one.
+    state.pending_confirm = !state.previous_versions.is_empty() && settings.rollback_on_failure;
+    state.pending_since = state.pending_confirm.then(|| {
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    });
+    state.pending_launches = 0;
+    commit_switch(layout, &state)?;
+    for old in removed {
+        remove_version(layout, &old)?;
+        updraft_fs::fault::point("prune.removed");
+    }
+    Ok(Some(Switched {
+        from: previous,
+        to: version,
+    }))
+}
+
+/// Removes `versions/{version}`, which no state names any more.
+fn remove_version(layout: &Layout, version: &str) -> Result<()> {
+    let dir = layout.versions().join(version);
+    match fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &dir, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Makes `next` the install's state and points `current` at
@@ -213,36 +355,87 @@ pub fn commit_switch(layout: &Layout, next: &InstallState) -> Result<()> {
     Ok(())
 }
 
-/// Finishes or undoes a switch a killed process left half done (see
-/// [`commit_switch`]), and removes half-unpacked versions. Call it with the
-/// install's lock held. Returns true when it changed something.
+/// Staged downloads untouched this long are abandoned and removed.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_hours(7 * 24);
+
+/// Finishes or undoes whatever a killed process left half done, then cleans
+/// up. Every entry point calls it with the install's lock held:
+///
+/// - a switch with its intent written ([`commit_switch`]) is committed if
+///   `current` already points at the new version, and dropped otherwise;
+/// - half-unpacked `versions/.*.partial` folders, a stray `.current.new`
+///   link, and version folders the state no longer names (half-made
+///   releases, versions pruned or rolled back from) are removed;
+/// - a `prepared` version whose folder is gone is forgotten;
+/// - staged downloads untouched for 7 days are removed.
+///
+/// Returns true when it changed something.
 pub fn recover(layout: &Layout) -> Result<bool> {
     let mut changed = false;
+    let next_path = layout.next_state();
+    if let Ok(bytes) = fs::read(&next_path) {
+        let next: Option<InstallState> = serde_json::from_slice(&bytes).ok();
+        let linked = fs::read_link(layout.current()).ok();
+        let done = next.as_ref().is_some_and(|next| {
+            linked.as_deref() == Some(Path::new(&format!("versions/{}", next.current_version)))
+        });
+        if done {
+            fs::rename(&next_path, layout.state())
+                .map_err(|e| Error::io("commit", layout.state(), e))?;
+        } else {
+            fs::remove_file(&next_path).map_err(|e| Error::io("remove", &next_path, e))?;
+        }
+        updraft_fs::fsync_dir(&layout.state_dir())?;
+        changed = true;
+    }
+    let stray_link = layout.root.join(".current.new");
+    if fs::symlink_metadata(&stray_link).is_ok() {
+        fs::remove_file(&stray_link).map_err(|e| Error::io("remove", &stray_link, e))?;
+        changed = true;
+    }
+    let Ok(mut state) = InstallState::read(layout) else {
+        return Ok(changed);
+    };
+    if let Some(prepared) = state.prepared.clone()
+        && !layout.versions().join(&prepared).is_dir()
+    {
+        state.prepared = None;
+        state.mains.remove(&prepared);
+        state.save(layout)?;
+        changed = true;
+    }
     if let Ok(entries) = fs::read_dir(layout.versions()) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().ends_with(".partial") {
-                let _ = fs::remove_dir_all(entry.path());
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let named = name == state.current_version
+                || state.prepared.as_deref() == Some(name.as_str())
+                || state.previous_versions.contains(&name);
+            if !named {
+                let path = entry.path();
+                let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                removed.map_err(|e| Error::io("remove", &path, e))?;
                 changed = true;
             }
         }
     }
-    let next_path = layout.next_state();
-    let Ok(bytes) = fs::read(&next_path) else {
-        return Ok(changed);
-    };
-    let next: Option<InstallState> = serde_json::from_slice(&bytes).ok();
-    let linked = fs::read_link(layout.current()).ok();
-    let done = next.as_ref().is_some_and(|next| {
-        linked.as_deref() == Some(Path::new(&format!("versions/{}", next.current_version)))
-    });
-    if done {
-        fs::rename(&next_path, layout.state())
-            .map_err(|e| Error::io("commit", layout.state(), e))?;
-    } else {
-        fs::remove_file(&next_path).map_err(|e| Error::io("remove", &next_path, e))?;
+    if let Ok(entries) = fs::read_dir(layout.staging()) {
+        let now = std::time::SystemTime::now();
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| now.duration_since(m).unwrap_or_default() > STALE_STAGING);
+            if stale {
+                let _ = fs::remove_file(entry.path());
+                changed = true;
+            }
+        }
     }
-    updraft_fs::fsync_dir(&layout.state_dir())?;
-    Ok(true)
+    Ok(changed)
 }
 
 /// Atomically points `current` at `versions/{version}`.

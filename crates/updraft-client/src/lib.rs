@@ -24,6 +24,7 @@
 mod config;
 pub mod download;
 mod error;
+pub mod handoff;
 pub mod health;
 pub mod install;
 mod manager;
@@ -34,6 +35,8 @@ pub use config::{
     CheckSettings, DownloadSettings, InstallSettings, Loaded, ServerSettings, UpdateConfig,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use handoff::Handoff;
+pub use install::Switched;
 pub use manager::{
     CheckOutcome, Downloaded, Event, InstallRequest, Offer, UpdateManager, UpdateManagerBuilder,
     bootstrap, host,

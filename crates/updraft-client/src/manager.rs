@@ -19,7 +19,8 @@ use updraft_protocol::{
 use crate::config::UpdateConfig;
 use crate::download::{self, DownloadOptions, DownloadRequest, DownloadStats, ProgressFn};
 use crate::error::{Error, Result};
-use crate::install::{InstallState, Layout, commit_switch, install_release, prune, recover};
+use crate::handoff::Handoff;
+use crate::install::{self, InstallState, Layout, Switched, recover};
 use crate::repository::Repository;
 use crate::transport::Fetcher;
 
@@ -166,6 +167,8 @@ pub struct Downloaded {
     pub manifest: ReleaseManifest,
     /// Transfer figures.
     pub stats: DownloadStats,
+    /// Held until the package is installed: a second updater cannot rewrite it meanwhile.
+    _lock: Arc<updraft_fs::StoreLock>,
 }
 
 /// This machine's platform and arch.
@@ -397,6 +400,8 @@ impl UpdateManager {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700));
         }
+        let lock =
+            updraft_fs::StoreLock::try_acquire(&staging.join(format!("{}.lock", offer.sha256)))?;
         let repository = Repository::refresh_offline(&self.layout.metadata())?;
         let manifest_ref = &offer.custom.manifest;
         let manifest_path = staging.join(format!("{}.manifest.json", offer.sha256));
@@ -471,57 +476,112 @@ impl UpdateManager {
             package: request.dest,
             manifest,
             stats,
+            _lock: Arc::new(lock),
         })
     }
 
-    /// Installs a downloaded release and makes it current.
+    /// Installs a downloaded release and makes it current at once: [`prepare`](Self::prepare)
+    /// then [`activate`](Self::activate). For an app that is running, use
+    /// [`prepare`](Self::prepare) and [`apply_on_exit`](Self::apply_on_exit) instead.
     pub async fn install(&self, offer: &Offer, downloaded: &Downloaded) -> Result<()> {
+        self.prepare(offer, downloaded).await?;
+        self.activate()?;
+        Ok(())
+    }
+
+    /// Unpacks and verifies a downloaded release into its own folder beside
+    /// the running version (which is not touched), and records it as
+    /// prepared. It becomes current with [`activate`](Self::activate), with
+    /// [`apply_on_exit`](Self::apply_on_exit), or at the next `updraft run`.
+    pub async fn prepare(&self, offer: &Offer, downloaded: &Downloaded) -> Result<()> {
         let layout = self.layout.clone();
         let (package, manifest) = (downloaded.package.clone(), downloaded.manifest.clone());
-        let _lock = updraft_fs::StoreLock::try_acquire(&layout.lock())?;
-        recover(&layout)?;
-        download::ensure_space(&layout.root, offer.custom.installed_size)?;
+        let installed_size = offer.custom.installed_size;
         let version = offer.version.clone();
-        tokio::task::spawn_blocking(move || install_release(&layout, &package, &manifest))
-            .await
-            .map_err(|e| Error::Install {
-                version: version.clone(),
-                reason: e.to_string(),
-            })??;
-        let mut state = InstallState::read(&self.layout)?;
-        let previous = std::mem::replace(&mut state.current_version, offer.version.clone());
-        state.mains.insert(
-            offer.version.clone(),
-            downloaded.manifest.release.main.to_string(),
-        );
-        // The new version must confirm a healthy start (`updraft confirm`), or
-        // `updraft run` restores this one.
-        let has_previous = layout_has(&self.layout, &previous);
-        state.pending_confirm = has_previous && self.config.install_settings.rollback_on_failure;
-        state.pending_since = state.pending_confirm.then(|| {
-            OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default()
-        });
-        state.pending_launches = 0;
-        if has_previous {
-            state.previous_versions.insert(0, previous);
-        }
-        state.skipped.retain(|v| v != &offer.version);
-        state.remind_after = None;
-        let keep = if self.config.install_settings.backup_enabled {
-            self.config.install_settings.backup_count as usize
-        } else {
-            0
-        };
-        let removed = prune(&mut state, keep);
-        commit_switch(&self.layout, &state)?;
-        for old in removed {
-            let _ = std::fs::remove_dir_all(self.layout.versions().join(old));
-        }
-        *self.state.lock().expect("state lock") = state;
+        tokio::task::spawn_blocking(move || {
+            let _lock = updraft_fs::StoreLock::try_acquire(&layout.lock())?;
+            recover(&layout)?;
+            // Room for the unpacked release; the old version is kept as it is, so
+            // the backup itself needs no space.
+            download::ensure_space(&layout.root, installed_size)?;
+            install::prepare(&layout, &package, &manifest)?;
+            InstallState::read(&layout)
+        })
+        .await
+        .map_err(|e| Error::Install {
+            version,
+            reason: e.to_string(),
+        })?
+        .map(|state| *self.state.lock().expect("state lock") = state)?;
         let _ = std::fs::remove_file(&downloaded.package);
         Ok(())
+    }
+
+    /// Makes the prepared version current (one journaled atomic switch) and
+    /// removes versions beyond `backup_count`. Call it when the app is not
+    /// running; returns `None` when nothing is prepared.
+    pub fn activate(&self) -> Result<Option<Switched>> {
+        let _lock = updraft_fs::StoreLock::try_acquire(&self.layout.lock())?;
+        recover(&self.layout)?;
+        let switched = install::activate(&self.layout, &self.config.install_settings)?;
+        *self.state.lock().expect("state lock") = InstallState::read(&self.layout)?;
+        Ok(switched)
+    }
+
+    /// Hands the prepared update to a separate updater process (the
+    /// install's `.updraft/bin/updraft`, or `$UPDRAFT_UPDATER`) and returns its
+    /// process id. The updater waits for `options.wait_pid` (this process by
+    /// default) to exit, switches versions, and restarts the app with
+    /// `options.restart_args` when `install_settings.auto_restart` is on. The
+    /// app should exit promptly after this call; what the updater does is
+    /// appended to `.updraft/updater.log`.
+    pub fn apply_on_exit(&self, options: &Handoff) -> Result<u32> {
+        let prepared = self
+            .state()
+            .prepared
+            .ok_or_else(|| Error::Usage("no update is prepared; call `prepare` first".into()))?;
+        let updater = crate::handoff::updater_path(&self.layout)?;
+        let log_path = self.layout.updater_log();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io("open", &log_path, e))?;
+        let mut command = std::process::Command::new(&updater);
+        command
+            .arg("apply")
+            .arg("--dir")
+            .arg(&self.layout.root)
+            .arg("--wait-pid")
+            .arg(
+                options
+                    .wait_pid
+                    .unwrap_or_else(std::process::id)
+                    .to_string(),
+            )
+            .arg("--wait-timeout")
+            .arg(options.wait_timeout.as_secs().max(1).to_string());
+        if let Some(args) = &options.restart_args {
+            command.arg("--restart").arg("--").args(args);
+        }
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .map_err(|e| Error::io("open", &log_path, e))?,
+            )
+            .stderr(log);
+        #[cfg(unix)]
+        {
+            // Its own process group: a Ctrl-C meant for the app does not stop it.
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| Error::io("start", &updater, e))?;
+        tracing::info!(version = %prepared, pid = child.id(), "handed the update to the updater");
+        Ok(child.id())
     }
 
     /// "Skip this version": never offered again unless forced.
@@ -604,10 +664,6 @@ impl UpdateManager {
     }
 }
 
-fn layout_has(layout: &Layout, version: &str) -> bool {
-    layout.versions().join(version).is_dir()
-}
-
 enum DynamicAnswer {
     NoUpdate,
     Target(String),
@@ -684,6 +740,7 @@ pub async fn bootstrap(
         pending_launches: 0,
         bad_versions: Vec::new(),
         mains: std::collections::BTreeMap::new(),
+        prepared: None,
     };
     state.save(&layout)?;
     let manager = UpdateManager::builder(install_dir)

@@ -11,6 +11,8 @@
 //!   once the process has written that many bytes through this crate.
 //! - `UPDRAFT_FAULT_TRACE=<file>`: every point reached is appended to
 //!   `<file>`, so a test can enumerate the steps and then kill at each one.
+//! - `UPDRAFT_FAULT_PAUSE_AT=<name>:<milliseconds>`: the process sleeps at the
+//!   point `<name>`, so a test can start a second process at that instant.
 
 use std::io::{self, Write};
 use std::sync::OnceLock;
@@ -20,6 +22,7 @@ struct Config {
     kill_at: Option<String>,
     enospc_after: Option<u64>,
     trace: Option<std::path::PathBuf>,
+    pause_at: Option<(String, u64)>,
 }
 
 fn config() -> &'static Config {
@@ -30,6 +33,10 @@ fn config() -> &'static Config {
             .ok()
             .and_then(|v| v.parse().ok()),
         trace: std::env::var_os("UPDRAFT_FAULT_TRACE").map(Into::into),
+        pause_at: std::env::var("UPDRAFT_FAULT_PAUSE_AT").ok().and_then(|v| {
+            let (name, millis) = v.rsplit_once(':')?;
+            Some((name.to_owned(), millis.parse().ok()?))
+        }),
     })
 }
 
@@ -47,6 +54,11 @@ pub fn point(name: &str) {
         {
             let _ = writeln!(file, "{name}");
         }
+    }
+    if let Some((pause, millis)) = &config.pause_at
+        && pause == name
+    {
+        std::thread::sleep(std::time::Duration::from_millis(*millis));
     }
     if config.kill_at.as_deref() == Some(name) {
         std::process::abort();

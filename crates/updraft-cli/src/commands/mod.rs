@@ -1,5 +1,6 @@
 //! One module per command; each returns the process exit code.
 
+pub(crate) mod apply;
 pub(crate) mod check;
 pub(crate) mod health;
 pub(crate) mod install;

@@ -15,6 +15,7 @@ pub(crate) fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "install_dir": dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
             "previous_versions": state.previous_versions,
             "pending_confirm": state.pending_confirm,
+            "prepared": state.prepared,
             "platform": state.platform,
             "arch": state.arch,
             "skipped": state.skipped,
@@ -37,6 +38,15 @@ pub(crate) fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
             println!(
                 "previous versions kept: {}",
                 state.previous_versions.join(", ")
+            );
+        }
+        if let Some(prepared) = &state.prepared {
+            println!("{prepared} is prepared: it becomes current when the app next starts");
+        }
+        if state.pending_confirm {
+            println!(
+                "{} has not yet confirmed a healthy start",
+                state.current_version
             );
         }
         println!("updates from {}", manager.config().update_server.base_url);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use updraft_client::{CancellationToken, CheckOutcome, UpdateManager};
 
 use crate::UpdateArgs;
+use crate::commands::apply;
 use crate::commands::check::offer_json;
 use crate::output::progress_bar;
 
@@ -65,29 +66,47 @@ pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
             let started = std::time::Instant::now();
             let downloaded = manager.download(&offer, Some(progress), &CancellationToken::new()).await?;
             let downloaded_at = started.elapsed();
-            manager.install(&offer, &downloaded).await?;
+            manager.prepare(&offer, &downloaded).await?;
             Ok::<_, updraft_client::Error>((downloaded, downloaded_at, started.elapsed().saturating_sub(downloaded_at)))
         }
         .await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        match result {
-            Ok((downloaded, download_time, install_time)) => {
-                manager.report(&offer.version, "installed", None).await;
-                if args.json {
-                    println!("{}", serde_json::json!({"event": "result", "updated": true, "version": offer.version,
-                        "downloaded_bytes": downloaded.stats.fetched, "resumed_bytes": downloaded.stats.resumed,
-                        "download_seconds": download_time.as_secs_f64(), "install_seconds": install_time.as_secs_f64()}));
-                } else {
-                    println!("Updated to {}.", offer.version);
-                }
-                Ok(ExitCode::SUCCESS)
-            }
+        let (downloaded, download_time, prepare_time) = match result {
+            Ok(done) => done,
             Err(error) => {
                 manager.report(&offer.version, "failed", Some(&error.to_string())).await;
-                Err(error.into())
+                return Err(error.into());
             }
+        };
+        if let Some(pid) = args.handoff.wait_pid {
+            if args.json {
+                println!("{}", serde_json::json!({"event": "ready", "version": offer.version, "wait_pid": pid}));
+            } else {
+                println!("{} is ready; waiting for the app (pid {pid}) to exit.", offer.version);
+            }
+            std::io::stdout().flush()?;
         }
+        let applied = tokio::task::block_in_place(|| apply::finish(&manager, &args.handoff));
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(error) => {
+                manager.report(&offer.version, "failed", Some(&error.to_string())).await;
+                return Err(error);
+            }
+        };
+        manager.report(&offer.version, "installed", None).await;
+        if args.json {
+            println!("{}", serde_json::json!({"event": "result", "updated": true, "version": offer.version,
+                "downloaded_bytes": downloaded.stats.fetched, "resumed_bytes": downloaded.stats.resumed,
+                "download_seconds": download_time.as_secs_f64(), "install_seconds": prepare_time.as_secs_f64(),
+                "restarted": applied.restarted.is_some(), "downtime_seconds": applied.downtime.as_secs_f64()}));
+        } else if applied.restarted.is_some() {
+            println!("Updated to {} and restarted it.", offer.version);
+        } else {
+            println!("Updated to {}.", offer.version);
+        }
+        Ok(ExitCode::SUCCESS)
     })
 }
