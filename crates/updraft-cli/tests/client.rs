@@ -875,6 +875,7 @@ fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
             let version = assert_recovered(dir.path(), &install);
             outcomes.insert(version.clone());
             let before_commit = [
+                "prepare.checked",
                 "prepare.forgotten",
                 "prepare.unpacked",
                 "prepare.placed",
@@ -1039,6 +1040,115 @@ fn an_app_that_does_not_exit_leaves_the_update_prepared_for_the_next_start() {
     // The next start applies it before anything runs.
     assert_runs(&install, "1.1.0");
     assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
+}
+
+#[test]
+fn the_library_hands_off_in_one_call() {
+    let (dir, install) = installed_with(CONFIRMING_1_1);
+    let mut app = Command::new("sleep").arg("30").spawn().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let updater = runtime.block_on(async {
+        let manager = updraft_client::UpdateManager::builder(&install)
+            .build()
+            .unwrap();
+        let updraft_client::CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+            panic!("1.1.0 is offered")
+        };
+        let cancel = updraft_client::CancellationToken::new();
+        let downloaded = manager.download(&offer, None, &cancel).await.unwrap();
+        let handoff = updraft_client::Handoff {
+            wait_pid: Some(app.id()),
+            restart_args: Some(vec!["--restarted".into()]),
+            ..updraft_client::Handoff::default()
+        };
+        manager
+            .install_on_exit(&offer, &downloaded, &handoff)
+            .await
+            .unwrap()
+    });
+    assert!(updater > 0);
+    // The install's own updater (put there by `updraft install`) is waiting.
+    assert!(install.join(".updraft/bin/updraft").is_file());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(assert_recovered(dir.path(), &install), "1.0.0");
+    app.kill().unwrap();
+    app.wait().unwrap();
+    let started = install.join("data/started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !started.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(install.join(".updraft/updater.log")).unwrap_or_default();
+    assert_eq!(
+        std::fs::read_to_string(&started).unwrap_or_default(),
+        "1.1.0 --restarted\n",
+        "updater log: {log}"
+    );
+    assert!(log.contains("Switched from 1.0.0 to 1.1.0"), "{log}");
+    assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_disk_that_fills_up_during_the_unpack_aborts_cleanly() {
+    let Some(tmpfs) = updraft_test_support::Tmpfs::mount("3m") else {
+        return;
+    };
+    let (dir, source_install) = installed_with(CONFIRMING_1_1);
+    std::fs::remove_dir_all(source_install.join(".updraft/bin")).unwrap();
+    let install = tmpfs.path().join("install");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&source_install)
+            .arg(&install)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = install_state(&install);
+    let trace = dir.path().join("trace");
+    // The free-space check passes; then something else fills the disk.
+    let updater = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .env("UPDRAFT_FAULT_TRACE", &trace)
+        .env("UPDRAFT_FAULT_PAUSE_AT", "prepare.checked:1000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .contains("prepare.checked")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the updater never got there"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let filler = tmpfs.path().join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let output = updater.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("No space left"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(install_state(&install), before, "the install changed");
+    assert_eq!(assert_recovered(dir.path(), &install), "1.0.0");
+    assert_runs(&install, "1.0.0");
 }
 
 #[test]

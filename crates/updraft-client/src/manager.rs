@@ -504,6 +504,7 @@ impl UpdateManager {
             // Room for the unpacked release; the old version is kept as it is, so
             // the backup itself needs no space.
             download::ensure_space(&layout.root, installed_size)?;
+            updraft_fs::fault::point("prepare.checked");
             install::prepare(&layout, &package, &manifest)?;
             InstallState::read(&layout)
         })
@@ -526,6 +527,21 @@ impl UpdateManager {
         let switched = install::activate(&self.layout, &self.config.install_settings)?;
         *self.state.lock().expect("state lock") = InstallState::read(&self.layout)?;
         Ok(switched)
+    }
+
+    /// The one call for a running app's "Install now": prepares the
+    /// downloaded release beside the running version, then hands it to the
+    /// updater ([`apply_on_exit`](Self::apply_on_exit)), which switches
+    /// versions once this process exits and restarts the app. Exit the app
+    /// after it returns.
+    pub async fn install_on_exit(
+        &self,
+        offer: &Offer,
+        downloaded: &Downloaded,
+        handoff: &Handoff,
+    ) -> Result<u32> {
+        self.prepare(offer, downloaded).await?;
+        self.apply_on_exit(handoff)
     }
 
     /// Hands the prepared update to a separate updater process (the
