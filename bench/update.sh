@@ -20,23 +20,7 @@ updraft="$repo/target/release/updraft"
 measure() { python3 "$here/measure.py" "$@"; }
 
 # Two releases of a ~APP_MB app: 2,000 files, half incompressible.
-python3 - "$work/src" "$app_mb" <<'PY'
-import os, random, sys
-root, mb = sys.argv[1], int(sys.argv[2])
-rng = random.Random(1)
-per = mb * 1024 * 1024 // 2000
-for version in ("1.0.0", "1.1.0"):
-    base = os.path.join(root, version)
-    for i in range(2000):
-        d = os.path.join(base, f"lib/pkg{i % 40:02d}")
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, f"mod{i:04d}.bin"), "wb") as f:
-            f.write(os.urandom(per // 2) + bytes(rng.getrandbits(3) for _ in range(per // 2)))
-    os.makedirs(os.path.join(base, "bin"), exist_ok=True)
-    with open(os.path.join(base, "bin", "app"), "w") as f:
-        f.write(f"#!/bin/sh\necho app {version}\n")
-    os.chmod(os.path.join(base, "bin", "app"), 0o755)
-PY
+python3 "$here/gen_tree.py" "$work/src" "$app_mb"
 "$updraft" keygen --out "$work/keys" >/dev/null
 "$updraft" repo init --repo "$work/store" --keys "$work/keys" >/dev/null
 for version in 1.0.0 1.1.0; do
