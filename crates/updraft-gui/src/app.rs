@@ -67,9 +67,7 @@ impl eframe::App for DialogApp {
         if ctx.input(|input| input.viewport().close_requested()) && !self.dialog.request_close() {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
         }
-        egui::CentralPanel::default()
-            .frame(egui::Frame::central_panel(ui.style()).inner_margin(16.0))
-            .show(ui, |ui| self.dialog.ui(ui));
+        self.dialog.window_ui(ui);
         if let Some(outcome) = self.dialog.outcome() {
             *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);

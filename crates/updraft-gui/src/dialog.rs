@@ -457,6 +457,15 @@ impl UpdateDialog {
         }
     }
 
+    /// Draws the dialog as the whole content of a window: the window's
+    /// background and margins around [`Self::ui`]. For an app's own
+    /// viewport; [`show_update_dialog`](crate::show_update_dialog) uses it.
+    pub fn window_ui(&mut self, ui: &mut egui::Ui) {
+        egui::CentralPanel::default()
+            .frame(egui::Frame::central_panel(ui.style()).inner_margin(16.0))
+            .show(ui, |ui| self.ui(ui));
+    }
+
     fn header_ui(&self, ui: &mut egui::Ui, texts: Texts) {
         let offer = self.model.offer();
         ui.label(
@@ -506,7 +515,7 @@ impl UpdateDialog {
                         ui.label(
                             RichText::new(texts.version_heading(version))
                                 .strong()
-                                .size(ui.style().text_styles[&egui::TextStyle::Body].size + 2.0),
+                                .size(ui.style().text_styles[&egui::TextStyle::Body].size + 3.5),
                         );
                         ui.add_space(2.0);
                     }
@@ -589,10 +598,14 @@ fn label(texts: Texts, action: Action) -> &'static str {
 }
 
 fn button(ui: &mut egui::Ui, text: &str, primary: bool) -> bool {
-    let visuals = ui.visuals();
     let button = if primary {
-        egui::Button::new(RichText::new(text).color(visuals.selection.stroke.color))
-            .fill(visuals.selection.bg_fill)
+        // The default choice stands out in both themes: white on a strong blue.
+        let accent = if ui.visuals().dark_mode {
+            Color32::from_rgb(0x2f, 0x6f, 0xd6)
+        } else {
+            Color32::from_rgb(0x1f, 0x63, 0xc9)
+        };
+        egui::Button::new(RichText::new(text).color(Color32::WHITE)).fill(accent)
     } else {
         egui::Button::new(text)
     };

@@ -270,10 +270,11 @@ pub(crate) fn show_blocks(ui: &mut egui::Ui, blocks: &[Block]) {
                 if !first {
                     ui.add_space(6.0);
                 }
+                // Below the dialog's own version headings.
                 let size = match level {
-                    1 => body + 5.0,
-                    2 => body + 3.0,
-                    _ => body + 1.0,
+                    1 => body + 2.5,
+                    2 => body + 1.5,
+                    _ => body + 0.5,
                 };
                 let spans: Vec<Span> = spans
                     .iter()

@@ -267,23 +267,23 @@ impl egui::Widget for ProgressWidget<'_> {
             };
             ui.label(RichText::new(status).strong());
             ui.add_space(6.0);
-            let label_width = ui.available_width().min(110.0);
-            for (name, value) in [
-                (texts.overall(), progress.overall),
-                (texts.current_task(), progress.task),
-            ] {
-                ui.horizontal(|ui| {
-                    ui.add_sized(
-                        [label_width, ui.spacing().interact_size.y],
-                        egui::Label::new(name).truncate(),
-                    );
-                    ui.add(
-                        ProgressBar::new(value)
-                            .desired_width(ui.available_width())
-                            .text(percent(value)),
-                    );
+            egui::Grid::new("updraft-progress-bars")
+                .num_columns(2)
+                .spacing([12.0, 6.0])
+                .show(ui, |ui| {
+                    for (name, value) in [
+                        (texts.overall(), progress.overall),
+                        (texts.current_task(), progress.task),
+                    ] {
+                        ui.label(name);
+                        ui.add(
+                            ProgressBar::new(value)
+                                .desired_width(ui.available_width())
+                                .text(percent(value)),
+                        );
+                        ui.end_row();
+                    }
                 });
-            }
             if let Some((done, total)) = progress.bytes {
                 ui.add_space(2.0);
                 ui.label(
