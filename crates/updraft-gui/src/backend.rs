@@ -109,17 +109,7 @@ impl ManagerBackend {
         sink.set_stage(Stage::Downloading);
         let progress: ProgressFn = {
             let sink = sink.clone();
-            Arc::new(move |done, total| {
-                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-                let fraction = if total == 0 {
-                    1.0
-                } else {
-                    (done as f64 / total as f64) as f32
-                };
-                sink.set_bytes(done, total);
-                sink.set_task(fraction);
-                sink.set_overall(DOWNLOAD_SHARE * fraction);
-            })
+            Arc::new(move |done, total| sink.report_download(done, total, DOWNLOAD_SHARE))
         };
         let downloaded = self
             .manager

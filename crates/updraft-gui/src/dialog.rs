@@ -393,8 +393,10 @@ impl UpdateDialog {
         let spawned = std::thread::Builder::new()
             .name("updraft-install".into())
             .spawn(move || {
-                let result = catch_unwind(AssertUnwindSafe(|| backend.install(sink)))
+                let result = catch_unwind(AssertUnwindSafe(|| backend.install(sink.clone())))
                     .unwrap_or_else(|_| Err("the installer stopped unexpectedly".into()));
+                // Show the result now, not at the next scheduled repaint.
+                sink.repaint_now();
                 (backend, result)
             });
         match spawned {

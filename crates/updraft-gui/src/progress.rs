@@ -3,7 +3,7 @@
 //! [`ProgressWidget`] that draws it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use eframe::egui::{self, ProgressBar, RichText};
 use crate::i18n::{Language, Texts};
 
 /// What an install is doing: the status line.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Stage {
     /// Not started yet ("Preparing…").
@@ -66,12 +66,30 @@ pub struct ProgressSink {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     state: Mutex<SinkState>,
     cancelled: AtomicBool,
     repaint: Mutex<Option<egui::Context>>,
+    created: Instant,
+    /// When the last repaint was asked for, in milliseconds since `created`.
+    last_repaint: AtomicU64,
 }
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            cancelled: AtomicBool::new(false),
+            repaint: Mutex::default(),
+            created: Instant::now(),
+            last_repaint: AtomicU64::new(0),
+        }
+    }
+}
+
+/// How often reports may repaint, in milliseconds: a download reports every few kilobytes.
+const REPAINT_EVERY_MS: u64 = 30;
 
 #[derive(Debug, Default)]
 struct SinkState {
@@ -100,6 +118,19 @@ impl ProgressSink {
 
     fn update(&self, change: impl FnOnce(&mut SinkState)) {
         change(&mut lock(&self.shared.state));
+        let now = u64::try_from(self.shared.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.shared.last_repaint.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= REPAINT_EVERY_MS {
+            self.shared.last_repaint.store(now, Ordering::Relaxed);
+            self.repaint_now();
+        } else if let Some(ctx) = lock(&self.shared.repaint).as_ref() {
+            // Skipped now, shown at most a moment later.
+            ctx.request_repaint_after(Duration::from_millis(REPAINT_EVERY_MS));
+        }
+    }
+
+    /// Asks the window to repaint now.
+    pub(crate) fn repaint_now(&self) {
         if let Some(ctx) = lock(&self.shared.repaint).as_ref() {
             ctx.request_repaint();
         }
@@ -126,12 +157,22 @@ impl ProgressSink {
     }
 
     fn set_bytes_at(&self, at: Instant, done: u64, total: u64) {
+        self.update(|state| state.record_bytes(at, done, total));
+    }
+
+    /// One download report: bytes, the step's fraction from them, and the
+    /// overall fraction when the download is `share` of the whole.
+    pub(crate) fn report_download(&self, done: u64, total: u64, share: f32) {
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        let task = if total == 0 {
+            1.0
+        } else {
+            (done as f64 / total as f64) as f32
+        };
         self.update(|state| {
-            state.meter.record(at, done);
-            let rate = state.meter.rate();
-            state.progress.bytes = Some((done, total));
-            state.progress.rate = rate;
-            state.progress.time_left = rate.and_then(|rate| time_left(done, total, rate));
+            state.record_bytes(Instant::now(), done, total);
+            state.progress.task = fraction(task);
+            state.progress.overall = fraction(share * task);
         });
     }
 
@@ -171,6 +212,16 @@ impl ProgressSink {
     }
 }
 
+impl SinkState {
+    fn record_bytes(&mut self, at: Instant, done: u64, total: u64) {
+        self.meter.record(at, done);
+        let rate = self.meter.rate();
+        self.progress.bytes = Some((done, total));
+        self.progress.rate = rate;
+        self.progress.time_left = rate.and_then(|rate| time_left(done, total, rate));
+    }
+}
+
 fn time_left(done: u64, total: u64, rate: f64) -> Option<Duration> {
     if rate <= 0.0 || done > total {
         return None;
@@ -191,6 +242,7 @@ pub(crate) struct RateMeter {
 impl RateMeter {
     const WINDOW: Duration = Duration::from_secs(3);
     const MIN_SPAN: Duration = Duration::from_millis(500);
+    const SPACING: Duration = Duration::from_millis(100);
 
     pub(crate) fn record(&mut self, at: Instant, done: u64) {
         if self
@@ -200,6 +252,17 @@ impl RateMeter {
         {
             // The transfer restarted: older samples say nothing about it.
             self.samples.clear();
+        }
+        // Keep samples a tenth of a second apart: a download may report
+        // thousands of times a second.
+        let len = self.samples.len();
+        if len >= 2
+            && self
+                .samples
+                .get(len - 2)
+                .is_some_and(|&(before, _)| at.duration_since(before) < Self::SPACING)
+        {
+            self.samples.pop_back();
         }
         self.samples.push_back((at, done));
         while self.samples.len() > 2
@@ -316,6 +379,18 @@ mod tests {
                 5_000_000 + (second - 1) * 1_000_000,
             );
         }
+        let rate = meter.rate().unwrap();
+        assert!((rate - 1_000_000.0).abs() < 1.0, "{rate}");
+    }
+
+    #[test]
+    fn thousands_of_reports_a_second_keep_few_samples() {
+        let start = Instant::now();
+        let mut meter = RateMeter::default();
+        for ms in 0..10_000u64 {
+            meter.record(start + Duration::from_millis(ms), ms * 1_000);
+        }
+        assert!(meter.samples.len() <= 40, "{}", meter.samples.len());
         let rate = meter.rate().unwrap();
         assert!((rate - 1_000_000.0).abs() < 1.0, "{rate}");
     }
