@@ -1,0 +1,171 @@
+//! What the dialog asks of the outside world: [`UpdateBackend`], and
+//! [`ManagerBackend`], the one over `updraft_client`'s [`UpdateManager`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use updraft_client::download::ProgressFn;
+use updraft_client::{CancellationToken, Offer, UpdateManager};
+
+use crate::progress::{ProgressSink, Stage};
+
+/// The dialog's link to the updater. Each method returns one clear sentence
+/// on failure; the dialog shows it.
+///
+/// `skip` and `remind_later` run on the UI thread and must be quick (they
+/// save a choice). `install` runs on a background thread of its own.
+pub trait UpdateBackend: Send + 'static {
+    /// "Skip this version": never offer `version` again (unless forced).
+    fn skip(&mut self, version: &str) -> Result<(), String>;
+
+    /// "Remind me later": do not prompt again for a while.
+    fn remind_later(&mut self) -> Result<(), String>;
+
+    /// Downloads and installs the update, reporting through `progress`;
+    /// returns when done. Runs on a background thread, so it may block.
+    ///
+    /// Check [`ProgressSink::is_cancelled`] where stopping is safe (the
+    /// download) and return an error if it is set.
+    fn install(&mut self, progress: ProgressSink) -> Result<(), String>;
+}
+
+impl<B: UpdateBackend + ?Sized> UpdateBackend for Box<B> {
+    fn skip(&mut self, version: &str) -> Result<(), String> {
+        (**self).skip(version)
+    }
+
+    fn remind_later(&mut self) -> Result<(), String> {
+        (**self).remind_later()
+    }
+
+    fn install(&mut self, progress: ProgressSink) -> Result<(), String> {
+        (**self).install(progress)
+    }
+}
+
+/// The download's share of the overall progress bar; verifying and
+/// installing take the rest.
+pub const DOWNLOAD_SHARE: f32 = 0.9;
+
+/// How long reporting the outcome to the server may hold up the dialog.
+const REPORT_DEADLINE: Duration = Duration::from_secs(3);
+
+/// An [`UpdateBackend`] over an [`UpdateManager`] and the [`Offer`] it made.
+///
+/// `install` downloads (resuming an interrupted download), verifies and
+/// installs the offer, and reports the outcome to the server (best effort,
+/// for at most three seconds). Progress: the download is 90 % of the
+/// overall bar ("Downloading…"), verifying and installing the rest
+/// ("Verifying and installing…").
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use updraft_client::{CheckOutcome, UpdateManager};
+/// use updraft_gui::ManagerBackend;
+/// let manager = UpdateManager::builder("/opt/kuzflow").build()?;
+/// if let CheckOutcome::Available(offer) = manager.check().await? {
+///     let backend = ManagerBackend::new(manager, offer);
+///     // updraft_gui::show_update_dialog(backend.offer().clone(), backend, Default::default())?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ManagerBackend {
+    manager: Arc<UpdateManager>,
+    offer: Offer,
+}
+
+impl ManagerBackend {
+    /// A backend installing `offer` through `manager`.
+    pub fn new(manager: impl Into<Arc<UpdateManager>>, offer: Offer) -> Self {
+        Self {
+            manager: manager.into(),
+            offer,
+        }
+    }
+
+    /// The offer this backend installs.
+    pub fn offer(&self) -> &Offer {
+        &self.offer
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &Arc<UpdateManager> {
+        &self.manager
+    }
+
+    async fn download_and_install(&self, sink: &ProgressSink) -> updraft_client::Result<()> {
+        let cancel = CancellationToken::new();
+        // The UI can only flag the sink; turn that into the client's token.
+        let watcher = {
+            let (sink, cancel) = (sink.clone(), cancel.clone());
+            tokio::spawn(async move {
+                while !sink.is_cancelled() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                cancel.cancel();
+            })
+        };
+        sink.set_stage(Stage::Downloading);
+        let progress: ProgressFn = {
+            let sink = sink.clone();
+            Arc::new(move |done, total| sink.report_download(done, total, DOWNLOAD_SHARE))
+        };
+        let downloaded = self
+            .manager
+            .download(&self.offer, Some(progress), &cancel)
+            .await;
+        watcher.abort();
+        let downloaded = downloaded?;
+        sink.clear_bytes();
+        sink.set_stage(Stage::Installing);
+        sink.set_task(0.0);
+        sink.set_overall(DOWNLOAD_SHARE);
+        self.manager.install(&self.offer, &downloaded).await?;
+        sink.set_task(1.0);
+        sink.set_overall(1.0);
+        Ok(())
+    }
+}
+
+impl UpdateBackend for ManagerBackend {
+    fn skip(&mut self, version: &str) -> Result<(), String> {
+        self.manager
+            .skip(version)
+            .map_err(|error| error.to_string())
+    }
+
+    fn remind_later(&mut self) -> Result<(), String> {
+        self.manager
+            .remind_later()
+            .map_err(|error| error.to_string())
+    }
+
+    fn install(&mut self, progress: ProgressSink) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| format!("Could not start the download: {error}"))?;
+        runtime
+            .block_on(async {
+                let result = self.download_and_install(&progress).await;
+                if matches!(result, Err(updraft_client::Error::Cancelled)) {
+                    return result;
+                }
+                progress.set_stage(Stage::Finishing);
+                let error = result.as_ref().err().map(ToString::to_string);
+                let outcome = if error.is_some() {
+                    "failed"
+                } else {
+                    "installed"
+                };
+                // Reporting is best effort: a slow server must not hold up the user.
+                let report = self
+                    .manager
+                    .report(&self.offer.version, outcome, error.as_deref());
+                let _ = tokio::time::timeout(REPORT_DEADLINE, report).await;
+                result
+            })
+            .map_err(|error| error.to_string())
+    }
+}
