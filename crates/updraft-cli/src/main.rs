@@ -38,7 +38,7 @@ enum Command {
     /// Create a fresh install of an app from an update server.
     Install(InstallArgs),
     /// Check an install for an update.
-    Check(DirArgs),
+    Check(CheckArgs),
     /// Check, download, verify and install an update.
     Update(UpdateArgs),
     /// Switch to a prepared update once the app has exited (the updater's hand-off entry point).
@@ -103,6 +103,19 @@ struct DirArgs {
 }
 
 #[derive(Debug, Args)]
+struct CheckArgs {
+    /// The install folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Show the update dialog when an update is available (and not skipped or snoozed).
+    #[arg(long)]
+    gui: bool,
+}
+
+#[derive(Debug, Args)]
 struct UpdateArgs {
     /// The install folder.
     #[arg(long)]
@@ -113,6 +126,9 @@ struct UpdateArgs {
     /// Print JSON lines: progress events, then the result.
     #[arg(long)]
     json: bool,
+    /// Ask with the update dialog (Install now / Remind me later / Skip this version) and show its progress.
+    #[arg(long, conflicts_with = "yes")]
+    gui: bool,
     #[command(flatten)]
     handoff: HandoffArgs,
 }
@@ -333,7 +349,7 @@ fn main() -> ExitCode {
         Command::Rollout(args) => commands::rollout::run(&args),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Install(args) => commands::install::run(&args),
-        Command::Check(args) => commands::check::run(&args.dir, args.json),
+        Command::Check(args) => commands::check::run(&args),
         Command::Update(args) => commands::update::run(&args),
         Command::Apply(args) => commands::apply::run(&args),
         Command::Status(args) => commands::status::run(&args.dir, args.json),

@@ -25,6 +25,24 @@ pub struct UpdateConfig {
     pub download_settings: DownloadSettings,
     /// How to install.
     pub install_settings: InstallSettings,
+    /// The update dialog.
+    #[serde(default)]
+    pub ui: UiSettings,
+}
+
+/// `ui`: the update dialog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiSettings {
+    /// `auto` (the system locale), `en` or `zh-CN`.
+    pub language: String,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            language: "auto".into(),
+        }
+    }
 }
 
 /// `update_server`.
@@ -128,6 +146,7 @@ impl Default for UpdateConfig {
                 health_timeout: 300,
                 health_launches: 3,
             },
+            ui: UiSettings::default(),
         }
     }
 }
@@ -298,6 +317,22 @@ impl UpdateConfig {
                         }
                         "report_outcome" => {
                             s.report_outcome = boolean(v, "install_settings.report_outcome")?;
+                        }
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })
+                .map_err(&invalid)?,
+                "ui" => section(value, key, &mut warnings, |name, v| {
+                    match name {
+                        "language" => {
+                            let text = string(v, "ui.language")?;
+                            if !["auto", "en", "zh-CN"].contains(&text.as_str()) {
+                                return Err(format!(
+                                    "`ui.language` must be `auto`, `en` or `zh-CN`, not `{text}`"
+                                ));
+                            }
+                            config.ui.language = text;
                         }
                         _ => return Ok(false),
                     }

@@ -73,15 +73,41 @@ const REPORT_DEADLINE: Duration = Duration::from_secs(3);
 pub struct ManagerBackend {
     manager: Arc<UpdateManager>,
     offer: Offer,
+    mode: InstallMode,
+}
+
+/// What "Install now" does once the update is downloaded and verified.
+#[derive(Debug, Clone, Default)]
+pub enum InstallMode {
+    /// Unpack and switch to it at once (`UpdateManager::install`): for a
+    /// tool with no running copy of the app, such as `updraft update --gui`.
+    #[default]
+    Now,
+    /// Unpack beside the running version only (`UpdateManager::prepare`);
+    /// the caller switches later (the `updraft` CLI after `--wait-pid`).
+    PrepareOnly,
+    /// Unpack beside the running version and hand off to the updater
+    /// (`UpdateManager::install_on_exit`), which switches once this process
+    /// exits and restarts the app: for the app itself. Exit after the dialog
+    /// ends with [`DialogOutcome::Installed`](crate::DialogOutcome::Installed).
+    HandOff(updraft_client::Handoff),
 }
 
 impl ManagerBackend {
-    /// A backend installing `offer` through `manager`.
+    /// A backend installing `offer` through `manager` ([`InstallMode::Now`]).
     pub fn new(manager: impl Into<Arc<UpdateManager>>, offer: Offer) -> Self {
         Self {
             manager: manager.into(),
             offer,
+            mode: InstallMode::Now,
         }
+    }
+
+    /// Sets what "Install now" does; see [`InstallMode`].
+    #[must_use]
+    pub fn mode(mut self, mode: InstallMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// The offer this backend installs.
@@ -121,7 +147,15 @@ impl ManagerBackend {
         sink.set_stage(Stage::Installing);
         sink.set_task(0.0);
         sink.set_overall(DOWNLOAD_SHARE);
-        self.manager.install(&self.offer, &downloaded).await?;
+        match &self.mode {
+            InstallMode::Now => self.manager.install(&self.offer, &downloaded).await?,
+            InstallMode::PrepareOnly => self.manager.prepare(&self.offer, &downloaded).await?,
+            InstallMode::HandOff(handoff) => {
+                self.manager
+                    .install_on_exit(&self.offer, &downloaded, handoff)
+                    .await?;
+            }
+        }
         sink.set_task(1.0);
         sink.set_overall(1.0);
         Ok(())
@@ -153,6 +187,10 @@ impl UpdateBackend for ManagerBackend {
                     return result;
                 }
                 progress.set_stage(Stage::Finishing);
+                if result.is_ok() && !matches!(self.mode, InstallMode::Now) {
+                    // The switch happens later; whoever makes it reports it.
+                    return result;
+                }
                 let error = result.as_ref().err().map(ToString::to_string);
                 let outcome = if error.is_some() {
                     "failed"

@@ -43,7 +43,7 @@ mod offer;
 mod progress;
 
 pub use app::{DialogOptions, show_update_dialog};
-pub use backend::{DOWNLOAD_SHARE, ManagerBackend, UpdateBackend};
+pub use backend::{DOWNLOAD_SHARE, InstallMode, ManagerBackend, UpdateBackend};
 pub use dialog::{Action, Command, DialogModel, DialogOutcome, DialogState, UpdateDialog};
 pub use error::Error;
 pub use fonts::{CJK_FONT_ENV, CjkFont, find_cjk_font, install_cjk_font};

@@ -1,7 +1,8 @@
-use std::path::Path;
 use std::process::ExitCode;
 
 use updraft_client::{CheckOutcome, Offer, UpdateManager};
+
+use crate::{CheckArgs, HandoffArgs};
 
 /// The check API's fields for an offer (PRODUCT.md).
 pub(crate) fn offer_json(offer: &Offer, status: &str) -> serde_json::Value {
@@ -23,8 +24,9 @@ pub(crate) fn offer_json(offer: &Offer, status: &str) -> serde_json::Value {
 }
 
 /// `updraft check`.
-pub(crate) fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let manager = UpdateManager::builder(dir).build()?;
+pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    let manager = UpdateManager::builder(&args.dir).build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -51,6 +53,18 @@ pub(crate) fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{value}");
     } else {
         println!("{text}");
+    }
+    if args.gui
+        && let CheckOutcome::Available(offer) = outcome
+    {
+        drop(runtime);
+        let handoff = HandoffArgs {
+            wait_pid: None,
+            wait_timeout: 60,
+            restart: false,
+            args: Vec::new(),
+        };
+        return crate::commands::update::with_dialog(manager, &offer, &handoff, json);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use updraft_client::{CancellationToken, CheckOutcome, UpdateManager};
 
-use crate::UpdateArgs;
+use updraft_gui::{
+    DialogOptions, DialogOutcome, InstallMode, LanguageSetting, ManagerBackend, show_update_dialog,
+};
+
 use crate::commands::apply;
 use crate::commands::check::offer_json;
 use crate::output::progress_bar;
+use crate::{HandoffArgs, UpdateArgs};
 
 /// `updraft update`: check, download, verify, install.
 pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
@@ -15,19 +19,28 @@ pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let offer = match manager.check().await? {
-            // An explicit `update` installs a skipped or snoozed version too.
-            CheckOutcome::Available(offer) | CheckOutcome::Skipped(offer) | CheckOutcome::Snoozed(offer) => offer,
-            CheckOutcome::UpToDate { current_version } => {
-                if args.json {
-                    println!("{}", serde_json::json!({"event": "result", "updated": false, "current_version": current_version}));
-                } else {
-                    println!("{current_version} is the newest version.");
-                }
-                return Ok(ExitCode::SUCCESS);
+    let offer = match runtime.block_on(manager.check())? {
+        // An explicit `update` installs a skipped or snoozed version too.
+        CheckOutcome::Available(offer)
+        | CheckOutcome::Skipped(offer)
+        | CheckOutcome::Snoozed(offer) => offer,
+        CheckOutcome::UpToDate { current_version } => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "result", "updated": false, "current_version": current_version})
+                );
+            } else {
+                println!("{current_version} is the newest version.");
             }
-        };
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if args.gui {
+        drop(runtime);
+        return with_dialog(manager, &offer, &args.handoff, args.json);
+    }
+    runtime.block_on(async {
         if args.json {
             println!("{}", serde_json::json!({"event": "update_available", "offer": offer_json(&offer, "available")}));
         } else {
@@ -109,4 +122,87 @@ pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Asks with the update dialog; "Install now" downloads and installs from it
+/// (prepares only, with `--wait-pid`: the switch waits for the app's exit).
+pub(crate) fn with_dialog(
+    manager: UpdateManager,
+    offer: &updraft_client::Offer,
+    handoff: &HandoffArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let language: LanguageSetting = manager
+        .config()
+        .ui
+        .language
+        .parse()
+        .unwrap_or(LanguageSetting::Auto);
+    let app = manager.state().app;
+    let manager = Arc::new(manager);
+    let mode = if handoff.wait_pid.is_some() {
+        InstallMode::PrepareOnly
+    } else {
+        InstallMode::Now
+    };
+    let backend = ManagerBackend::new(Arc::clone(&manager), offer.clone()).mode(mode);
+    let outcome = show_update_dialog(offer, backend, DialogOptions::new(app).language(language))
+        .map_err(|e| anyhow::anyhow!("Could not open the update dialog: {e}"))?;
+    let choice = match &outcome {
+        DialogOutcome::Installed => "installed",
+        DialogOutcome::RemindLater => "remind_later",
+        DialogOutcome::Skipped => "skipped",
+        DialogOutcome::Quit => "quit",
+        DialogOutcome::Failed(_) => "failed",
+        _ => "closed",
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "choice", "choice": choice, "version": offer.version})
+        );
+    }
+    match outcome {
+        DialogOutcome::Installed => {
+            if let Some(pid) = handoff.wait_pid {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "ready", "version": offer.version, "wait_pid": pid})
+                    );
+                } else {
+                    println!(
+                        "{} is ready; waiting for the app (pid {pid}) to exit.",
+                        offer.version
+                    );
+                }
+                std::io::stdout().flush()?;
+                let applied = apply::finish(&manager, handoff)?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(manager.report(&offer.version, "installed", None));
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "result", "updated": true, "version": offer.version, "restarted": applied.restarted.is_some()})
+                    );
+                }
+            } else if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "result", "updated": true, "version": offer.version})
+                );
+            }
+            if !json {
+                println!("Updated to {}.", offer.version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DialogOutcome::Failed(reason) => Err(anyhow::anyhow!(
+            "The update to {} failed: {reason}",
+            offer.version
+        )),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

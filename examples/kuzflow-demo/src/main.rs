@@ -1,0 +1,400 @@
+//! Kuzflow demo: a small egui app that updates itself with updraft. It is the
+//! model an integrator copies:
+//!
+//! - it confirms a healthy start (so updraft does not roll it back);
+//! - it checks for updates on start-up and every `check_interval`, as
+//!   `update_config.json` says, and from Help → Check for updates;
+//! - it shows updraft's dialog, and "Install now" hands the update to the
+//!   updater and exits; the updater switches versions and restarts it;
+//! - Help → Revert to previous version returns to the version before.
+//!
+//! ```text
+//! kuzflow-demo [--dir INSTALL_DIR] [--headless] [--auto-update]
+//! ```
+//!
+//! It finds its install in `--dir` or `$UPDRAFT_DIR` (set by `updraft run`).
+//! `--headless` runs without a window (for tests and servers): it prints
+//! what it does, and with `--auto-update` installs any update it finds.
+//! Its version is the one in its own files (`share/version.txt`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+
+use updraft_client::health::{self, RollbackReason};
+use updraft_client::{CancellationToken, CheckOutcome, Event, Handoff, Offer, UpdateManager};
+use updraft_gui::egui;
+use updraft_gui::{InstallMode, LanguageSetting, ManagerBackend, UpdateDialog};
+
+/// What the command line asked for.
+struct Options {
+    dir: Option<PathBuf>,
+    headless: bool,
+    auto_update: bool,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        dir: std::env::var_os("UPDRAFT_DIR").map(PathBuf::from),
+        headless: false,
+        auto_update: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dir" => options.dir = Some(args.next().ok_or("--dir needs a folder")?.into()),
+            "--headless" => options.headless = true,
+            "--auto-update" => options.auto_update = true,
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(options)
+}
+
+/// The version of the files this program runs from: `../share/version.txt`
+/// beside `bin/`, else the crate's version.
+fn own_version() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/version.txt")))
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .map_or_else(
+            || env!("CARGO_PKG_VERSION").to_owned(),
+            |v| v.trim().to_owned(),
+        )
+}
+
+/// Appends a line to `data/demo.log` in the install (the app's own files
+/// live there, never in its version folder) and prints it.
+fn log(dir: Option<&Path>, line: &str) {
+    println!("{line}");
+    let Some(dir) = dir else { return };
+    let data = std::env::var_os("UPDRAFT_DATA_DIR").map_or_else(|| dir.join("data"), PathBuf::from);
+    let _ = std::fs::create_dir_all(&data);
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("demo.log"))
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// Tells updraft this version started healthy, if it is waiting to hear.
+fn confirm(dir: &Path, version: &str) {
+    let Ok(manager) = UpdateManager::builder(dir).build() else {
+        return;
+    };
+    if manager.state().pending_confirm {
+        match health::confirm(dir) {
+            Ok(_) => log(Some(dir), &format!("{version} confirmed")),
+            Err(error) => log(Some(dir), &format!("{version} could not confirm: {error}")),
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let options = match options() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("kuzflow-demo: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let version = own_version();
+    let result = if options.headless {
+        headless(&options, &version)
+    } else {
+        windowed(&options, &version)
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            log(
+                options.dir.as_deref(),
+                &format!("{version} failed: {error}"),
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Without a window: start, confirm, check, and (with `--auto-update`)
+/// install what is offered by handing off to the updater, then exit.
+fn headless(options: &Options, version: &str) -> Result<(), String> {
+    let dir = options.dir.as_deref();
+    log(dir, &format!("Kuzflow demo {version} started"));
+    let Some(dir) = dir else {
+        println!("Not installed with updraft (no --dir or UPDRAFT_DIR): no updates.");
+        return Ok(());
+    };
+    confirm(dir, version);
+    let manager = UpdateManager::builder(dir)
+        .build()
+        .map_err(|e| e.to_string())?;
+    if !options.auto_update && !manager.config().check_settings.check_on_startup {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let offer = match manager.check().await.map_err(|e| e.to_string())? {
+            CheckOutcome::Available(offer) => offer,
+            CheckOutcome::UpToDate { .. } => {
+                log(Some(dir), &format!("{version} is up to date"));
+                return Ok(());
+            }
+            CheckOutcome::Skipped(offer) | CheckOutcome::Snoozed(offer) => {
+                log(
+                    Some(dir),
+                    &format!("{} is available; not asking now", offer.version),
+                );
+                return Ok(());
+            }
+        };
+        log(
+            Some(dir),
+            &format!("Version {} is available", offer.version),
+        );
+        if !options.auto_update {
+            return Ok(());
+        }
+        let downloaded = manager
+            .download(&offer, None, &CancellationToken::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        let handoff = Handoff {
+            restart_args: Some(vec!["--headless".into(), "--auto-update".into()]),
+            ..Handoff::default()
+        };
+        manager
+            .install_on_exit(&offer, &downloaded, &handoff)
+            .await
+            .map_err(|e| e.to_string())?;
+        log(
+            Some(dir),
+            &format!(
+                "{version} handed {} to the updater and exits",
+                offer.version
+            ),
+        );
+        Ok(())
+    })
+}
+
+/// What the background checker tells the window.
+enum Message {
+    Offer(Box<Offer>),
+    UpToDate(String),
+    Failed(String),
+}
+
+/// The windowed app.
+struct Demo {
+    version: String,
+    dir: Option<PathBuf>,
+    manager: Option<Arc<UpdateManager>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    status: String,
+    dialog: Option<UpdateDialog>,
+    messages: Receiver<Message>,
+    sender: Sender<Message>,
+    confirmed: bool,
+}
+
+fn windowed(options: &Options, version: &str) -> Result<(), String> {
+    let dir = options.dir.clone();
+    if let Some(dir) = &dir {
+        log(Some(dir), &format!("Kuzflow demo {version} started"));
+    }
+    let manager = dir
+        .as_deref()
+        .map(|dir| UpdateManager::builder(dir).build().map(Arc::new))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (sender, messages) = std::sync::mpsc::channel();
+    let status = if manager.is_some() {
+        "Ready.".to_owned()
+    } else {
+        "Not installed with updraft: updates are off.".to_owned()
+    };
+    let demo = Demo {
+        version: version.to_owned(),
+        dir,
+        manager,
+        runtime: Some(runtime),
+        status,
+        dialog: None,
+        messages,
+        sender,
+        confirmed: false,
+    };
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(format!("Kuzflow demo {version}"))
+            .with_inner_size([640.0, 480.0]),
+        ..eframe::NativeOptions::default()
+    };
+    eframe::run_native(
+        "kuzflow-demo",
+        native,
+        Box::new(move |creation| {
+            let mut demo = demo;
+            demo.start_scheduler(&creation.egui_ctx);
+            Ok(Box::new(demo))
+        }),
+    )
+    .map_err(|e| format!("could not open the window: {e}"))
+}
+
+impl Demo {
+    /// Background checks per the configuration: on start-up and every
+    /// `check_interval`. Offers arrive as messages and open the dialog.
+    fn start_scheduler(&mut self, ctx: &egui::Context) {
+        let (Some(manager), Some(runtime)) = (&self.manager, &self.runtime) else {
+            return;
+        };
+        let (sender, ctx) = (self.sender.clone(), ctx.clone());
+        let _guard = runtime.enter();
+        Arc::clone(manager).spawn_scheduler(move |event| {
+            let message = match event {
+                Event::UpdateAvailable(offer) => Message::Offer(offer),
+                Event::Failed(error) => Message::Failed(error),
+                _ => return,
+            };
+            let _ = sender.send(message);
+            ctx.request_repaint();
+        });
+    }
+
+    /// Help → Check for updates: shows the dialog even for a skipped or
+    /// snoozed version (the user asked).
+    fn check_now(&mut self, ctx: &egui::Context) {
+        let (Some(manager), Some(runtime)) = (&self.manager, &self.runtime) else {
+            self.status = "Not installed with updraft: updates are off.".into();
+            return;
+        };
+        self.status = "Checking for updates…".into();
+        let (manager, sender, ctx) = (Arc::clone(manager), self.sender.clone(), ctx.clone());
+        runtime.spawn(async move {
+            let message = match manager.check().await {
+                Ok(CheckOutcome::UpToDate { current_version }) => {
+                    Message::UpToDate(current_version)
+                }
+                Ok(
+                    CheckOutcome::Available(offer)
+                    | CheckOutcome::Skipped(offer)
+                    | CheckOutcome::Snoozed(offer),
+                ) => Message::Offer(Box::new(offer)),
+                Err(error) => Message::Failed(error.to_string()),
+            };
+            let _ = sender.send(message);
+            ctx.request_repaint();
+        });
+    }
+
+    fn revert(&mut self) {
+        let Some(dir) = &self.dir else { return };
+        self.status = match health::rollback(dir, RollbackReason::Requested) {
+            Ok(state) => format!(
+                "Reverted: {} starts next time (this window keeps running {}).",
+                state.current_version, self.version
+            ),
+            Err(error) => format!("Could not revert: {error}"),
+        };
+    }
+
+    fn open_dialog(&mut self, offer: &Offer) {
+        let Some(manager) = &self.manager else { return };
+        if self.dialog.is_some() {
+            return;
+        }
+        self.status = format!("Version {} is available.", offer.version);
+        let language = manager
+            .config()
+            .ui
+            .language
+            .parse()
+            .unwrap_or(LanguageSetting::Auto);
+        // "Install now" prepares the update beside this running version and
+        // hands it to the updater, which switches once this window closes.
+        let backend = ManagerBackend::new(Arc::clone(manager), offer.clone())
+            .mode(InstallMode::HandOff(Handoff::default()));
+        self.dialog = Some(UpdateDialog::new(offer, backend, language));
+    }
+}
+
+impl eframe::App for Demo {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        while let Ok(message) = self.messages.try_recv() {
+            match message {
+                Message::Offer(offer) => self.open_dialog(&offer),
+                Message::UpToDate(version) => {
+                    self.status = format!("You have the newest version ({version}).");
+                }
+                Message::Failed(error) => self.status = format!("Update check failed: {error}"),
+            }
+        }
+        egui::Panel::top("menu").show(ui, |ui| {
+            egui::MenuBar::new().ui(ui, |ui| {
+                ui.menu_button("File", |ui| {
+                    if ui.button("Quit").clicked() {
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    }
+                });
+                ui.menu_button("Help", |ui| {
+                    if ui.button("Check for updates").clicked() {
+                        self.check_now(&ctx);
+                    }
+                    if ui.button("Revert to previous version").clicked() {
+                        self.revert();
+                    }
+                });
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| {
+            ui.label(&self.status);
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.heading(format!("Kuzflow demo {}", self.version));
+            ui.label("A small app that updates itself with updraft.");
+            if let Some(dir) = &self.dir {
+                ui.label(format!("Installed in {}", dir.display()));
+            }
+        });
+        if !self.confirmed {
+            // The first frame is drawn: this version starts fine.
+            self.confirmed = true;
+            if let Some(dir) = &self.dir {
+                confirm(dir, &self.version);
+            }
+        }
+        if let Some(dialog) = &mut self.dialog {
+            let title = dialog.window_title("Kuzflow demo");
+            egui::Window::new(title)
+                .default_size([520.0, 420.0])
+                .collapsible(false)
+                .show(&ctx, |ui| dialog.ui(ui));
+            match dialog.outcome() {
+                None => {}
+                // The updater is waiting for this process to exit.
+                Some(updraft_gui::DialogOutcome::Installed | updraft_gui::DialogOutcome::Quit) => {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+                Some(outcome) => {
+                    self.status = format!("Update: {outcome:?}");
+                    self.dialog = None;
+                }
+            }
+        }
+    }
+}
