@@ -239,6 +239,9 @@ struct QuickstartArgs {
     /// Folder to create the demo in (must be missing or empty).
     #[arg(long, default_value = "updraft-quickstart")]
     dir: PathBuf,
+    /// Show the update dialog for the update step (needs a display).
+    #[arg(long)]
+    gui: bool,
 }
 
 #[derive(Debug, Args)]
@@ -338,7 +341,7 @@ struct PublishArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Quickstart(args) => commands::quickstart::run(&args.dir),
+        Command::Quickstart(args) => commands::quickstart::run(&args.dir, args.gui),
         Command::Keygen(args) => {
             commands::keygen::run(&args.out, args.root_keys, args.root_threshold)
         }

@@ -74,6 +74,17 @@ pub(crate) fn interactive() -> bool {
 }
 
 /// A progress bar on a terminal, nothing when piped.
+/// A download progress callback that moves `bar`, if there is one.
+pub(crate) fn progress_fn(
+    bar: Option<&indicatif::ProgressBar>,
+) -> Option<updraft_client::download::ProgressFn> {
+    let bar = bar?.clone();
+    Some(std::sync::Arc::new(move |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }))
+}
+
 pub(crate) fn progress_bar(message: &str) -> Option<indicatif::ProgressBar> {
     if !interactive() {
         return None;

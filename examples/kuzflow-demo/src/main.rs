@@ -381,7 +381,8 @@ impl eframe::App for Demo {
         if let Some(dialog) = &mut self.dialog {
             let title = dialog.window_title("Kuzflow demo");
             egui::Window::new(title)
-                .default_size([520.0, 420.0])
+                .default_size([520.0, 400.0])
+                .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
                 .collapsible(false)
                 .show(&ctx, |ui| dialog.ui(ui));
             match dialog.outcome() {
@@ -391,7 +392,21 @@ impl eframe::App for Demo {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }
                 Some(outcome) => {
-                    self.status = format!("Update: {outcome:?}");
+                    let version = &dialog.model().offer().version;
+                    self.status = match outcome {
+                        updraft_gui::DialogOutcome::RemindLater => {
+                            format!("Version {version} is available; you will be reminded later.")
+                        }
+                        updraft_gui::DialogOutcome::Skipped => {
+                            format!(
+                                "Version {version} is skipped; Help > Check for updates still finds it."
+                            )
+                        }
+                        updraft_gui::DialogOutcome::Failed(error) => {
+                            format!("The update failed: {error}")
+                        }
+                        _ => format!("Version {version} is available."),
+                    };
                     self.dialog = None;
                 }
             }

@@ -1,8 +1,7 @@
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use crate::InstallArgs;
-use crate::output::progress_bar;
+use crate::output::{progress_bar, progress_fn};
 
 /// `updraft install`: a fresh install from a server, trusting ROOT_JSON.
 pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
@@ -14,12 +13,7 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
     })?;
     let (platform, arch) = updraft_client::host();
     let bar = progress_bar(&format!("Installing {}", args.app));
-    let progress: Option<updraft_client::download::ProgressFn> = bar.clone().map(|bar| {
-        Arc::new(move |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        }) as updraft_client::download::ProgressFn
-    });
+    let progress = progress_fn(bar.as_ref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,6 +1,8 @@
 //! `updraft quickstart`: the whole flow on a demo app, in a fresh folder, on
-//! loopback, with nothing but this binary: keys, a signed store, two
-//! releases, a server, an install of 1.0.0 and its update to 1.1.0.
+//! loopback: keys, a signed store, two releases of the Kuzflow demo (the
+//! `kuzflow-demo` program built beside this one, or a shell-script stand-in
+//! when it is not), a server, an install of 1.0.0 and its update to 1.1.0
+//! with terminal progress (or the update dialog with `--gui`).
 
 use std::fs;
 use std::path::Path;
@@ -10,16 +12,25 @@ use anyhow::{Context, bail};
 use time::OffsetDateTime;
 use updraft_publisher::{ExpiryPolicy, KeygenOptions, PackOptions, PublishRequest};
 
-use crate::output::bytes;
+use crate::output::{bytes, progress_bar, progress_fn};
 
 const APP: &str = "kuzflow-demo";
 const MARKER: &str = ".updraft-quickstart";
 
 const STEPS: usize = 10;
 
+/// zstd level for the demo's packages: quick to pack (real releases use 19).
+const LEVEL: i32 = 6;
+
 /// Runs the flow in `dir`.
-pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
     prepare_dir(dir)?;
+    let demo = demo_program();
+    if demo.is_none() {
+        println!(
+            "(The Kuzflow demo program is not built beside this updraft, so a shell-script stand-in is published; `cargo build --workspace` builds it.)"
+        );
+    }
     let (keys, store) = (dir.join("keys"), dir.join("store"));
     let now = OffsetDateTime::now_utc();
     let policy = ExpiryPolicy::default();
@@ -33,7 +44,7 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
 
     for (index, version) in ["1.0.0", "1.1.0"].into_iter().enumerate() {
         let source = dir.join(format!("dist/{version}"));
-        write_demo_app(&source, version)?;
+        write_demo_app(&source, version, demo.as_deref())?;
         let notes = dir.join(format!("dist/CHANGELOG-{version}.md"));
         fs::write(
             &notes,
@@ -42,7 +53,7 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
                 if index == 0 {
                     "First release."
                 } else {
-                    "Faster start-up and a new greeting."
+                    "Faster start-up and a new greeting.\n- **Resumable downloads** and automatic rollback."
                 }
             ),
         )
@@ -50,7 +61,7 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         step(
             3 + index,
             &format!(
-                "updraft publish --repo store --keys keys --app {APP} --version {version} --platform {platform} --arch {arch} --main bin/{APP} --notes dist/CHANGELOG-{version}.md dist/{version}"
+                "updraft publish --repo store --keys keys --app {APP} --version {version} --platform {platform} --arch {arch} --main bin/{APP} --notes dist/CHANGELOG-{version}.md --level {LEVEL} dist/{version}"
             ),
         );
         let request = PublishRequest {
@@ -65,7 +76,10 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
             force: false,
             min_supported_version: None,
             source,
-            pack: PackOptions::default(),
+            pack: PackOptions {
+                level: LEVEL,
+                ..PackOptions::default()
+            },
         };
         let report = updraft_publisher::publish(&store, &keys, &request, now, &policy)?;
         println!(
@@ -101,7 +115,25 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve_install_update(dir, &store))?;
+    let mut config = updraft_server::ServerConfig::new(store.clone());
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = runtime.block_on(updraft_server::Server::bind(config))?;
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = runtime.spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    step(
+        7,
+        &format!(
+            "updraft serve --repo store --listen {}",
+            url.trim_start_matches("http://")
+        ),
+    );
+    let outcome = install_and_update(&runtime, dir, &store, &url, gui);
+    let _ = stop.send(());
+    runtime.block_on(running)??;
+    outcome?;
 
     println!("\nDone. Everything is in `{}`:", dir.display());
     println!("  keys/                  signing keys (private, 0600)");
@@ -113,10 +145,21 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         "  app/                   the demo install: current -> versions/1.1.0, and 1.0.0 kept for rollback"
     );
     println!(
-        "Try `updraft status --dir {}/app`, or serve the store yourself with `updraft serve --repo {}/store`.",
-        dir.display(),
+        "  app/data/              the app's own files (demo.log), kept across updates and rollbacks"
+    );
+    println!("\nNext:");
+    println!("  updraft status --dir {}/app", dir.display());
+    println!(
+        "  updraft run --dir {}/app            # the demo's window: Help > Check for updates, Revert to previous version",
         dir.display()
     );
+    println!(
+        "  updraft serve --repo {}/store        # serve the store yourself",
+        dir.display()
+    );
+    if !gui {
+        println!("  updraft quickstart --gui            # the same, with the update dialog");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -155,31 +198,13 @@ fn step(number: usize, command: &str) {
     println!("[{number}/{STEPS}] {command}");
 }
 
-/// Serves the store on loopback, installs 1.0.0, updates it to 1.1.0 and
-/// runs the demo before and after.
-async fn serve_install_update(dir: &Path, store: &Path) -> anyhow::Result<()> {
-    let mut config = updraft_server::ServerConfig::new(store.to_path_buf());
-    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = updraft_server::Server::bind(config).await?;
-    let url = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    step(
-        7,
-        &format!(
-            "updraft serve --repo store --listen {}",
-            url.trim_start_matches("http://")
-        ),
-    );
-    let outcome = install_and_update(dir, store, &url).await;
-    let _ = stop.send(());
-    running.await??;
-    outcome
-}
-
-async fn install_and_update(dir: &Path, store: &Path, url: &str) -> anyhow::Result<()> {
+fn install_and_update(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    store: &Path,
+    url: &str,
+    gui: bool,
+) -> anyhow::Result<()> {
     let (platform, arch) = updraft_client::host();
     let install_dir = dir.join("app");
     step(
@@ -201,49 +226,113 @@ async fn install_and_update(dir: &Path, store: &Path, url: &str) -> anyhow::Resu
         platform,
         arch,
     };
-    updraft_client::bootstrap(&request, None).await?;
-    println!("   -> {}", run_demo(&install_dir)?);
-    step(9, "updraft update --dir app --yes");
+    let bar = progress_bar("Installing 1.0.0");
+    runtime.block_on(updraft_client::bootstrap(
+        &request,
+        progress_fn(bar.as_ref()),
+    ))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    updraft_client::handoff::install_updater(
+        &updraft_client::install::Layout::new(&install_dir),
+        &std::env::current_exe()?,
+    )?;
+    run_demo(&install_dir)?;
+    let gui_flag = if gui { "--gui" } else { "--yes" };
+    step(9, &format!("updraft update --dir app {gui_flag}"));
     let manager = updraft_client::UpdateManager::builder(&install_dir).build()?;
-    let updraft_client::CheckOutcome::Available(offer) = manager.check().await? else {
+    let updraft_client::CheckOutcome::Available(offer) = runtime.block_on(manager.check())? else {
         bail!("The quickstart server offered no update to 1.0.0");
     };
     println!(
-        "   -> Version {} is available ({} update): {}",
+        "   -> Version {} is available ({} update, {})",
         offer.version,
         offer.update_type,
-        offer.changelog.lines().last().unwrap_or("")
+        bytes(offer.file_size)
     );
-    let downloaded = manager
-        .download(&offer, None, &updraft_client::CancellationToken::new())
-        .await?;
-    manager.install(&offer, &downloaded).await?;
-    manager.report(&offer.version, "installed", None).await;
-    println!(
-        "   -> downloaded and verified {} and switched `app/current` to versions/{}",
-        bytes(offer.file_size),
-        offer.version
-    );
-    step(10, "app/current/bin/kuzflow-demo");
-    println!("   -> {}", run_demo(&install_dir)?);
+    if gui {
+        let handoff = crate::HandoffArgs {
+            wait_pid: None,
+            wait_timeout: 60,
+            restart: false,
+            args: Vec::new(),
+        };
+        crate::commands::update::with_dialog(manager, &offer, &handoff, false)?;
+        if !is_current(&install_dir, &offer.version) {
+            println!("   -> not installed (the dialog was closed or the update declined)");
+            return Ok(());
+        }
+    } else {
+        let bar = progress_bar(&format!("Downloading {}", offer.version));
+        let downloaded = runtime.block_on(manager.download(
+            &offer,
+            progress_fn(bar.as_ref()),
+            &updraft_client::CancellationToken::new(),
+        ))?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        runtime.block_on(manager.install(&offer, &downloaded))?;
+        runtime.block_on(manager.report(&offer.version, "installed", None));
+        println!(
+            "   -> downloaded and verified {}, unpacked beside 1.0.0, and switched `app/current` to versions/{}",
+            bytes(offer.file_size),
+            offer.version
+        );
+    }
+    step(10, &format!("app/current/bin/{APP} --headless --dir app"));
+    run_demo(&install_dir)?;
     Ok(())
 }
 
-fn run_demo(install_dir: &Path) -> anyhow::Result<String> {
-    let program = install_dir.join(format!("current/bin/{APP}"));
-    let output = std::process::Command::new("sh")
-        .arg(&program)
-        .output()
-        .with_context(|| format!("Could not run `{}`", program.display()))?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+fn is_current(install_dir: &Path, version: &str) -> bool {
+    fs::read_link(install_dir.join("current"))
+        .is_ok_and(|link| link == Path::new("versions").join(version))
 }
 
-fn write_demo_app(source: &Path, version: &str) -> anyhow::Result<()> {
+/// The Kuzflow demo program built beside this `updraft`, if there is one.
+fn demo_program() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let demo = exe
+        .parent()?
+        .join(format!("{APP}{}", std::env::consts::EXE_SUFFIX));
+    demo.is_file().then_some(demo)
+}
+
+/// Runs the installed demo headless, as `updraft run` would (it confirms
+/// its healthy start itself), and prints what it said.
+fn run_demo(install_dir: &Path) -> anyhow::Result<()> {
+    let program = install_dir.join(format!("current/bin/{APP}"));
+    let output = std::process::Command::new(&program)
+        .args(["--headless", "--dir"])
+        .arg(install_dir)
+        .env("UPDRAFT_DIR", install_dir)
+        .output()
+        .with_context(|| format!("Could not run `{}`", program.display()))?;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("   -> {line}");
+    }
+    Ok(())
+}
+
+/// The demo's release tree: the demo program (or a stand-in script) and
+/// `share/version.txt`, which is how the program knows its version.
+fn write_demo_app(source: &Path, version: &str, demo: Option<&Path>) -> anyhow::Result<()> {
     let bin = source.join("bin");
     fs::create_dir_all(&bin).with_context(|| format!("Could not create `{}`", bin.display()))?;
     let main = bin.join(APP);
-    fs::write(&main, format!("#!/bin/sh\necho \"{APP} {version}\"\n"))
-        .with_context(|| format!("Could not write `{}`", main.display()))?;
+    match demo {
+        Some(demo) => {
+            fs::copy(demo, &main)
+                .with_context(|| format!("Could not copy `{}`", demo.display()))?;
+        }
+        None => fs::write(
+            &main,
+            format!("#!/bin/sh\necho \"Kuzflow demo {version} (stand-in)\"\n"),
+        )
+        .with_context(|| format!("Could not write `{}`", main.display()))?,
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -252,6 +341,9 @@ fn write_demo_app(source: &Path, version: &str) -> anyhow::Result<()> {
     }
     let data = source.join("share");
     fs::create_dir_all(&data).with_context(|| format!("Could not create `{}`", data.display()))?;
+    let version_file = data.join("version.txt");
+    fs::write(&version_file, format!("{version}\n"))
+        .with_context(|| format!("Could not write `{}`", version_file.display()))?;
     let readme = data.join("README.txt");
     fs::write(
         &readme,
