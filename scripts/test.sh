@@ -7,6 +7,17 @@ if ! python3 -c 'import tuf.ngclient' 2>/dev/null; then
   echo "installing python-tuf for the interop tests (scripts/requirements-test.txt)"
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
+# A CJK font for the Chinese update-dialog tests (egui has none built in).
+if [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] && [ ! -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] \
+   && [ -z "${UPDRAFT_CJK_FONT:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing fonts-wqy-microhei for the Chinese dialog tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null
+  else
+    echo "the Chinese dialog tests need a CJK font: apt-get install fonts-wqy-microhei (or set UPDRAFT_CJK_FONT)" >&2
+    exit 1
+  fi
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest is missing; install it with: cargo install cargo-nextest --locked" >&2
   exit 1

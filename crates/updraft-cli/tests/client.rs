@@ -19,23 +19,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Publishes `version` from `source` for this machine (level 1: fast).
-fn publish_for_host(store: &TestStore, version: &str, source: &Path) {
-    let (platform, arch) = updraft_client::host();
-    let mut request = TestStore::request(version, source);
-    request.platform = platform;
-    request.arch = arch;
-    request.pack.level = 1;
-    updraft_publisher::publish(
-        &store.store,
-        &store.keys,
-        &request,
-        OffsetDateTime::now_utc(),
-        &ExpiryPolicy::default(),
-    )
-    .unwrap();
-}
-
 /// `updraft install --version 1.0.0` from `base` into `install`.
 fn install_1_0(base: &str, store: &TestStore, install: &Path) {
     let output = updraft()
@@ -93,7 +76,7 @@ fn setup() -> Setup {
             updraft_test_support::noise(extra, 7),
         )
         .unwrap();
-        publish_for_host(&store, version, &source);
+        store.publish_for_host(version, &source);
     }
     let server = FaultyServer::start(&store.store);
     let install = dir.path().join("install");
@@ -576,7 +559,7 @@ fn installed_with(script: &str) -> (tempfile::TempDir, PathBuf) {
         if version == "1.1.0" {
             std::fs::write(source.join("bin/app"), script).unwrap();
         }
-        publish_for_host(&store, version, &source);
+        store.publish_for_host(version, &source);
     }
     let install = dir.path().join("install");
     let base = format!("file://{}", store.store.display());

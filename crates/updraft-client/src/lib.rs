@@ -39,7 +39,7 @@ pub use handoff::Handoff;
 pub use install::Switched;
 pub use manager::{
     CheckOutcome, Downloaded, Event, InstallRequest, Offer, UpdateManager, UpdateManagerBuilder,
-    bootstrap, host,
+    bootstrap,
 };
 pub use repository::{
     MAX_ROOT_BYTES, MAX_ROOT_ROTATIONS, MAX_SNAPSHOT_BYTES, MAX_TARGETS_BYTES, MAX_TIMESTAMP_BYTES,
@@ -47,6 +47,7 @@ pub use repository::{
 };
 pub use tokio_util::sync::CancellationToken;
 pub use transport::Fetcher;
+pub use updraft_protocol::host;
 
 use updraft_protocol::PackageCustom;
 use updraft_protocol::tuf::{TargetFile, Targets};

@@ -171,13 +171,6 @@ pub struct Downloaded {
     _lock: Arc<updraft_fs::StoreLock>,
 }
 
-/// This machine's platform and arch.
-pub fn host() -> (Platform, Arch) {
-    let platform = Platform::parse(std::env::consts::OS).unwrap_or(Platform::Linux);
-    let arch = Arch::parse(std::env::consts::ARCH).unwrap_or(Arch::X86_64);
-    (platform, arch)
-}
-
 impl UpdateManager {
     /// Starts building a manager for the install in `install_dir`.
     pub fn builder(install_dir: impl AsRef<Path>) -> UpdateManagerBuilder {

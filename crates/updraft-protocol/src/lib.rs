@@ -31,5 +31,5 @@ mod version;
 
 pub use error::Error;
 pub use manifest::{PackageCustom, ReleaseInfo, ReleaseManifest};
-pub use names::{AppId, Arch, Channel, Platform, Sha256Digest, TargetPath};
+pub use names::{AppId, Arch, Channel, Platform, Sha256Digest, TargetPath, host};
 pub use version::{UpdateType, Version};

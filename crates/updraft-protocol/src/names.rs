@@ -414,3 +414,11 @@ mod tests {
         assert!(Sha256Digest::from_hex("zz").is_err());
     }
 }
+
+/// The platform and arch this program was built for (Linux and x86_64 when
+/// it is something updraft has no name for).
+pub fn host() -> (Platform, Arch) {
+    let platform = Platform::parse(std::env::consts::OS).unwrap_or(Platform::Linux);
+    let arch = Arch::parse(std::env::consts::ARCH).unwrap_or(Arch::X86_64);
+    (platform, arch)
+}

@@ -149,6 +149,24 @@ impl TestStore {
         }
     }
 
+    /// Publishes `source` as `version` for this machine's platform and arch
+    /// (zstd level 1: fast), so it can be installed here.
+    pub fn publish_for_host(&self, version: &str, source: &Path) {
+        let (platform, arch) = updraft_protocol::host();
+        let mut request = Self::request(version, source);
+        request.platform = platform;
+        request.arch = arch;
+        request.pack.level = 1;
+        updraft_publisher::publish(
+            &self.store,
+            &self.keys,
+            &request,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
+    }
+
     /// Writes the demo app at `version` and publishes it.
     pub fn publish(&self, version: &str) -> updraft_publisher::PublishReport {
         let source = self.dir.join(format!("src-{version}"));
