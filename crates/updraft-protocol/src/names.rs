@@ -344,6 +344,14 @@ alias_enum!(
     }
 );
 
+/// The platform and arch this program was built for (Linux and x86_64 when
+/// it is something updraft has no name for).
+pub fn host() -> (Platform, Arch) {
+    let platform = Platform::parse(std::env::consts::OS).unwrap_or(Platform::Linux);
+    let arch = Arch::parse(std::env::consts::ARCH).unwrap_or(Arch::X86_64);
+    (platform, arch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,12 +421,4 @@ mod tests {
         );
         assert!(Sha256Digest::from_hex("zz").is_err());
     }
-}
-
-/// The platform and arch this program was built for (Linux and x86_64 when
-/// it is something updraft has no name for).
-pub fn host() -> (Platform, Arch) {
-    let platform = Platform::parse(std::env::consts::OS).unwrap_or(Platform::Linux);
-    let arch = Arch::parse(std::env::consts::ARCH).unwrap_or(Arch::X86_64);
-    (platform, arch)
 }
