@@ -114,3 +114,22 @@ fn skip_this_version_is_saved_in_the_install() {
         std::path::Path::new("versions/1.0.0")
     );
 }
+
+#[test]
+fn remind_me_later_snoozes_the_offer() {
+    let (_dir, install, manager, offer) = installed();
+    let mut harness = harness(&manager, &offer);
+    harness.get_by_label("Remind me later").click();
+    harness.run();
+    assert_eq!(harness.state().outcome(), Some(DialogOutcome::RemindLater));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fresh = UpdateManager::builder(&install).build().unwrap();
+    let outcome = runtime.block_on(fresh.check()).unwrap();
+    assert!(
+        matches!(outcome, CheckOutcome::Snoozed(ref o) if o.version == "1.1.0"),
+        "{outcome:?}"
+    );
+}
