@@ -429,11 +429,11 @@ fn quickstart_runs_twice_and_never_deletes_foreign_files() {
             "{stdout}"
         );
         assert!(
-            stdout.contains("[8/10] updraft install") && stdout.contains("-> kuzflow-demo 1.0.0"),
+            stdout.contains("[8/10] updraft install") && stdout.contains("-> Kuzflow demo 1.0.0"),
             "{stdout}"
         );
         assert!(
-            stdout.contains("[10/10]") && stdout.contains("-> kuzflow-demo 1.1.0"),
+            stdout.contains("[10/10]") && stdout.contains("-> Kuzflow demo 1.1.0"),
             "{stdout}"
         );
     }
