@@ -1244,3 +1244,42 @@ fn a_rollback_killed_half_way_finishes_on_the_next_start() {
         );
     }
 }
+
+#[test]
+fn a_rollback_cancels_an_update_waiting_to_be_applied() {
+    let (dir, install) = updated_to(CONFIRMING_1_1);
+    let store = TestStore {
+        dir: dir.path().to_path_buf(),
+        keys: dir.path().join("keys"),
+        store: dir.path().join("store"),
+    };
+    let source = dir.path().join("src-1.2.0");
+    write_app(&source, "1.2.0");
+    store.publish_for_host("1.2.0", &source);
+    // 1.2.0 is prepared while the app runs; the app does not exit in time.
+    let mut app = Command::new("sleep").arg("30").spawn().unwrap();
+    let output = updraft()
+        .args(["update", "--yes", "--wait-timeout", "1", "--wait-pid"])
+        .arg(app.id().to_string())
+        .arg("--dir")
+        .arg(&install)
+        .output()
+        .unwrap();
+    app.kill().unwrap();
+    app.wait().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert_eq!(status(&install)["prepared"], "1.2.0");
+    // "Revert to previous version" goes back, and 1.2.0 is not applied behind the user's back.
+    let output = updraft()
+        .args(["rollback", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let state = status(&install);
+    assert_eq!(state["current_version"], "1.0.0");
+    assert!(state["prepared"].is_null(), "{state}");
+    assert_runs(&install, "1.0.0");
+    assert_eq!(assert_recovered(dir.path(), &install), "1.0.0");
+    assert!(!install.join("versions/1.2.0").exists());
+}

@@ -77,6 +77,10 @@ fn rollback_locked(layout: &Layout, reason: RollbackReason) -> Result<InstallSta
     }
     let failed = std::mem::replace(&mut state.current_version, previous);
     state.previous_versions.remove(0);
+    // Going back cancels an update waiting to be applied (recovery removes its folder).
+    if let Some(prepared) = state.prepared.take() {
+        state.mains.remove(&prepared);
+    }
     state.pending_confirm = false;
     state.pending_since = None;
     state.pending_launches = 0;
