@@ -1164,6 +1164,8 @@ fn two_updaters_started_at_once_never_interleave() {
         .arg(&install)
         .output()
         .unwrap();
+    // An updater switching versions waits for the lock instead (and finds
+    // the work done, or does the switch itself, never half of it).
     let apply = updraft()
         .args(["apply", "--dir"])
         .arg(&install)
@@ -1171,14 +1173,13 @@ fn two_updaters_started_at_once_never_interleave() {
         .unwrap();
     let first = first.wait_with_output().unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
-    for (what, output) in [("a second update", &second), ("an apply", &apply)] {
-        assert_eq!(output.status.code(), Some(5), "{what}: {}", stderr(output));
-        assert!(
-            stderr(output).contains("locked by another updraft process"),
-            "{what}: {}",
-            stderr(output)
-        );
-    }
+    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("locked by another updraft process"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(apply.status.success(), "{}", stderr(&apply));
     assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
     assert_runs(&install, "1.1.0");
 }
@@ -1282,4 +1283,101 @@ fn a_rollback_cancels_an_update_waiting_to_be_applied() {
     assert_runs(&install, "1.0.0");
     assert_eq!(assert_recovered(dir.path(), &install), "1.0.0");
     assert!(!install.join("versions/1.2.0").exists());
+}
+
+#[test]
+fn a_choice_saved_by_a_long_lived_manager_keeps_what_others_changed() {
+    let (dir, install) = installed_with(CONFIRMING_1_1);
+    // An app builds its manager at start-up, while 1.0.0 is current...
+    let manager = updraft_client::UpdateManager::builder(&install)
+        .build()
+        .unwrap();
+    // ...then an updater switches to 1.1.0...
+    let output = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // ...and the user's "Remind me later" must not bring back the old state.
+    manager.remind_later().unwrap();
+    let state = status(&install);
+    assert_eq!(state["current_version"], "1.1.0");
+    assert_eq!(state["previous_versions"], serde_json::json!(["1.0.0"]));
+    assert!(state["remind_after"].is_string(), "{state}");
+    assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
+    assert_runs(&install, "1.1.0");
+}
+
+#[test]
+fn the_old_app_killed_at_the_hand_off_does_not_count_against_the_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    for version in ["1.0.0", "1.1.0"] {
+        let source = dir.path().join(format!("src-{version}"));
+        write_app(&source, version);
+        let script = if version == "1.0.0" {
+            // Runs until killed, and says which process it is.
+            "#!/bin/sh\necho $$ > \"$UPDRAFT_DATA_DIR/pid\"\nexec sleep 30\n"
+        } else {
+            CONFIRMING_1_1
+        };
+        std::fs::write(source.join("bin/app"), script).unwrap();
+        store.publish_for_host(version, &source);
+    }
+    let install = dir.path().join("install");
+    install_1_0(
+        &format!("file://{}", store.store.display()),
+        &store,
+        &install,
+    );
+    // `updraft run` watches 1.0.0; after the app exits it pauses, so the
+    // updater switches first (the order that used to blame 1.1.0).
+    let mut wrapper = updraft()
+        .args(["run", "--dir"])
+        .arg(&install)
+        .env("UPDRAFT_FAULT_PAUSE_AT", "run.exited:1500")
+        .spawn()
+        .unwrap();
+    let pid_file = install.join("data/pid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let updater = updraft()
+        .args(["update", "--yes", "--wait-pid", &pid, "--dir"])
+        .arg(&install)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(&install)["prepared"] != "1.1.0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "1.1.0 was never prepared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The old app dies by a signal: a failure exit.
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(updater.wait_with_output().unwrap().status.success());
+    assert!(!wrapper.wait().unwrap().success());
+    let state = status(&install);
+    assert_eq!(state["current_version"], "1.1.0", "{state}");
+    assert_eq!(state["bad_versions"], serde_json::json!([]), "{state}");
+    assert_eq!(state["pending_confirm"], true, "1.1.0 has not run yet");
 }

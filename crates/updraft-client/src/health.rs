@@ -115,41 +115,52 @@ fn overdue(state: &InstallState, config: &UpdateConfig, now: OffsetDateTime) -> 
 
 /// Launches the current version's main program with `args`, exporting
 /// `UPDRAFT_DIR` (the install) and `UPDRAFT_DATA_DIR` (its `data/` folder,
-/// for settings and logs), and applies the health rules around it. A
-/// prepared update is applied first.
+/// for settings and logs), and applies the health rules around it:
+///
+/// 1. a pending version that has run out of launches or time is rolled back;
+/// 2. a prepared update is applied;
+/// 3. a pending version's launch is counted (its time limit starts at its
+///    first launch, not at the switch);
+/// 4. the program is started from its own version folder, chosen under the
+///    lock, so a switch made meanwhile cannot mix versions;
+/// 5. if it exits with a failure while still pending, and it is still the
+///    current version (an updater may have switched since), it is rolled back.
 pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
     let layout = Layout::new(install_dir);
     let config = UpdateConfig::load(&layout.config())?.config;
+    let watched = config.install_settings.rollback_on_failure;
     let mut rolled_back = None;
-    {
+    let (launched, program) = {
         let _lock = lock(&layout)?;
+        let now = OffsetDateTime::now_utc();
+        let state = InstallState::read(&layout)?;
+        if watched && state.pending_confirm && overdue(&state, &config, now) {
+            rolled_back = roll_back_failed(&layout, &state.current_version);
+        }
         // An update prepared while the app ran (or whose updater gave up
         // waiting) is applied now, before anything runs.
         if let Err(error) = activate(&layout, &config.install_settings) {
             tracing::warn!("{error}");
         }
         let mut state = InstallState::read(&layout)?;
-        if state.pending_confirm && config.install_settings.rollback_on_failure {
-            if overdue(&state, &config, OffsetDateTime::now_utc()) {
-                let failed = state.current_version.clone();
-                rollback_locked(&layout, RollbackReason::Failed)?;
-                rolled_back = Some(failed);
-            } else {
-                state.pending_launches += 1;
-                state.save(&layout)?;
+        if watched && state.pending_confirm {
+            if state.pending_launches == 0 {
+                state.pending_since = now.format(&Rfc3339).ok();
             }
+            state.pending_launches += 1;
+            state.save(&layout)?;
         }
-    }
-    let state = InstallState::load(&layout)?;
-    let main = state
-        .mains
-        .get(&state.current_version)
-        .cloned()
-        .ok_or_else(|| Error::Install {
-            version: state.current_version.clone(),
-            reason: "its main program is not recorded".into(),
-        })?;
-    let program = layout.current().join(&main);
+        let main = state
+            .mains
+            .get(&state.current_version)
+            .cloned()
+            .ok_or_else(|| Error::Install {
+                version: state.current_version.clone(),
+                reason: "its main program is not recorded".into(),
+            })?;
+        let program = layout.versions().join(&state.current_version).join(main);
+        (state.current_version, program)
+    };
     updraft_fs::create_dir_all_durable(&layout.data())?;
     let status = Command::new(&program)
         .args(args)
@@ -158,18 +169,36 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
         .status()
         .map_err(|e| Error::io("start", &program, e))?;
     let exit_code = status.code().unwrap_or(1);
-    if !status.success() && rolled_back.is_none() {
+    updraft_fs::fault::point("run.exited");
+    if !status.success() && rolled_back.is_none() && watched {
         let _lock = lock(&layout)?;
         let state = InstallState::read(&layout)?;
-        // Still unconfirmed and it failed: it is not healthy.
-        if state.pending_confirm && config.install_settings.rollback_on_failure {
-            let failed = state.current_version.clone();
-            rollback_locked(&layout, RollbackReason::Failed)?;
-            rolled_back = Some(failed);
+        // Still unconfirmed, still current, and it failed: it is not healthy.
+        if state.pending_confirm && state.current_version == launched {
+            rolled_back = roll_back_failed(&layout, &launched);
         }
     }
     Ok(RunOutcome {
         exit_code,
         rolled_back,
     })
+}
+
+/// Rolls back `version`, which failed its health check. If that is
+/// impossible (its predecessor's folder is gone), stops waiting for a
+/// confirmation instead, so the app can always start.
+fn roll_back_failed(layout: &Layout, version: &str) -> Option<String> {
+    match rollback_locked(layout, RollbackReason::Failed) {
+        Ok(_) => Some(version.to_owned()),
+        Err(error) => {
+            tracing::warn!("{version} failed its health check but cannot be rolled back: {error}");
+            if let Ok(mut state) = InstallState::read(layout) {
+                state.pending_confirm = false;
+                state.pending_since = None;
+                state.pending_launches = 0;
+                let _ = state.save(layout);
+            }
+            None
+        }
+    }
 }

@@ -305,11 +305,8 @@ pub fn activate(layout: &Layout, settings: &InstallSettings) -> Result<Option<Sw
     // The new version must confirm a healthy start (`updraft confirm`), or
     // `updraft run` restores the previous one.
     state.pending_confirm = !state.previous_versions.is_empty() && settings.rollback_on_failure;
-    state.pending_since = state.pending_confirm.then(|| {
-        time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    });
+    // Its time limit starts at its first launch (`health::run`).
+    state.pending_since = None;
     state.pending_launches = 0;
     commit_switch(layout, &state)?;
     for old in removed {
@@ -404,12 +401,19 @@ pub fn recover(layout: &Layout) -> Result<bool> {
         state.save(layout)?;
         changed = true;
     }
+    // Whatever `current` points at is never removed, whatever the state says.
+    let linked = fs::read_link(layout.current()).ok().and_then(|link| {
+        link.strip_prefix("versions")
+            .ok()
+            .map(|v| v.to_string_lossy().into_owned())
+    });
     if let Ok(entries) = fs::read_dir(layout.versions()) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let named = name == state.current_version
                 || state.prepared.as_deref() == Some(name.as_str())
-                || state.previous_versions.contains(&name);
+                || state.previous_versions.contains(&name)
+                || linked.as_deref() == Some(name.as_str());
             if !named {
                 let path = entry.path();
                 let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -425,6 +429,10 @@ pub fn recover(layout: &Layout) -> Result<bool> {
     if let Ok(entries) = fs::read_dir(layout.staging()) {
         let now = std::time::SystemTime::now();
         for entry in entries.flatten() {
+            // A lock file may be held however old it is (its mtime never moves).
+            if entry.file_name().to_string_lossy().ends_with(".lock") {
+                continue;
+            }
             let stale = entry
                 .metadata()
                 .and_then(|m| m.modified())

@@ -24,6 +24,9 @@ use crate::install::{self, InstallState, Layout, Switched, recover};
 use crate::repository::Repository;
 use crate::transport::Fetcher;
 
+/// How long an updater waits for the install's lock before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
 /// A signed update this install may take.
 #[derive(Debug, Clone, Serialize)]
 pub struct Offer {
@@ -478,8 +481,13 @@ impl UpdateManager {
     /// [`prepare`](Self::prepare) and [`apply_on_exit`](Self::apply_on_exit) instead.
     pub async fn install(&self, offer: &Offer, downloaded: &Downloaded) -> Result<()> {
         self.prepare(offer, downloaded).await?;
-        self.activate()?;
-        Ok(())
+        match self.activate()? {
+            Some(switched) if switched.to == offer.version => Ok(()),
+            _ => Err(Error::Install {
+                version: offer.version.clone(),
+                reason: "another updater changed the prepared version meanwhile".into(),
+            }),
+        }
     }
 
     /// Unpacks and verifies a downloaded release into its own folder beside
@@ -515,7 +523,8 @@ impl UpdateManager {
     /// removes versions beyond `backup_count`. Call it when the app is not
     /// running; returns `None` when nothing is prepared.
     pub fn activate(&self) -> Result<Option<Switched>> {
-        let _lock = updraft_fs::StoreLock::try_acquire(&self.layout.lock())?;
+        // `run` and `confirm` hold the lock for moments: wait for them.
+        let _lock = updraft_fs::StoreLock::acquire_within(&self.layout.lock(), LOCK_WAIT)?;
         recover(&self.layout)?;
         let switched = install::activate(&self.layout, &self.config.install_settings)?;
         *self.state.lock().expect("state lock") = InstallState::read(&self.layout)?;
@@ -595,20 +604,39 @@ impl UpdateManager {
 
     /// "Skip this version": never offered again unless forced.
     pub fn skip(&self, version: &str) -> Result<()> {
-        let mut state = self.state.lock().expect("state lock");
-        if !state.skipped.iter().any(|v| v == version) {
-            state.skipped.push(version.to_owned());
-        }
-        state.save(&self.layout)
+        self.change_state(|state| {
+            if !state.skipped.iter().any(|v| v == version) {
+                state.skipped.push(version.to_owned());
+            }
+        })
     }
 
     /// "Remind me later": no prompt for `remind_interval` seconds unless forced.
     pub fn remind_later(&self) -> Result<()> {
         let until = OffsetDateTime::now_utc()
             + Duration::from_secs(self.config.check_settings.remind_interval);
-        let mut state = self.state.lock().expect("state lock");
-        state.remind_after = until.format(&Rfc3339).ok();
-        state.save(&self.layout)
+        self.change_state(|state| state.remind_after = until.format(&Rfc3339).ok())
+    }
+
+    /// Changes the state on disk under the install's lock, starting from what
+    /// is on disk now (another process may have switched versions since this
+    /// manager was built), and refreshes this manager's copy.
+    fn change_state(&self, change: impl FnOnce(&mut InstallState)) -> Result<()> {
+        let _lock = updraft_fs::StoreLock::acquire_within(&self.layout.lock(), LOCK_WAIT)?;
+        recover(&self.layout)?;
+        let mut state = InstallState::read(&self.layout)?;
+        change(&mut state);
+        state.save(&self.layout)?;
+        *self.state.lock().expect("state lock") = state;
+        Ok(())
+    }
+
+    /// Reads the state from disk again (after a `confirm` or `rollback` made
+    /// through [`health`](crate::health), for example).
+    pub fn reload_state(&self) -> Result<InstallState> {
+        let state = InstallState::load(&self.layout)?;
+        *self.state.lock().expect("state lock") = state.clone();
+        Ok(state)
     }
 
     /// Tells the server how an install went (unless `install_settings.report_outcome` is off).

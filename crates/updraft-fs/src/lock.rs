@@ -41,6 +41,20 @@ impl StoreLock {
         })
     }
 
+    /// Takes the lock at `path`, waiting at most `timeout` for another
+    /// holder (checking every 20 ms), then failing with [`Error::Locked`].
+    pub fn acquire_within(path: &Path, timeout: std::time::Duration) -> Result<Self> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match Self::try_acquire(path) {
+                Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path

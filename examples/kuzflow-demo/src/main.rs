@@ -81,12 +81,15 @@ fn log(dir: Option<&Path>, line: &str) {
     }
 }
 
-/// Tells updraft this version started healthy, if it is waiting to hear.
+/// Tells updraft this version started healthy, if it is waiting to hear,
+/// and only if this program is the version updraft thinks is current (an old
+/// window must not confirm a version it is not).
 fn confirm(dir: &Path, version: &str) {
-    let Ok(manager) = UpdateManager::builder(dir).build() else {
+    let layout = updraft_client::install::Layout::new(dir);
+    let Ok(state) = updraft_client::install::InstallState::load(&layout) else {
         return;
     };
-    if manager.state().pending_confirm {
+    if state.pending_confirm && state.current_version == version {
         match health::confirm(dir) {
             Ok(_) => log(Some(dir), &format!("{version} confirmed")),
             Err(error) => log(Some(dir), &format!("{version} could not confirm: {error}")),
@@ -310,6 +313,10 @@ impl Demo {
             ),
             Err(error) => format!("Could not revert: {error}"),
         };
+        // The manager's copy of the state is stale after a rollback.
+        if let Some(manager) = &self.manager {
+            let _ = manager.reload_state();
+        }
     }
 
     fn open_dialog(&mut self, offer: &Offer) {
