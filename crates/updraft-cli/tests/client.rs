@@ -1381,3 +1381,65 @@ fn the_old_app_killed_at_the_hand_off_does_not_count_against_the_new_version() {
     assert_eq!(state["bad_versions"], serde_json::json!([]), "{state}");
     assert_eq!(state["pending_confirm"], true, "1.1.0 has not run yet");
 }
+
+#[test]
+fn a_version_still_running_is_not_removed_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    for version in ["1.0.0", "1.1.0"] {
+        let source = dir.path().join(format!("src-{version}"));
+        write_app(&source, version);
+        if version == "1.0.0" {
+            std::fs::write(
+                source.join("bin/app"),
+                "#!/bin/sh\necho $$ > \"$UPDRAFT_DATA_DIR/pid\"\nexec sleep 30\n",
+            )
+            .unwrap();
+        }
+        store.publish_for_host(version, &source);
+    }
+    let install = dir.path().join("install");
+    install_1_0(
+        &format!("file://{}", store.store.display()),
+        &store,
+        &install,
+    );
+    // No backups: the switch to 1.1.0 prunes 1.0.0, which is running.
+    edit_config(&install, |value| {
+        value["install_settings"]["backup_count"] = 0.into();
+    });
+    let mut wrapper = updraft()
+        .args(["run", "--dir"])
+        .arg(&install)
+        .spawn()
+        .unwrap();
+    let pid_file = install.join("data/pid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(status(&install)["current_version"], "1.1.0");
+    assert!(
+        install.join("versions/1.0.0/bin/app").exists(),
+        "the running version's files were removed under it"
+    );
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(Command::new("kill").arg(&pid).status().unwrap().success());
+    wrapper.wait().unwrap();
+    // Once it has exited, the next start removes it.
+    assert_eq!(status(&install)["current_version"], "1.1.0");
+    assert!(!install.join("versions/1.0.0").exists());
+}

@@ -130,7 +130,7 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
     let config = UpdateConfig::load(&layout.config())?.config;
     let watched = config.install_settings.rollback_on_failure;
     let mut rolled_back = None;
-    let (launched, program) = {
+    let (launched, program, running) = {
         let _lock = lock(&layout)?;
         let now = OffsetDateTime::now_utc();
         let state = InstallState::read(&layout)?;
@@ -159,7 +159,9 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
                 reason: "its main program is not recorded".into(),
             })?;
         let program = layout.versions().join(&state.current_version).join(main);
-        (state.current_version, program)
+        // Taken under the install's lock: no prune can slip in before it.
+        let running = crate::install::hold_running(&layout, &state.current_version)?;
+        (state.current_version, program, running)
     };
     updraft_fs::create_dir_all_durable(&layout.data())?;
     let status = Command::new(&program)
@@ -168,6 +170,7 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
         .env("UPDRAFT_DATA_DIR", layout.data())
         .status()
         .map_err(|e| Error::io("start", &program, e))?;
+    drop(running);
     let exit_code = status.code().unwrap_or(1);
     updraft_fs::fault::point("run.exited");
     if !status.success() && rolled_back.is_none() && watched {

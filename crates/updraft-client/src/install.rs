@@ -95,6 +95,14 @@ impl Layout {
             .join("bin")
             .join(format!("updraft{}", std::env::consts::EXE_SUFFIX))
     }
+    /// `.updraft/running/{version}.lock`: held (shared) by every `updraft run`
+    /// of that version while the app runs, so its folder is never removed
+    /// under it.
+    pub fn running_lock(&self, version: &str) -> PathBuf {
+        self.state_dir()
+            .join("running")
+            .join(format!("{version}.lock"))
+    }
     /// `.updraft/updater.log`: what a handed-off updater printed.
     pub fn updater_log(&self) -> PathBuf {
         self.state_dir().join("updater.log")
@@ -319,8 +327,41 @@ pub fn activate(layout: &Layout, settings: &InstallSettings) -> Result<Option<Sw
     }))
 }
 
-/// Removes `versions/{version}`, which no state names any more.
+/// Marks `version` as running for as long as the returned file stays open
+/// (a shared lock: any number of copies may run).
+pub fn hold_running(layout: &Layout, version: &str) -> Result<fs::File> {
+    let path = layout.running_lock(version);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    file.lock_shared()
+        .map_err(|e| Error::io("lock", &path, e))?;
+    Ok(file)
+}
+
+/// Some `updraft run` of `version` is still running.
+fn in_use(layout: &Layout, version: &str) -> bool {
+    let Ok(file) = fs::OpenOptions::new()
+        .write(true)
+        .open(layout.running_lock(version))
+    else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock))
+}
+
+/// Removes `versions/{version}`, which no state names any more, unless a
+/// copy of it is still running (recovery removes it once it has exited).
 fn remove_version(layout: &Layout, version: &str) -> Result<()> {
+    if in_use(layout, version) {
+        return Ok(());
+    }
     let dir = layout.versions().join(version);
     match fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &dir, e)),
@@ -414,7 +455,7 @@ pub fn recover(layout: &Layout) -> Result<bool> {
                 || state.prepared.as_deref() == Some(name.as_str())
                 || state.previous_versions.contains(&name)
                 || linked.as_deref() == Some(name.as_str());
-            if !named {
+            if !named && !in_use(layout, &name) {
                 let path = entry.path();
                 let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     fs::remove_dir_all(&path)
