@@ -329,7 +329,10 @@ fn write_demo_app(source: &Path, version: &str, demo: Option<&Path>) -> anyhow::
         }
         None => fs::write(
             &main,
-            format!("#!/bin/sh\necho \"Kuzflow demo {version} (stand-in)\"\n"),
+            // It confirms its healthy start through the install's own updater.
+            format!(
+                "#!/bin/sh\necho \"Kuzflow demo {version} (stand-in)\"\n[ -n \"$UPDRAFT_DIR\" ] && \"$UPDRAFT_DIR/.updraft/bin/updraft\" confirm --dir \"$UPDRAFT_DIR\" >/dev/null\nexit 0\n"
+            ),
         )
         .with_context(|| format!("Could not write `{}`", main.display()))?,
     }
