@@ -21,6 +21,7 @@ pub struct DialogOptions {
     app_name: String,
     language: LanguageSetting,
     size: [f32; 2],
+    restarts: bool,
 }
 
 impl Default for DialogOptions {
@@ -37,6 +38,7 @@ impl DialogOptions {
             app_name: app_name.into(),
             language: LanguageSetting::Auto,
             size: [560.0, 480.0],
+            restarts: true,
         }
     }
 
@@ -44,6 +46,13 @@ impl DialogOptions {
     #[must_use]
     pub fn language(mut self, language: impl Into<LanguageSetting>) -> Self {
         self.language = language.into();
+        self
+    }
+
+    /// Whether the app restarts after the install (see [`UpdateDialog::restarts`]).
+    #[must_use]
+    pub fn restarts(mut self, restarts: bool) -> Self {
+        self.restarts = restarts;
         self
     }
 
@@ -103,8 +112,9 @@ pub fn show_update_dialog(
         app_name,
         language,
         size,
+        restarts,
     } = options;
-    let dialog = UpdateDialog::new(offer, backend, language);
+    let dialog = UpdateDialog::new(offer, backend, language).restarts(restarts);
     let title = dialog.window_title(&app_name);
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -276,6 +276,7 @@ pub struct UpdateDialog {
     sink: ProgressSink,
     notes: Vec<(String, Vec<Block>)>,
     ctx: Option<egui::Context>,
+    restarts: bool,
 }
 
 impl fmt::Debug for UpdateDialog {
@@ -316,7 +317,18 @@ impl UpdateDialog {
             sink: ProgressSink::new(),
             notes,
             ctx: None,
+            restarts: true,
         }
+    }
+
+    /// Whether the app restarts after the install (the default). When it
+    /// does not (`updraft update --gui` with no app running), the success
+    /// message says the new version runs at the next start, and the last
+    /// button is "Close".
+    #[must_use]
+    pub fn restarts(mut self, restarts: bool) -> Self {
+        self.restarts = restarts;
+        self
     }
 
     /// The dialog's logic and state.
@@ -547,7 +559,10 @@ impl UpdateDialog {
                 } else {
                     Color32::from_rgb(0x1e, 0x7b, 0x34)
                 };
-                ui.add(egui::Label::new(RichText::new(texts.success()).color(green)).wrap());
+                ui.add(
+                    egui::Label::new(RichText::new(texts.success(self.restarts)).color(green))
+                        .wrap(),
+                );
                 ui.add_space(4.0);
             }
             DialogState::Failed(error) => {
@@ -575,7 +590,12 @@ impl UpdateDialog {
             |ui| {
                 let mut chosen = None;
                 for (index, &action) in actions.iter().rev().enumerate() {
-                    if action != Action::Skip && button(ui, label(texts, action), index == 0) {
+                    let text = if action == Action::Restart && !self.restarts {
+                        texts.close()
+                    } else {
+                        label(texts, action)
+                    };
+                    if action != Action::Skip && button(ui, text, index == 0) {
                         chosen = Some(action);
                     }
                 }

@@ -301,11 +301,18 @@ impl Texts {
         }
     }
 
-    pub(crate) fn success(self) -> &'static str {
-        self.pick(
-            "Update installed. The app will restart to finish the update.",
-            "更新已安装。应用将重新启动以完成更新。",
-        )
+    pub(crate) fn success(self, restarts: bool) -> &'static str {
+        if restarts {
+            self.pick(
+                "Update installed. The app will restart to finish the update.",
+                "更新已安装。应用将重新启动以完成更新。",
+            )
+        } else {
+            self.pick(
+                "Update installed. The new version runs the next time the app starts.",
+                "更新已安装。下次启动应用时将运行新版本。",
+            )
+        }
     }
 
     pub(crate) fn failure(self, error: &str) -> String {

@@ -53,8 +53,16 @@ fn installed() -> (tempfile::TempDir, PathBuf, Arc<UpdateManager>, Offer) {
 }
 
 fn harness(manager: &Arc<UpdateManager>, offer: &Offer) -> Harness<'static, UpdateDialog> {
+    harness_with(manager, offer, true)
+}
+
+fn harness_with(
+    manager: &Arc<UpdateManager>,
+    offer: &Offer,
+    restarts: bool,
+) -> Harness<'static, UpdateDialog> {
     let backend = ManagerBackend::new(Arc::clone(manager), offer.clone());
-    let dialog = UpdateDialog::new(offer, backend, Language::English);
+    let dialog = UpdateDialog::new(offer, backend, Language::English).restarts(restarts);
     let mut harness = Harness::builder()
         .with_size([560.0, 480.0])
         .build_ui_state(|ui, dialog: &mut UpdateDialog| dialog.ui(ui), dialog);
@@ -131,5 +139,28 @@ fn remind_me_later_snoozes_the_offer() {
     assert!(
         matches!(outcome, CheckOutcome::Snoozed(ref o) if o.version == "1.1.0"),
         "{outcome:?}"
+    );
+}
+
+#[test]
+fn without_an_app_to_restart_the_dialog_says_the_new_version_runs_next_time() {
+    let (_dir, install, manager, offer) = installed();
+    let mut harness = harness_with(&manager, &offer, false);
+    harness.get_by_label("Install now").click();
+    let done = "Update installed. The new version runs the next time the app starts.";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while harness.query_by_label(done).is_none() {
+        assert!(Instant::now() < deadline, "the install never finished");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.run();
+    assert!(harness.query_by_label("Restart now").is_none());
+    harness.get_by_label("Close").click();
+    harness.run();
+    assert_eq!(harness.state().outcome(), Some(DialogOutcome::Installed));
+    assert_eq!(
+        std::fs::read_link(install.join("current")).unwrap(),
+        std::path::Path::new("versions/1.1.0")
     );
 }

@@ -146,7 +146,11 @@ pub(crate) fn with_dialog(
         InstallMode::Now
     };
     let backend = ManagerBackend::new(Arc::clone(&manager), offer.clone()).mode(mode);
-    let outcome = show_update_dialog(offer, backend, DialogOptions::new(app).language(language))
+    // Without an app to restart (`--restart`), the dialog says the new version runs next time.
+    let options = DialogOptions::new(app)
+        .language(language)
+        .restarts(handoff.restart);
+    let outcome = show_update_dialog(offer, backend, options)
         .map_err(|e| anyhow::anyhow!("Could not open the update dialog: {e}"))?;
     let choice = match &outcome {
         DialogOutcome::Installed => "installed",
