@@ -9,7 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use updraft_publisher::ExpiryPolicy;
 use updraft_test_support::faulty::{Fault, FaultyServer};
-use updraft_test_support::{TestStore, snapshot_tree, write_app};
+use updraft_test_support::{TestStore, snapshot_tree, wait_until, write_app};
 
 fn updraft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_updraft"))
@@ -969,19 +969,15 @@ fn the_app_hands_off_and_the_updater_waits_switches_and_restarts() {
     );
     // The restarted 1.1.0 got the arguments and confirmed its healthy start.
     let started = install.join("data/started");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !started.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the restarted app", WAIT, || started.exists());
     assert_eq!(
         std::fs::read_to_string(&started).unwrap(),
         "1.1.0 --after-update two words\n"
     );
     assert_eq!(assert_recovered(dir.path(), &install), "1.1.0");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while status(&install)["pending_confirm"] != false && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the confirmation", WAIT, || {
+        status(&install)["pending_confirm"] == false
+    });
     assert_eq!(status(&install)["pending_confirm"], false);
     assert_eq!(
         status(&install)["previous_versions"],
@@ -1060,10 +1056,7 @@ fn the_library_hands_off_in_one_call() {
     app.kill().unwrap();
     app.wait().unwrap();
     let started = install.join("data/started");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !started.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the restarted app", WAIT, || started.exists());
     let log = std::fs::read_to_string(install.join(".updraft/updater.log")).unwrap_or_default();
     assert_eq!(
         std::fs::read_to_string(&started).unwrap_or_default(),
@@ -1095,26 +1088,7 @@ fn a_disk_that_fills_up_during_the_unpack_aborts_cleanly() {
     let before = install_state(&install);
     let trace = dir.path().join("trace");
     // The free-space check passes; then something else fills the disk.
-    let updater = updraft()
-        .args(["update", "--yes", "--dir"])
-        .arg(&install)
-        .env("UPDRAFT_FAULT_TRACE", &trace)
-        .env("UPDRAFT_FAULT_PAUSE_AT", "prepare.checked:1000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&trace)
-        .unwrap_or_default()
-        .contains("prepare.checked")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the updater never got there"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let updater = paused_update(&install, &trace, "prepare.checked", 1000);
     let filler = tmpfs.path().join("filler");
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=64k"])
@@ -1139,26 +1113,7 @@ fn two_updaters_started_at_once_never_interleave() {
     let (dir, install) = installed_with(CONFIRMING_1_1);
     let trace = dir.path().join("trace");
     // The first updater stops for a while half way through unpacking, holding its locks.
-    let first = updraft()
-        .args(["update", "--yes", "--dir"])
-        .arg(&install)
-        .env("UPDRAFT_FAULT_TRACE", &trace)
-        .env("UPDRAFT_FAULT_PAUSE_AT", "prepare.unpacked:2000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&trace)
-        .unwrap_or_default()
-        .contains("prepare.unpacked")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first updater never got there"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let first = paused_update(&install, &trace, "prepare.unpacked", 2000);
     let second = updraft()
         .args(["update", "--yes", "--dir"])
         .arg(&install)
@@ -1311,26 +1266,7 @@ fn a_choice_saved_by_a_long_lived_manager_keeps_what_others_changed() {
 
 #[test]
 fn the_old_app_killed_at_the_hand_off_does_not_count_against_the_new_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::new(dir.path());
-    for version in ["1.0.0", "1.1.0"] {
-        let source = dir.path().join(format!("src-{version}"));
-        write_app(&source, version);
-        let script = if version == "1.0.0" {
-            // Runs until killed, and says which process it is.
-            "#!/bin/sh\necho $$ > \"$UPDRAFT_DATA_DIR/pid\"\nexec sleep 30\n"
-        } else {
-            CONFIRMING_1_1
-        };
-        std::fs::write(source.join("bin/app"), script).unwrap();
-        store.publish_for_host(version, &source);
-    }
-    let install = dir.path().join("install");
-    install_1_0(
-        &format!("file://{}", store.store.display()),
-        &store,
-        &install,
-    );
+    let (_dir, install) = long_running_1_0();
     // `updraft run` watches 1.0.0; after the app exits it pauses, so the
     // updater switches first (the order that used to blame 1.1.0).
     let mut wrapper = updraft()
@@ -1339,33 +1275,16 @@ fn the_old_app_killed_at_the_hand_off_does_not_count_against_the_new_version() {
         .env("UPDRAFT_FAULT_PAUSE_AT", "run.exited:1500")
         .spawn()
         .unwrap();
-    let pid_file = install.join("data/pid");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let pid = app_pid(&install);
     let updater = updraft()
         .args(["update", "--yes", "--wait-pid", &pid, "--dir"])
         .arg(&install)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while status(&install)["prepared"] != "1.1.0" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "1.1.0 was never prepared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("1.1.0 to be prepared", WAIT, || {
+        status(&install)["prepared"] == "1.1.0"
+    });
     // The old app dies by a signal: a failure exit.
     assert!(
         Command::new("kill")
@@ -1384,26 +1303,7 @@ fn the_old_app_killed_at_the_hand_off_does_not_count_against_the_new_version() {
 
 #[test]
 fn a_version_still_running_is_not_removed_under_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::new(dir.path());
-    for version in ["1.0.0", "1.1.0"] {
-        let source = dir.path().join(format!("src-{version}"));
-        write_app(&source, version);
-        if version == "1.0.0" {
-            std::fs::write(
-                source.join("bin/app"),
-                "#!/bin/sh\necho $$ > \"$UPDRAFT_DATA_DIR/pid\"\nexec sleep 30\n",
-            )
-            .unwrap();
-        }
-        store.publish_for_host(version, &source);
-    }
-    let install = dir.path().join("install");
-    install_1_0(
-        &format!("file://{}", store.store.display()),
-        &store,
-        &install,
-    );
+    let (_dir, install) = long_running_1_0();
     // No backups: the switch to 1.1.0 prunes 1.0.0, which is running.
     edit_config(&install, |value| {
         value["install_settings"]["backup_count"] = 0.into();
@@ -1413,15 +1313,7 @@ fn a_version_still_running_is_not_removed_under_it() {
         .arg(&install)
         .spawn()
         .unwrap();
-    let pid_file = install.join("data/pid");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pid = app_pid(&install);
     let output = updraft()
         .args(["update", "--yes", "--dir"])
         .arg(&install)
@@ -1433,13 +1325,69 @@ fn a_version_still_running_is_not_removed_under_it() {
         install.join("versions/1.0.0/bin/app").exists(),
         "the running version's files were removed under it"
     );
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .to_owned();
     assert!(Command::new("kill").arg(&pid).status().unwrap().success());
     wrapper.wait().unwrap();
     // Once it has exited, the next start removes it.
     assert_eq!(status(&install)["current_version"], "1.1.0");
     assert!(!install.join("versions/1.0.0").exists());
+}
+
+/// How long the tests wait for another process.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `updraft update` stopped for `millis` at the fault point `point`, started
+/// once it has got there (`trace` records the points it reached).
+fn paused_update(install: &Path, trace: &Path, point: &str, millis: u32) -> std::process::Child {
+    let child = updraft()
+        .args(["update", "--yes", "--dir"])
+        .arg(install)
+        .env("UPDRAFT_FAULT_TRACE", trace)
+        .env("UPDRAFT_FAULT_PAUSE_AT", format!("{point}:{millis}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(&format!("the updater to reach {point}"), WAIT, || {
+        std::fs::read_to_string(trace)
+            .unwrap_or_default()
+            .contains(point)
+    });
+    child
+}
+
+/// 1.0.0 installed from a local store that also holds 1.1.0 (which
+/// confirms); 1.0.0 runs until killed and writes its pid to `data/pid`.
+fn long_running_1_0() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    for version in ["1.0.0", "1.1.0"] {
+        let source = dir.path().join(format!("src-{version}"));
+        write_app(&source, version);
+        let script = if version == "1.0.0" {
+            "#!/bin/sh\necho $$ > \"$UPDRAFT_DATA_DIR/pid\"\nexec sleep 30\n"
+        } else {
+            CONFIRMING_1_1
+        };
+        std::fs::write(source.join("bin/app"), script).unwrap();
+        store.publish_for_host(version, &source);
+    }
+    let install = dir.path().join("install");
+    install_1_0(
+        &format!("file://{}", store.store.display()),
+        &store,
+        &install,
+    );
+    (dir, install)
+}
+
+/// The pid the running 1.0.0 of [`long_running_1_0`] wrote, once it has.
+fn app_pid(install: &Path) -> String {
+    let pid_file = install.join("data/pid");
+    wait_until("the app to start", WAIT, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty())
+    });
+    std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned()
 }

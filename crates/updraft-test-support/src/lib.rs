@@ -203,6 +203,19 @@ pub fn python_with_tuf() -> Command {
     }
 }
 
+/// Polls `done` every 10 ms until it holds, failing the test with `what`
+/// after `timeout` (for processes the test does not own the clock of).
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Bytes no compressor can shrink (xorshift), the same for the same seed.
 pub fn noise(len: usize, seed: u32) -> Vec<u8> {
     let mut state = seed | 1;
