@@ -988,29 +988,10 @@ fn the_app_hands_off_and_the_updater_waits_switches_and_restarts() {
 #[test]
 fn an_app_that_does_not_exit_leaves_the_update_prepared_for_the_next_start() {
     let (dir, install) = installed_with(CONFIRMING_1_1);
-    let mut app = Command::new("sleep").arg("30").spawn().unwrap();
-    let output = updraft()
-        .args([
-            "update",
-            "--yes",
-            "--restart",
-            "--wait-timeout",
-            "1",
-            "--wait-pid",
-        ])
-        .arg(app.id().to_string())
-        .arg("--dir")
-        .arg(&install)
-        .output()
-        .unwrap();
-    app.kill().unwrap();
-    app.wait().unwrap();
+    let (output, app) = update_while_the_app_never_exits(&install, &["--restart"]);
     assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains(&format!(
-            "the app (pid {}) did not exit within 1 s",
-            app.id()
-        )),
+        stderr(&output).contains(&format!("the app (pid {app}) did not exit within 1 s")),
         "{}",
         stderr(&output)
     );
@@ -1213,16 +1194,7 @@ fn a_rollback_cancels_an_update_waiting_to_be_applied() {
     write_app(&source, "1.2.0");
     store.publish_for_host("1.2.0", &source);
     // 1.2.0 is prepared while the app runs; the app does not exit in time.
-    let mut app = Command::new("sleep").arg("30").spawn().unwrap();
-    let output = updraft()
-        .args(["update", "--yes", "--wait-timeout", "1", "--wait-pid"])
-        .arg(app.id().to_string())
-        .arg("--dir")
-        .arg(&install)
-        .output()
-        .unwrap();
-    app.kill().unwrap();
-    app.wait().unwrap();
+    let (output, _) = update_while_the_app_never_exits(&install, &[]);
     assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
     assert_eq!(status(&install)["prepared"], "1.2.0");
     // "Revert to previous version" goes back, and 1.2.0 is not applied behind the user's back.
@@ -1390,4 +1362,21 @@ fn app_pid(install: &Path) -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+/// `updraft update --wait-timeout 1 --wait-pid APP` (plus `extra`) for an
+/// "app" that does not exit in time; returns the output and the app's pid.
+fn update_while_the_app_never_exits(install: &Path, extra: &[&str]) -> (Output, u32) {
+    let mut app = Command::new("sleep").arg("30").spawn().unwrap();
+    let output = updraft()
+        .args(["update", "--yes", "--wait-timeout", "1", "--wait-pid"])
+        .arg(app.id().to_string())
+        .args(extra)
+        .arg("--dir")
+        .arg(install)
+        .output()
+        .unwrap();
+    app.kill().unwrap();
+    app.wait().unwrap();
+    (output, app.id())
 }

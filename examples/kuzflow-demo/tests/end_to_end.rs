@@ -133,16 +133,9 @@ fn the_demo_updates_itself_through_the_updater_and_confirms() {
     .arg(store.join("metadata/root.json")));
 
     // 1.0.0 starts, finds 1.1.0, hands off and exits; the updater restarts it.
-    let output = updraft(&["run", "--dir"])
+    ok(updraft(&["run", "--dir"])
         .arg(&app)
-        .args(["--", "--headless", "--auto-update"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .args(["--", "--headless", "--auto-update"]));
     let log = app.join("data/demo.log");
     wait_until(
         "1.1.0 to check after its restart",
