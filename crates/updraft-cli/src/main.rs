@@ -162,6 +162,18 @@ struct HandoffArgs {
     args: Vec<String>,
 }
 
+impl HandoffArgs {
+    /// No running app: switch at once, restart nothing.
+    fn none() -> Self {
+        Self {
+            wait_pid: None,
+            wait_timeout: 60,
+            restart: false,
+            args: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// The store folder.

@@ -17,6 +17,27 @@ pub(crate) struct Applied {
     pub(crate) downtime: Duration,
 }
 
+/// With `--wait-pid`, tells the app (a JSON line, or a sentence) that the
+/// update is prepared and the updater now waits for it to exit.
+pub(crate) fn announce_ready(
+    version: &str,
+    handoff: &HandoffArgs,
+    json: bool,
+) -> std::io::Result<()> {
+    let Some(pid) = handoff.wait_pid else {
+        return Ok(());
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "ready", "version": version, "wait_pid": pid})
+        );
+    } else {
+        println!("{version} is ready; waiting for the app (pid {pid}) to exit.");
+    }
+    std::io::Write::flush(&mut std::io::stdout())
+}
+
 /// Waits for `--wait-pid`, activates the prepared version and restarts the
 /// app through `updraft run` (so the new version's health is watched).
 pub(crate) fn finish(manager: &UpdateManager, handoff: &HandoffArgs) -> anyhow::Result<Applied> {

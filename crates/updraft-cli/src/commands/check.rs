@@ -58,12 +58,7 @@ pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         && let CheckOutcome::Available(offer) = outcome
     {
         drop(runtime);
-        let handoff = HandoffArgs {
-            wait_pid: None,
-            wait_timeout: 60,
-            restart: false,
-            args: Vec::new(),
-        };
+        let handoff = HandoffArgs::none();
         return crate::commands::update::with_dialog(manager, &offer, &handoff, json);
     }
     Ok(ExitCode::SUCCESS)

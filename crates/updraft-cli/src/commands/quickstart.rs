@@ -252,12 +252,7 @@ fn install_and_update(
         bytes(offer.file_size)
     );
     if gui {
-        let handoff = crate::HandoffArgs {
-            wait_pid: None,
-            wait_timeout: 60,
-            restart: false,
-            args: Vec::new(),
-        };
+        let handoff = crate::HandoffArgs::none();
         crate::commands::update::with_dialog(manager, &offer, &handoff, false)?;
         if !is_current(&install_dir, &offer.version) {
             println!("   -> not installed (the dialog was closed or the update declined)");

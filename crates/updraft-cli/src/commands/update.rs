@@ -93,14 +93,7 @@ pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
                 return Err(error.into());
             }
         };
-        if let Some(pid) = args.handoff.wait_pid {
-            if args.json {
-                println!("{}", serde_json::json!({"event": "ready", "version": offer.version, "wait_pid": pid}));
-            } else {
-                println!("{} is ready; waiting for the app (pid {pid}) to exit.", offer.version);
-            }
-            std::io::stdout().flush()?;
-        }
+        apply::announce_ready(&offer.version, &args.handoff, args.json)?;
         let applied = tokio::task::block_in_place(|| apply::finish(&manager, &args.handoff));
         let applied = match applied {
             Ok(applied) => applied,
@@ -168,19 +161,8 @@ pub(crate) fn with_dialog(
     }
     match outcome {
         DialogOutcome::Installed => {
-            if let Some(pid) = handoff.wait_pid {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"event": "ready", "version": offer.version, "wait_pid": pid})
-                    );
-                } else {
-                    println!(
-                        "{} is ready; waiting for the app (pid {pid}) to exit.",
-                        offer.version
-                    );
-                }
-                std::io::stdout().flush()?;
+            if handoff.wait_pid.is_some() {
+                apply::announce_ready(&offer.version, handoff, json)?;
                 let applied = apply::finish(&manager, handoff)?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
