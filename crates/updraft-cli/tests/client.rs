@@ -858,6 +858,10 @@ fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
             let version = assert_recovered(dir.path(), &install);
             outcomes.insert(version.clone());
             let before_commit = [
+                "download.checked",
+                "download.halfway",
+                "download.unpacked",
+                "download.staged",
                 "prepare.checked",
                 "prepare.forgotten",
                 "prepare.unpacked",
@@ -1068,8 +1072,9 @@ fn a_disk_that_fills_up_during_the_unpack_aborts_cleanly() {
     );
     let before = install_state(&install);
     let trace = dir.path().join("trace");
-    // The free-space check passes; then something else fills the disk.
-    let updater = paused_update(&install, &trace, "prepare.checked", 1000);
+    // The free-space check passes; then something else fills the disk
+    // while the streaming unpack writes the new version's files.
+    let updater = paused_update(&install, &trace, "download.halfway", 1000);
     let filler = tmpfs.path().join("filler");
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=64k"])

@@ -1,28 +1,51 @@
 //! The download manager: resumable, parallel ranged downloads that never
 //! write more than the signed length, never trust a partial file, give up on
-//! a slow drip, fail over across mirrors, and verify the result before it is
-//! renamed into place.
+//! a slow drip, fail over across mirrors, and hand the bytes, in order and
+//! verified, to a consumer while the rest is still arriving.
 //!
-//! A download of `F` keeps `F.part` (the bytes) and `F.part.json` (the
-//! segments done, the ETag and the URL) in a private staging folder, so a
-//! killed process resumes where it stopped. A server that ignores the Range,
-//! answers a wrong Content-Range or a changed ETag makes the partial worthless:
-//! it is discarded and the download starts over.
+//! A download of `F` keeps `F.part` (the bytes, at their offsets) and
+//! `F.part.json` (the pieces planned, the ETag, the ranges last synced) in a
+//! private staging folder.
+//!
+//! **Chunked packages** (the manifest signs a digest per chunk, see
+//! [`PackageChunks`]): every chunk is verified as it arrives, and only
+//! verified chunks are handed on. After a kill or a power loss, the next run
+//! hashes what the partial file holds and keeps every chunk that matches its
+//! signed digest, whatever the sidecar says: nothing on disk is trusted, and
+//! at most one chunk per connection is fetched again. The partial file is
+//! synced in the background (every [`SYNC_INTERVAL`]), so a power loss
+//! loses little.
+//!
+//! **Packages without chunk digests** (published before them) resume from
+//! the byte counts in the sidecar, and are verified as a whole at the end; a
+//! server that ignores the Range, answers a wrong Content-Range or a changed
+//! ETag makes that partial worthless: it is discarded and the download starts
+//! over.
+//!
+//! Either way the consumer (the streaming unpacker, or a plain copy) reads the
+//! package in order through a [`PackageReader`], which waits for bytes that
+//! have not arrived yet; the whole package's length and SHA-256 are checked
+//! before the download counts as done.
 
-use std::io::SeekFrom;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::sync::CancellationToken;
 use updraft_protocol::Sha256Digest;
+use updraft_protocol::manifest::PackageChunks;
 
 use crate::error::{Error, Result};
 use crate::transport::{Fetcher, describe};
+
+/// How often the partial file is synced to disk while a download runs.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How to download.
 #[derive(Debug, Clone)]
@@ -55,11 +78,12 @@ impl Default for DownloadOptions {
 }
 
 /// What a download did, for reports and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DownloadStats {
     /// Bytes received over the network in this run.
     pub fetched: u64,
-    /// Bytes already on disk from an earlier, interrupted run.
+    /// Bytes already on disk (and verified, for chunked packages) from an
+    /// earlier, interrupted run.
     pub resumed: u64,
     /// True when the file was already complete and verified.
     pub already_complete: bool,
@@ -67,6 +91,10 @@ pub struct DownloadStats {
 
 /// Progress callback: bytes done, total.
 pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// What reads the package as it arrives; called again from the start when a
+/// download has to start over. Runs on a blocking thread.
+pub type ConsumeFn<T> = Arc<dyn Fn(&mut PackageReader) -> Result<T> + Send + Sync>;
 
 /// One file to download.
 #[derive(Debug, Clone)]
@@ -77,6 +105,9 @@ pub struct DownloadRequest {
     pub length: u64,
     /// The signed digest.
     pub sha256: Sha256Digest,
+    /// The signed digests of its chunks, when the manifest has them (checked
+    /// against `length` by the caller).
+    pub chunks: Option<PackageChunks>,
     /// A name for messages (the target path).
     pub what: String,
     /// Where the verified file goes (its folder must be private to updraft).
@@ -96,6 +127,9 @@ struct PartState {
     sha256: String,
     etag: Option<String>,
     segments: Vec<Segment>,
+    /// Byte ranges that were on disk (synced) when this was saved.
+    #[serde(default)]
+    synced: Vec<(u64, u64)>,
 }
 
 /// Why one attempt failed, and what to do about it.
@@ -110,50 +144,192 @@ enum Failure {
     Fatal(Error),
 }
 
+/// Which bytes of the partial file a [`PackageReader`] may read.
+#[derive(Debug, Default)]
+struct Board {
+    state: Mutex<BoardState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct BoardState {
+    /// Sorted, disjoint, merged.
+    ready: Vec<Range<u64>>,
+    failed: Option<String>,
+}
+
+impl Board {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn mark(&self, range: Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        insert(&mut self.lock().ready, range);
+        self.changed.notify_all();
+    }
+
+    fn fail(&self, reason: &str) {
+        self.lock().failed.get_or_insert_with(|| reason.to_owned());
+        self.changed.notify_all();
+    }
+
+    fn ready(&self) -> Vec<Range<u64>> {
+        self.lock().ready.clone()
+    }
+
+    /// Blocks until `position` is ready; returns the end of its ready range.
+    fn wait(&self, position: u64) -> io::Result<u64> {
+        let mut state = self.lock();
+        loop {
+            if let Some(range) = state.ready.iter().find(|r| r.contains(&position)) {
+                return Ok(range.end);
+            }
+            if let Some(reason) = &state.failed {
+                return Err(io::Error::other(reason.clone()));
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Adds `new` to sorted, disjoint `ranges`, merging neighbours.
+fn insert(ranges: &mut Vec<Range<u64>>, new: Range<u64>) {
+    ranges.push(new);
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for range in ranges.drain(..) {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    *ranges = merged;
+}
+
+/// The package's bytes in order, as they become available: a read blocks
+/// until the next bytes have arrived (and, for a chunked package, passed
+/// their chunk's signed digest). Hashes everything it reads, so the whole
+/// package is checked once the consumer has read it to its end.
+#[derive(Debug)]
+pub struct PackageReader {
+    file: std::fs::File,
+    position: u64,
+    length: u64,
+    board: Arc<Board>,
+    hasher: Sha256,
+}
+
+impl PackageReader {
+    /// Bytes read so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The package's signed length.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+}
+
+impl Read for PackageReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.position >= self.length {
+            return Ok(0);
+        }
+        let end = self.board.wait(self.position)?.min(self.length);
+        let want = usize::try_from(end - self.position)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the partial download is shorter than recorded",
+            ));
+        }
+        self.hasher.update(&buf[..n]);
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
 struct Shared {
     state: Mutex<PartState>,
+    board: Arc<Board>,
     sidecar: PathBuf,
+    chunks: Option<PackageChunks>,
     done: AtomicU64,
     fetched: AtomicU64,
     total: u64,
     progress: Option<ProgressFn>,
     restart: AtomicBool,
+    /// Chunks that failed their digest in this run, and how many may.
+    bad_chunks: AtomicU32,
+    max_bad_chunks: u32,
+    /// The target path, for messages.
+    what: String,
+    /// The next segment a worker takes.
+    next: AtomicUsize,
 }
 
 impl Shared {
-    /// Counts `n` more bytes written and tells the progress callback.
+    fn lock(&self) -> std::sync::MutexGuard<'_, PartState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts `n` more bytes received and tells the progress callback.
     fn advance(&self, n: u64) {
         self.fetched.fetch_add(n, Ordering::Relaxed);
         let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
         if let Some(progress) = &self.progress {
-            progress(done, self.total);
+            progress(done.min(self.total), self.total);
         }
     }
 
-    fn save(&self) -> Result<()> {
-        let state = self.state.lock().expect("download state lock").clone();
+    /// Records the progress for the next run. Best effort: a sidecar that
+    /// cannot be written (a full disk) costs resumed bytes, never the download.
+    fn save(&self) {
+        let state = self.lock().clone();
         let bytes = serde_json::to_vec(&state).expect("state serialises");
-        updraft_fs::write_atomic(&self.sidecar, &bytes)?;
-        Ok(())
+        if let Err(error) = updraft_fs::write_atomic(&self.sidecar, &bytes) {
+            tracing::debug!(%error, "could not save the download's progress");
+        }
     }
 }
 
-fn part_path(dest: &Path) -> PathBuf {
+fn with_suffix(dest: &Path, suffix: &str) -> PathBuf {
     let mut name = dest
         .file_name()
         .map(std::ffi::OsStr::to_os_string)
         .unwrap_or_default();
-    name.push(".part");
+    name.push(suffix);
     dest.with_file_name(name)
 }
 
-fn sidecar_path(dest: &Path) -> PathBuf {
-    let mut name = dest
-        .file_name()
-        .map(std::ffi::OsStr::to_os_string)
-        .unwrap_or_default();
-    name.push(".part.json");
-    dest.with_file_name(name)
+/// The partial file of a download of `dest`.
+pub fn part_path(dest: &Path) -> PathBuf {
+    with_suffix(dest, ".part")
+}
+
+/// The sidecar (state) file of a download of `dest`.
+pub fn sidecar_path(dest: &Path) -> PathBuf {
+    with_suffix(dest, ".part.json")
+}
+
+/// Removes the partial file and sidecar of a download of `dest`.
+pub fn discard_partial(dest: &Path) {
+    let _ = std::fs::remove_file(part_path(dest));
+    let _ = std::fs::remove_file(sidecar_path(dest));
 }
 
 /// Bytes free on the file system holding `dir`.
@@ -176,20 +352,23 @@ pub fn ensure_space(dir: &Path, needed: u64) -> Result<()> {
     Ok(())
 }
 
-async fn file_digest(path: &Path) -> std::io::Result<(u64, Sha256Digest)> {
-    let mut file = tokio::fs::File::open(path).await?;
+fn file_digest(path: &Path) -> io::Result<(u64, Sha256Digest)> {
+    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buffer).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        total += n as u64;
-    }
+    let total = io::copy(&mut file, &mut HashWriter(&mut hasher))?;
     Ok((total, Sha256Digest::from_bytes(hasher.finalize().into())))
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Downloads and verifies `request.dest`. Returns at once when it already
@@ -201,23 +380,61 @@ pub async fn download(
     progress: Option<ProgressFn>,
     cancel: &CancellationToken,
 ) -> Result<DownloadStats> {
-    if let Ok((length, digest)) = file_digest(&request.dest).await
-        && length == request.length
-        && digest == request.sha256
+    let dest = request.dest.clone();
+    if tokio::task::spawn_blocking(move || file_digest(&dest))
+        .await
+        .ok()
+        .and_then(io::Result::ok)
+        .is_some_and(|(length, digest)| length == request.length && digest == request.sha256)
     {
         return Ok(DownloadStats {
-            fetched: 0,
-            resumed: 0,
             already_complete: true,
+            ..DownloadStats::default()
         });
     }
+    if let Some(dir) = request.dest.parent() {
+        ensure_space(dir, request.length)?;
+    }
+    let drain: ConsumeFn<()> = Arc::new(|reader| {
+        io::copy(reader, &mut io::sink())
+            .map(drop)
+            .map_err(|e| Error::io("read", Path::new("the download"), e))
+    });
+    let ((), stats) =
+        download_streaming(fetcher, request, options, progress, cancel, drain).await?;
+    // No fsync of the bytes: whatever a power loss leaves behind fails the
+    // hash check on the next run and is fetched again; it is never installed.
+    let part = part_path(&request.dest);
+    std::fs::rename(&part, &request.dest).map_err(|e| Error::io("rename", &request.dest, e))?;
+    if let Some(dir) = request.dest.parent() {
+        updraft_fs::fsync_dir(dir)?;
+    }
+    let _ = std::fs::remove_file(sidecar_path(&request.dest));
+    Ok(stats)
+}
+
+/// Downloads `request` into its partial file while `consume` reads it, in
+/// order, on a blocking thread ([`PackageReader`]). Returns what `consume`
+/// returned once the whole package has arrived and its signed length and
+/// SHA-256 matched. The partial file stays (complete) for the caller to
+/// remove ([`discard_partial`]) or keep; after a failure it stays for the
+/// next run to resume. The caller checks for free space first
+/// ([`ensure_space`]): the partial file claims the package's length at once.
+pub async fn download_streaming<T: Send + 'static>(
+    fetcher: &Fetcher,
+    request: &DownloadRequest,
+    options: &DownloadOptions,
+    progress: Option<ProgressFn>,
+    cancel: &CancellationToken,
+    consume: ConsumeFn<T>,
+) -> Result<(T, DownloadStats)> {
     let deadline = options.deadline.unwrap_or_else(|| {
         Duration::from_mins(1) + Duration::from_secs(request.length / options.min_rate.max(1))
     });
     let url = request.urls.first().cloned().unwrap_or_default();
     match tokio::time::timeout(
         deadline,
-        download_inner(fetcher, request, options, progress, cancel),
+        download_inner(fetcher, request, options, progress, cancel, consume),
     )
     .await
     {
@@ -232,71 +449,66 @@ pub async fn download(
     }
 }
 
-async fn download_inner(
+/// What one pass of the workers ended with.
+struct Pass<T> {
+    first_error: Option<Error>,
+    consumed: Option<(Result<T>, u64, Sha256Digest)>,
+    consumer_failed: bool,
+}
+
+async fn download_inner<T: Send + 'static>(
     fetcher: &Fetcher,
     request: &DownloadRequest,
     options: &DownloadOptions,
     progress: Option<ProgressFn>,
     cancel: &CancellationToken,
-) -> Result<DownloadStats> {
+    consume: ConsumeFn<T>,
+) -> Result<(T, DownloadStats)> {
     let part = part_path(&request.dest);
     let sidecar = sidecar_path(&request.dest);
     let mut verification_failures = 0;
     let mut restarts = 0u32;
     loop {
         // After a restart the server's ranges cannot be trusted: one plain connection.
-        let state = load_state(request, &part, &sidecar, options, restarts > 0).await;
-        let resumed: u64 = state.segments.iter().map(|s| s.done).sum();
-        if let Some(dir) = request.dest.parent() {
-            ensure_space(dir, request.length - resumed)?;
+        let single = restarts > 0;
+        let (state, ready) = {
+            let (request, options, part_file, sidecar) = (
+                request.clone(),
+                options.clone(),
+                part.clone(),
+                sidecar.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                load_state(&request, &part_file, &sidecar, &options, single)
+            })
+            .await
+            .map_err(|e| Error::io("prepare", &part, io::Error::other(e.to_string())))?
+        };
+        let resumed: u64 = ready.iter().map(|r| r.end - r.start).sum();
+        let board = Arc::new(Board::default());
+        for range in ready {
+            board.mark(range);
         }
         let shared = Arc::new(Shared {
-            state: Mutex::new(state.clone()),
+            state: Mutex::new(state),
+            board: Arc::clone(&board),
             sidecar: sidecar.clone(),
+            chunks: request.chunks.clone(),
             done: AtomicU64::new(resumed),
             fetched: AtomicU64::new(0),
             total: request.length,
             progress: progress.clone(),
             restart: AtomicBool::new(false),
+            bad_chunks: AtomicU32::new(0),
+            max_bad_chunks: options.retry_count.min(2),
+            what: request.what.clone(),
+            next: AtomicUsize::new(0),
         });
-        shared.save()?;
-        if !part.exists() {
-            tokio::fs::File::create(&part)
-                .await
-                .map_err(|e| Error::io("create", &part, e))?;
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for index in 0..state.segments.len() {
-            let (shared, fetcher, request, options, cancel, part) = (
-                Arc::clone(&shared),
-                fetcher.clone(),
-                request.clone(),
-                options.clone(),
-                cancel.clone(),
-                part.clone(),
-            );
-            tasks.spawn(async move {
-                run_segment(&fetcher, &request, &options, &shared, index, &part, &cancel).await
-            });
-        }
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let outcome = joined.unwrap_or_else(|e| {
-                Err(Error::Network {
-                    url: request.what.clone(),
-                    reason: format!("a download task failed: {e}"),
-                })
-            });
-            if let Err(error) = outcome
-                && first_error.is_none()
-            {
-                first_error = Some(error);
-                tasks.abort_all();
-            }
-        }
+        shared.save();
+        let pass = run_pass(fetcher, request, options, &shared, &part, cancel, &consume).await?;
         let fetched = shared.fetched.load(Ordering::Relaxed);
-        if shared.restart.load(Ordering::Relaxed) && first_error.is_none() {
-            discard(&part, &sidecar).await;
+        if shared.restart.load(Ordering::Relaxed) && pass.first_error.is_none() {
+            discard_partial(&request.dest);
             restarts += 1;
             if restarts > options.retry_count + 1 {
                 return Err(Error::Network {
@@ -306,18 +518,42 @@ async fn download_inner(
             }
             continue;
         }
-        if let Some(error) = first_error {
+        if let Some(error) = pass.first_error {
             if shared.restart.load(Ordering::Relaxed) {
-                discard(&part, &sidecar).await;
+                discard_partial(&request.dest);
+            }
+            // A consumer that failed on its own (a full disk, a package that
+            // does not match its manifest) stopped the download: its error is
+            // the one that counts.
+            if pass.consumer_failed
+                && let Some((Err(consumer_error), ..)) = pass.consumed
+            {
+                return Err(consumer_error);
             }
             return Err(error);
         }
-        let (length, digest) = file_digest(&part)
-            .await
-            .map_err(|e| Error::io("read", &part, e))?;
+        let Some((outcome, length, digest)) = pass.consumed else {
+            return Err(Error::io(
+                "read",
+                &part,
+                io::Error::other("the unpacker stopped unexpectedly"),
+            ));
+        };
+        // A consumer may stop early (an entry that does not match): the
+        // whole file decides whether the download or the package is at fault.
+        let (length, digest) = if outcome.is_err() && length != request.length {
+            let part = part.clone();
+            tokio::task::spawn_blocking(move || file_digest(&part))
+                .await
+                .ok()
+                .and_then(io::Result::ok)
+                .unwrap_or((length, digest))
+        } else {
+            (length, digest)
+        };
         if length != request.length || digest != request.sha256 {
             // Never trust it: throw the bytes away, and try once more from scratch.
-            discard(&part, &sidecar).await;
+            discard_partial(&request.dest);
             verification_failures += 1;
             if verification_failures > options.retry_count.min(2) {
                 return Err(Error::Verification(format!(
@@ -327,67 +563,297 @@ async fn download_inner(
             }
             continue;
         }
-        // No fsync here: whatever a power loss leaves behind fails the hash
-        // check on the next run and is fetched again; it is never installed.
-        tokio::fs::rename(&part, &request.dest)
-            .await
-            .map_err(|e| Error::io("rename", &request.dest, e))?;
-        if let Some(dir) = request.dest.parent() {
-            updraft_fs::fsync_dir(dir)?;
-        }
-        let _ = tokio::fs::remove_file(&sidecar).await;
-        return Ok(DownloadStats {
-            fetched,
-            resumed,
-            already_complete: false,
-        });
+        let value = outcome?;
+        return Ok((
+            value,
+            DownloadStats {
+                fetched,
+                resumed,
+                already_complete: false,
+            },
+        ));
     }
 }
 
-async fn discard(part: &Path, sidecar: &Path) {
-    let _ = tokio::fs::remove_file(part).await;
-    let _ = tokio::fs::remove_file(sidecar).await;
+/// Runs the workers, the syncer and the consumer once, until the workers end.
+async fn run_pass<T: Send + 'static>(
+    fetcher: &Fetcher,
+    request: &DownloadRequest,
+    options: &DownloadOptions,
+    shared: &Arc<Shared>,
+    part: &Path,
+    cancel: &CancellationToken,
+    consume: &ConsumeFn<T>,
+) -> Result<Pass<T>> {
+    {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(part)
+            .map_err(|e| Error::io("create", part, e))?;
+        if file.metadata().map_or(0, |m| m.len()) != request.length {
+            file.set_len(request.length)
+                .map_err(|e| Error::io("create", part, e))?;
+        }
+        // Claim the space now, so the disk filling up meanwhile can only stop
+        // the unpacking, with a clear error, never a write half way.
+        #[cfg(target_os = "linux")]
+        if request.length > 0
+            && let Err(error) = rustix::fs::fallocate(
+                &file,
+                rustix::fs::FallocateFlags::empty(),
+                0,
+                request.length,
+            )
+            && error == rustix::io::Errno::NOSPC
+        {
+            return Err(Error::io("make room for", part, error.into()));
+        }
+    }
+    // The workers stop when the user cancels, or when the consumer fails.
+    let stop = cancel.child_token();
+    let consumer_failed = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (consume, board, part, stop, failed) = (
+            Arc::clone(consume),
+            Arc::clone(&shared.board),
+            part.to_path_buf(),
+            stop.clone(),
+            Arc::clone(&consumer_failed),
+        );
+        let (length, chunked) = (request.length, request.chunks.is_some());
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&part).map_err(|e| Error::io("read", &part, e))?;
+            let mut reader = PackageReader {
+                file,
+                position: 0,
+                length,
+                board,
+                hasher: Sha256::new(),
+            };
+            let outcome = consume(&mut reader);
+            // Verified bytes cannot explain a failure: stop downloading. An
+            // unverified package may be at fault instead: let it finish.
+            if outcome.is_err() && chunked && !stop.is_cancelled() {
+                failed.store(true, Ordering::Relaxed);
+                stop.cancel();
+            }
+            let digest = Sha256Digest::from_bytes(reader.hasher.finalize().into());
+            Ok::<_, Error>((outcome, reader.position, digest))
+        })
+    };
+    let syncer = {
+        let (shared, part, stop) = (Arc::clone(shared), part.to_path_buf(), stop.child_token());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(SYNC_INTERVAL) => {}
+                    () = stop.cancelled() => break,
+                }
+                let (shared, part) = (Arc::clone(&shared), part.clone());
+                let _ = tokio::task::spawn_blocking(move || sync_part(&shared, &part)).await;
+            }
+        })
+    };
+    let parallel = if request.length >= 4 << 20 && !shared.lock().segments.is_empty() {
+        usize::try_from(options.parallel.max(1)).unwrap_or(1)
+    } else {
+        1
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..parallel {
+        let (shared, fetcher, request, options, stop, part) = (
+            Arc::clone(shared),
+            fetcher.clone(),
+            request.clone(),
+            options.clone(),
+            stop.clone(),
+            part.to_path_buf(),
+        );
+        tasks.spawn(async move {
+            loop {
+                let index = shared.next.fetch_add(1, Ordering::Relaxed);
+                if index >= shared.lock().segments.len() || shared.restart.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                run_segment(&fetcher, &request, &options, &shared, index, &part, &stop).await?;
+            }
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.unwrap_or_else(|e| {
+            Err(Error::Network {
+                url: request.what.clone(),
+                reason: format!("a download task failed: {e}"),
+            })
+        });
+        if let Err(error) = outcome
+            && first_error.is_none()
+        {
+            first_error = Some(error);
+            stop.cancel();
+            tasks.abort_all();
+        }
+    }
+    if cancel.is_cancelled() && first_error.is_none() {
+        first_error = Some(Error::Cancelled);
+    }
+    syncer.abort();
+    let restart = shared.restart.load(Ordering::Relaxed);
+    if let Some(error) = &first_error {
+        shared.board.fail(&error.to_string());
+    } else if restart {
+        shared.board.fail("the download starts over");
+    }
+    let consumed = consumer.await.ok().and_then(Result::ok);
+    if first_error.is_some() || restart {
+        // Keep what arrived for the next run, durably.
+        let (shared, part) = (Arc::clone(shared), part.to_path_buf());
+        let _ = tokio::task::spawn_blocking(move || sync_part(&shared, &part)).await;
+    }
+    Ok(Pass {
+        first_error,
+        consumed,
+        consumer_failed: consumer_failed.load(Ordering::Relaxed),
+    })
 }
 
-/// The saved state of an interrupted download, if it belongs to this file;
-/// otherwise a fresh plan.
-async fn load_state(
+/// Syncs the partial file, then records what it holds as synced.
+fn sync_part(shared: &Shared, part: &Path) {
+    let ready = shared.board.ready();
+    let synced = std::fs::File::open(part).and_then(|file| file.sync_data());
+    if synced.is_ok() {
+        shared.lock().synced = ready.iter().map(|r| (r.start, r.end)).collect();
+    }
+    shared.save();
+}
+
+/// The plan for this run and the bytes already there. A chunked package
+/// keeps every chunk on disk that matches its signed digest; one without
+/// chunks keeps the byte counts of a sidecar that belongs to this file.
+fn load_state(
     request: &DownloadRequest,
     part: &Path,
     sidecar: &Path,
     options: &DownloadOptions,
     single: bool,
-) -> PartState {
-    if let Ok(bytes) = tokio::fs::read(sidecar).await
-        && let Ok(state) = serde_json::from_slice::<PartState>(&bytes)
-        && state.length == request.length
-        && state.sha256 == request.sha256.to_hex()
-        && part.exists()
-        && state.segments.iter().all(|s| s.start + s.done <= s.end)
-    {
-        return state;
+) -> (PartState, Vec<Range<u64>>) {
+    let saved = std::fs::read(sidecar)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<PartState>(&bytes).ok())
+        .filter(|state| state.length == request.length && state.sha256 == request.sha256.to_hex());
+    let pieces =
+        |ranges: &[Range<u64>], align: u64| plan(ranges, request.length, align, options, single);
+    if let Some(chunks) = &request.chunks {
+        let verified = if part.exists() {
+            verified_chunks(part, chunks, request.length)
+        } else {
+            Vec::new()
+        };
+        let mut missing = Vec::new();
+        let mut cursor = 0;
+        for range in &verified {
+            if range.start > cursor {
+                missing.push(cursor..range.start);
+            }
+            cursor = range.end;
+        }
+        if cursor < request.length || request.length == 0 {
+            missing.push(cursor..request.length);
+        }
+        let state = PartState {
+            length: request.length,
+            sha256: request.sha256.to_hex(),
+            etag: saved.and_then(|s| s.etag),
+            segments: pieces(&missing, chunks.size),
+            synced: Vec::new(),
+        };
+        return (state, verified);
     }
-    discard(part, sidecar).await;
-    let count = if request.length >= 4 << 20 && !single {
-        u64::from(options.parallel.max(1))
-    } else {
-        1
-    };
-    let size = request.length.div_ceil(count).max(1);
-    let segments = (0..count)
-        .map(|i| Segment {
-            start: i * size,
-            end: ((i + 1) * size).min(request.length),
-            done: 0,
-        })
-        .filter(|s| s.start < s.end || request.length == 0)
-        .collect();
-    PartState {
+    if let Some(state) = saved
+        && part.exists()
+        && state
+            .segments
+            .iter()
+            .all(|s| s.start + s.done <= s.end && s.end <= request.length)
+    {
+        let ready = state
+            .segments
+            .iter()
+            .map(|s| s.start..s.start + s.done)
+            .collect();
+        return (state, ready);
+    }
+    discard_partial(&request.dest);
+    let state = PartState {
         length: request.length,
         sha256: request.sha256.to_hex(),
         etag: None,
-        segments,
+        segments: pieces(std::slice::from_ref(&(0..request.length)), 1),
+        synced: Vec::new(),
+    };
+    (state, Vec::new())
+}
+
+/// Splits the byte ranges still missing into pieces that workers take in
+/// order, so the bytes arrive roughly in the order the unpacker reads them:
+/// small enough for the reader to follow closely, large enough that requests
+/// cost little. Piece boundaries fall on chunk boundaries (`align`).
+fn plan(
+    missing: &[Range<u64>],
+    length: u64,
+    align: u64,
+    options: &DownloadOptions,
+    single: bool,
+) -> Vec<Segment> {
+    let parallel = u64::from(options.parallel.max(1));
+    let piece = if single || length < 4 << 20 {
+        u64::MAX
+    } else {
+        (length / (parallel * 8))
+            .clamp(1 << 20, 8 << 20)
+            .div_ceil(align.max(1))
+            * align.max(1)
+    };
+    let mut segments = Vec::new();
+    for range in missing {
+        let mut start = range.start;
+        loop {
+            let end = start.saturating_add(piece).min(range.end);
+            segments.push(Segment {
+                start,
+                end,
+                done: 0,
+            });
+            start = end;
+            if start >= range.end {
+                break;
+            }
+        }
     }
+    segments
+}
+
+/// The chunks of `part` that match their signed digests, as merged ranges.
+fn verified_chunks(part: &Path, chunks: &PackageChunks, length: u64) -> Vec<Range<u64>> {
+    let Ok(mut file) = std::fs::File::open(part) else {
+        return Vec::new();
+    };
+    let mut ready = Vec::new();
+    let mut buffer = vec![0u8; usize::try_from(chunks.size).unwrap_or(1 << 20)];
+    for (index, expected) in chunks.sha256.iter().enumerate() {
+        let range = chunks.range(index, length);
+        let want = usize::try_from(range.end - range.start).unwrap_or(0);
+        if file.read_exact(&mut buffer[..want]).is_err() {
+            break;
+        }
+        if Sha256Digest::of(&buffer[..want]) == *expected {
+            insert(&mut ready, range);
+        }
+    }
+    ready
 }
 
 fn backoff(options: &DownloadOptions, attempt: u32) -> Duration {
@@ -417,7 +883,7 @@ async fn run_segment(
             if cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            let segment = shared.state.lock().expect("download state lock").segments[index].clone();
+            let segment = shared.lock().segments[index].clone();
             if segment.start + segment.done >= segment.end {
                 return Ok(());
             }
@@ -471,6 +937,120 @@ fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
+/// Writes one segment's bytes at their offsets and decides when they may be
+/// read: a chunked package's bytes once their chunk matched its signed
+/// digest, other packages' bytes as they are written.
+struct SegmentWriter<'a> {
+    shared: &'a Shared,
+    index: usize,
+    file: std::fs::File,
+    part: &'a Path,
+    /// Where the next byte goes.
+    position: u64,
+    /// Bytes before this are ready (verified, for chunks) and recorded.
+    settled: u64,
+    chunk: Sha256,
+}
+
+impl<'a> SegmentWriter<'a> {
+    fn open(
+        shared: &'a Shared,
+        index: usize,
+        part: &'a Path,
+        from: u64,
+    ) -> std::result::Result<Self, Failure> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(part)
+            .map_err(|e| Failure::Fatal(Error::io("open", part, e)))?;
+        file.seek(SeekFrom::Start(from))
+            .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
+        Ok(Self {
+            shared,
+            index,
+            file,
+            part,
+            position: from,
+            settled: from,
+            chunk: Sha256::new(),
+        })
+    }
+
+    /// Writes `bytes` (which never pass the segment's end).
+    fn write(&mut self, mut bytes: &[u8]) -> std::result::Result<(), Failure> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Failure::Fatal(Error::io("write", self.part, e)))?;
+        self.shared.advance(bytes.len() as u64);
+        let Some(chunks) = &self.shared.chunks else {
+            self.position += bytes.len() as u64;
+            // Unverified bytes may be unpacked now; the whole-file check decides later.
+            if self.position - self.settled >= 256 * 1024 {
+                self.settle(self.position);
+            }
+            return Ok(());
+        };
+        while !bytes.is_empty() {
+            let chunk_index = usize::try_from(self.position / chunks.size).unwrap_or(usize::MAX);
+            let range = chunks.range(chunk_index, self.shared.total);
+            let take = usize::try_from(range.end - self.position)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            self.chunk.update(&bytes[..take]);
+            self.position += take as u64;
+            bytes = &bytes[take..];
+            if self.position == range.end {
+                let digest =
+                    Sha256Digest::from_bytes(std::mem::take(&mut self.chunk).finalize().into());
+                let expected = chunks.sha256.get(chunk_index);
+                if expected != Some(&digest) {
+                    let failures = self.shared.bad_chunks.fetch_add(1, Ordering::Relaxed) + 1;
+                    let reason = format!(
+                        "`{}` failed verification: bytes {}–{} (chunk {chunk_index}) have sha256 `{digest}`, the signed manifest says `{}`",
+                        self.shared.what,
+                        range.start,
+                        range.end,
+                        expected.map(ToString::to_string).unwrap_or_default()
+                    );
+                    // The bad chunk is fetched again from its start, a bounded number of times.
+                    self.position = range.start;
+                    if failures > self.shared.max_bad_chunks {
+                        return Err(Failure::Fatal(Error::Verification(reason)));
+                    }
+                    return Err(Failure::Retry(reason));
+                }
+                self.settle(range.end);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the bytes up to `to` ready and records them as done.
+    fn settle(&mut self, to: u64) {
+        if to <= self.settled {
+            return;
+        }
+        let half = self.shared.total / 2;
+        if self.settled <= half && to > half {
+            // Crash tests kill here: half downloaded, part unpacked.
+            updraft_fs::fault::point("download.halfway");
+        }
+        self.shared.board.mark(self.settled..to);
+        let mut state = self.shared.lock();
+        let segment = &mut state.segments[self.index];
+        segment.done = to - segment.start;
+        self.settled = to;
+    }
+
+    /// Ends the attempt: unverified bytes written so far become ready (they
+    /// are checked as a whole at the end); a partial chunk's are not.
+    fn finish(&mut self) {
+        if self.shared.chunks.is_none() {
+            self.settle(self.position);
+        }
+    }
+}
+
 async fn attempt_segment(
     fetcher: &Fetcher,
     url: &str,
@@ -480,13 +1060,9 @@ async fn attempt_segment(
     part: &Path,
     cancel: &CancellationToken,
 ) -> std::result::Result<(), Failure> {
-    let (segment, etag, single) = {
-        let state = shared.state.lock().expect("download state lock");
-        (
-            state.segments[index].clone(),
-            state.etag.clone(),
-            state.segments.len() == 1,
-        )
+    let (segment, etag) = {
+        let state = shared.lock();
+        (state.segments[index].clone(), state.etag.clone())
     };
     let from = segment.start + segment.done;
     if let Some(local) = url.strip_prefix("file://") {
@@ -501,7 +1077,7 @@ async fn attempt_segment(
         )
         .await;
     }
-    let ranged = !(single && from == 0);
+    let ranged = !(from == 0 && segment.end == shared.total);
     let mut builder = fetcher.client().get(url);
     if ranged {
         builder = builder.header("range", format!("bytes={from}-{}", segment.end - 1));
@@ -564,58 +1140,34 @@ async fn attempt_segment(
         )));
     }
     if etag.is_none() && new_etag.is_some() {
-        shared
-            .state
-            .lock()
-            .expect("download state lock")
-            .etag
-            .clone_from(&new_etag);
+        shared.lock().etag.clone_from(&new_etag);
     }
 
-    let mut file = open_at(part, from).await?;
-    let mut position = from;
-    let mut unsaved = 0u64;
-    let mut last_flush = Instant::now();
+    let mut writer = SegmentWriter::open(shared, index, part, from)?;
     let mut window_start = Instant::now();
     let mut window_bytes = 0u64;
     let mut response = response;
-    loop {
+    let outcome = loop {
         let chunk = tokio::select! {
             chunk = response.chunk() => chunk,
-            () = cancel.cancelled() => {
-                flush(&mut file, shared, index, position, part).await?;
-                return Err(Failure::Fatal(Error::Cancelled));
-            }
+            () = cancel.cancelled() => break Err(Failure::Fatal(Error::Cancelled)),
         };
         let chunk = match chunk {
             Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(error) => {
-                flush(&mut file, shared, index, position, part).await?;
-                return Err(Failure::Retry(describe(&error)));
-            }
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(Failure::Retry(describe(&error))),
         };
-        if position + chunk.len() as u64 > segment.end {
+        if writer.position + chunk.len() as u64 > segment.end {
             // Never more than the signed length: an endless or lying body stops here.
-            flush(&mut file, shared, index, position, part).await?;
-            return Err(Failure::Retry(format!(
+            break Err(Failure::Retry(format!(
                 "the server sent more than the {} signed bytes",
                 shared.total
             )));
         }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| Failure::Fatal(Error::io("write", part, e)))?;
-        position += chunk.len() as u64;
-        unsaved += chunk.len() as u64;
-        window_bytes += chunk.len() as u64;
-        shared.advance(chunk.len() as u64);
-        // Checkpoint often enough that a kill loses at most a second or 8 MiB.
-        if unsaved >= 8 << 20 || last_flush.elapsed() >= Duration::from_secs(1) {
-            flush(&mut file, shared, index, position, part).await?;
-            unsaved = 0;
-            last_flush = Instant::now();
+        if let Err(failure) = writer.write(&chunk) {
+            break Err(failure);
         }
+        window_bytes += chunk.len() as u64;
         let elapsed = window_start.elapsed();
         if elapsed >= options.rate_window {
             #[allow(clippy::cast_precision_loss)] // rates far below 2^52 bytes per second
@@ -624,8 +1176,7 @@ async fn attempt_segment(
                 options.min_rate as f64,
             );
             if rate < minimum {
-                flush(&mut file, shared, index, position, part).await?;
-                return Err(Failure::Retry(format!(
+                break Err(Failure::Retry(format!(
                     "the transfer is too slow ({rate:.0} B/s, the minimum is {} B/s)",
                     options.min_rate
                 )));
@@ -633,29 +1184,17 @@ async fn attempt_segment(
             window_start = Instant::now();
             window_bytes = 0;
         }
-    }
-    flush(&mut file, shared, index, position, part).await?;
-    if position < segment.end {
+    };
+    writer.finish();
+    outcome?;
+    if writer.position < segment.end {
         return Err(Failure::Retry(format!(
             "the connection closed after {} of {} bytes",
-            position - segment.start,
+            writer.position - segment.start,
             segment.end - segment.start
         )));
     }
     Ok(())
-}
-
-/// The partial file, positioned at `from` for writing.
-async fn open_at(part: &Path, from: u64) -> std::result::Result<tokio::fs::File, Failure> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(part)
-        .await
-        .map_err(|e| Failure::Fatal(Error::io("open", part, e)))?;
-    file.seek(SeekFrom::Start(from))
-        .await
-        .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
-    Ok(file)
 }
 
 /// A mirror that is a local folder (`file://`): the same checks, no network.
@@ -686,56 +1225,29 @@ async fn copy_local(
         .seek(SeekFrom::Start(from))
         .await
         .map_err(|e| Failure::Retry(e.to_string()))?;
-    let mut file = open_at(part, from).await?;
+    let mut writer = SegmentWriter::open(shared, index, part, from)?;
     let mut buffer = vec![0u8; 1 << 20];
-    let mut position = from;
-    while position < end {
+    let outcome = loop {
         if cancel.is_cancelled() {
-            flush(&mut file, shared, index, position, part).await?;
-            return Err(Failure::Fatal(Error::Cancelled));
+            break Err(Failure::Fatal(Error::Cancelled));
+        }
+        let position = writer.position;
+        if position >= end {
+            break Ok(());
         }
         let want =
             usize::try_from((end - position).min(buffer.len() as u64)).unwrap_or(buffer.len());
-        let n = input
-            .read(&mut buffer[..want])
-            .await
-            .map_err(|e| Failure::Retry(e.to_string()))?;
-        if n == 0 {
-            break;
+        let n = match input.read(&mut buffer[..want]).await {
+            Ok(0) => break Err(Failure::Retry("the file ended early".into())),
+            Ok(n) => n,
+            Err(e) => break Err(Failure::Retry(e.to_string())),
+        };
+        if let Err(failure) = writer.write(&buffer[..n]) {
+            break Err(failure);
         }
-        file.write_all(&buffer[..n])
-            .await
-            .map_err(|e| Failure::Fatal(Error::io("write", part, e)))?;
-        position += n as u64;
-        shared.advance(n as u64);
-    }
-    flush(&mut file, shared, index, position, part).await?;
-    if position < end {
-        return Err(Failure::Retry("the file ended early".into()));
-    }
-    Ok(())
-}
-
-/// Hands the bytes to the operating system, then records them as done. A
-/// killed process loses nothing; a power loss may leave recorded bytes that
-/// never reached the disk, which the final hash check catches (the download
-/// then starts over), so the bytes are not fsynced on the hot path.
-async fn flush(
-    file: &mut tokio::fs::File,
-    shared: &Shared,
-    index: usize,
-    position: u64,
-    part: &Path,
-) -> std::result::Result<(), Failure> {
-    file.flush()
-        .await
-        .map_err(|e| Failure::Fatal(Error::io("write", part, e)))?;
-    {
-        let mut state = shared.state.lock().expect("download state lock");
-        let segment = &mut state.segments[index];
-        segment.done = position - segment.start;
-    }
-    shared.save().map_err(Failure::Fatal)
+    };
+    writer.finish();
+    outcome
 }
 
 #[cfg(test)]
@@ -759,5 +1271,47 @@ mod tests {
         );
         let late = backoff(&options, 20);
         assert!(late <= Duration::from_secs(15), "{late:?}");
+    }
+
+    #[test]
+    fn ready_ranges_merge() {
+        let mut ranges = Vec::new();
+        insert(&mut ranges, 10..20);
+        insert(&mut ranges, 0..5);
+        insert(&mut ranges, 5..10);
+        insert(&mut ranges, 30..40);
+        assert_eq!(ranges, vec![0..20, 30..40]);
+    }
+
+    #[test]
+    fn pieces_follow_chunk_boundaries_and_cover_what_is_missing() {
+        let options = DownloadOptions::default();
+        let length = 210 << 20;
+        let align = PackageChunks::size_for(length);
+        let pieces = plan(
+            &[0..(5 << 20), (9 << 20)..length],
+            length,
+            align,
+            &options,
+            false,
+        );
+        let mut covered = 0;
+        for piece in &pieces {
+            assert!(piece.start % align == 0 && (piece.end % align == 0 || piece.end == length));
+            assert!(piece.end - piece.start <= 8 << 20);
+            covered += piece.end - piece.start;
+        }
+        assert_eq!(covered, length - (4 << 20));
+        assert_eq!(
+            plan(
+                std::slice::from_ref(&(0..length)),
+                length,
+                align,
+                &options,
+                true
+            )
+            .len(),
+            1
+        );
     }
 }

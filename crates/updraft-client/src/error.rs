@@ -121,6 +121,10 @@ impl Error {
             Self::Install { .. }
             | Self::DiskSpace { .. }
             | Self::Fs(updraft_fs::Error::Locked { .. }) => ErrorKind::Install,
+            // A disk that filled up stopped the update before it touched the app.
+            Self::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                ErrorKind::Install
+            }
             _ => ErrorKind::Other,
         }
     }

@@ -161,11 +161,13 @@ pub struct UpdateManager {
     state: Mutex<InstallState>,
 }
 
-/// A verified package and manifest in the staging folder.
+/// A verified release, unpacked in the staging folder, and its manifest.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
-    /// The package file.
-    pub package: PathBuf,
+    /// The unpacked release (`.updraft/staging/{sha256}.tree`), every file
+    /// checked against the manifest; [`UpdateManager::prepare`] moves it into
+    /// `versions/`.
+    pub staged: PathBuf,
     /// The verified manifest.
     pub manifest: ReleaseManifest,
     /// Transfer figures.
@@ -447,12 +449,30 @@ impl UpdateManager {
             .map(|base| repository.target_url(base, &offer.target, target))
             .collect::<Result<Vec<_>>>()?;
         let sha256 = Sha256Digest::from_hex(&offer.sha256).map_err(|e| Error::verification(&e))?;
+        if let Some(chunks) = &manifest.chunks {
+            chunks
+                .check(manifest_ref.path.as_str(), target.length)
+                .map_err(|e| Error::verification(&e))?;
+        }
+        let staged = Staged::of(&staging, &offer.sha256);
+        if staged.is_complete() {
+            return Ok(Downloaded {
+                staged: staged.tree,
+                manifest,
+                stats: DownloadStats {
+                    already_complete: true,
+                    ..DownloadStats::default()
+                },
+                _lock: Arc::new(lock),
+            });
+        }
         let request = DownloadRequest {
             urls,
             length: target.length,
             sha256,
+            chunks: manifest.chunks.clone(),
             what: offer.target.clone(),
-            dest: staging.join(format!("{}.tar.zst", offer.sha256)),
+            dest: staged.package.clone(),
         };
         let settings = &self.config.download_settings;
         let options = DownloadOptions {
@@ -462,14 +482,43 @@ impl UpdateManager {
             rate_window: Duration::from_secs(settings.stall_timeout),
             ..DownloadOptions::default()
         };
-        // Room for the package now, and for the unpacked release next.
+        // Room for the package and the unpacked release, side by side.
         download::ensure_space(
             &staging,
             target.length.saturating_add(offer.custom.installed_size),
         )?;
-        let stats = download::download(&self.fetcher, &request, &options, progress, cancel).await?;
+        updraft_fs::create_dir_all_durable(&staged.tree)?;
+        updraft_fs::fault::point("download.checked");
+        let unpack: download::ConsumeFn<()> = {
+            let (tree, manifest, version) =
+                (staged.tree.clone(), manifest.clone(), offer.version.clone());
+            Arc::new(move |reader| {
+                // Files an interrupted run already unpacked are kept once they hash right.
+                let mut sink = updraft_package::Unpack::new(&tree).reuse_verified(true);
+                updraft_package::walk_reader(reader, &manifest, &mut sink).map_err(|reason| {
+                    Error::Install {
+                        version: version.clone(),
+                        reason,
+                    }
+                })?;
+                updraft_fs::fault::point("download.unpacked");
+                install::sync_tree(&tree).map_err(|e| Error::io("sync", &tree, e))
+            })
+        };
+        let ((), stats) = download::download_streaming(
+            &self.fetcher,
+            &request,
+            &options,
+            progress,
+            cancel,
+            unpack,
+        )
+        .await?;
+        staged.mark_complete(&offer.version)?;
+        updraft_fs::fault::point("download.staged");
+        download::discard_partial(&staged.package);
         Ok(Downloaded {
-            package: request.dest,
+            staged: staged.tree,
             manifest,
             stats,
             _lock: Arc::new(lock),
@@ -496,17 +545,13 @@ impl UpdateManager {
     /// [`apply_on_exit`](Self::apply_on_exit), or at the next `updraft run`.
     pub async fn prepare(&self, offer: &Offer, downloaded: &Downloaded) -> Result<()> {
         let layout = self.layout.clone();
-        let (package, manifest) = (downloaded.package.clone(), downloaded.manifest.clone());
-        let installed_size = offer.custom.installed_size;
+        let (tree, manifest) = (downloaded.staged.clone(), downloaded.manifest.clone());
         let version = offer.version.clone();
         tokio::task::spawn_blocking(move || {
             let _lock = updraft_fs::StoreLock::try_acquire(&layout.lock())?;
             recover(&layout)?;
-            // Room for the unpacked release; the old version is kept as it is, so
-            // the backup itself needs no space.
-            download::ensure_space(&layout.root, installed_size)?;
             updraft_fs::fault::point("prepare.checked");
-            install::prepare(&layout, &package, &manifest)?;
+            install::prepare(&layout, &tree, &manifest)?;
             InstallState::read(&layout)
         })
         .await
@@ -515,7 +560,7 @@ impl UpdateManager {
             reason: e.to_string(),
         })?
         .map(|state| *self.state.lock().expect("state lock") = state)?;
-        let _ = std::fs::remove_file(&downloaded.package);
+        let _ = std::fs::remove_file(Staged::marker_of(&downloaded.staged));
         Ok(())
     }
 
@@ -698,6 +743,43 @@ impl UpdateManager {
                 }
             }
         })
+    }
+}
+
+/// Where a package's download and unpacked tree live in the staging folder.
+struct Staged {
+    /// `{sha256}.tar.zst`: the download's name (its `.part` holds the bytes).
+    package: PathBuf,
+    /// `{sha256}.tree`: the release, unpacked as the bytes arrive.
+    tree: PathBuf,
+    /// `{sha256}.tree.json`: written once the tree is complete, synced and
+    /// the whole package verified.
+    marker: PathBuf,
+}
+
+impl Staged {
+    fn of(staging: &Path, sha256: &str) -> Self {
+        let tree = staging.join(format!("{sha256}.tree"));
+        Self {
+            package: staging.join(format!("{sha256}.tar.zst")),
+            marker: Self::marker_of(&tree),
+            tree,
+        }
+    }
+
+    fn marker_of(tree: &Path) -> PathBuf {
+        tree.with_extension("tree.json")
+    }
+
+    fn is_complete(&self) -> bool {
+        self.marker.is_file() && self.tree.is_dir()
+    }
+
+    fn mark_complete(&self, version: &str) -> Result<()> {
+        let bytes = serde_json::to_vec(&serde_json::json!({ "version": version }))
+            .expect("markers serialise");
+        updraft_fs::write_atomic(&self.marker, &bytes)?;
+        Ok(())
     }
 }
 

@@ -6,7 +6,8 @@
 //! type, size, SHA-256, mode or link target, nothing listed may be missing,
 //! and hard links, devices and other special entries are refused. What happens
 //! to the bytes is up to the [`Sink`]: `repo verify` only hashes them
-//! ([`CheckOnly`]), the client writes them into a fresh folder.
+//! ([`CheckOnly`]), the client writes them into a fresh folder ([`Unpack`]),
+//! as they are downloaded ([`walk_reader`]).
 //!
 //! ```no_run
 //! # fn demo(manifest: &updraft_protocol::ReleaseManifest) -> Result<(), String> {
@@ -22,6 +23,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use updraft_protocol::manifest::FileEntry;
 use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
+
+mod unpack;
+
+pub use unpack::{SAFE_MODE_MASK, Unpack};
 
 /// Most entries a package may have.
 pub const MAX_ENTRIES: usize = 1_000_000;
@@ -68,10 +73,35 @@ pub fn walk(
     sink: &mut impl Sink,
 ) -> Result<(), String> {
     let file = std::fs::File::open(package).map_err(|e| format!("cannot read the package: {e}"))?;
-    let mut decoder = zstd::stream::read::Decoder::new(file)
+    walk_reader(file, manifest, sink)
+}
+
+/// Streams the package bytes `package` yields through `sink`, checking every
+/// entry against `manifest`, as they arrive: a reader that blocks until the
+/// next bytes are downloaded lets unpacking overlap the download. Reads the
+/// package to its end, so a reader that hashes what passes sees every byte.
+pub fn walk_reader(
+    package: impl Read,
+    manifest: &ReleaseManifest,
+    sink: &mut impl Sink,
+) -> Result<(), String> {
+    let mut decoder = zstd::stream::read::Decoder::new(package)
         .map_err(|e| format!("the package is not zstd: {e}"))?;
     decoder.window_log_max(27).map_err(|e| e.to_string())?;
     let mut archive = tar::Archive::new(decoder);
+    walk_archive(&mut archive, manifest, sink)?;
+    // Whatever follows the tar's end (its zero blocks, the zstd checksum)
+    // still belongs to the signed package.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| format!("the package is corrupt: {e}"))?;
+    Ok(())
+}
+
+fn walk_archive<R: Read>(
+    archive: &mut tar::Archive<R>,
+    manifest: &ReleaseManifest,
+    sink: &mut impl Sink,
+) -> Result<(), String> {
     let mut files: BTreeMap<&str, &FileEntry> = manifest
         .files
         .iter()

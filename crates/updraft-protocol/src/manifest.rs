@@ -53,6 +53,68 @@ pub struct ReleaseManifest {
     /// Symbolic links inside the release, sorted by path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub symlinks: Vec<SymlinkEntry>,
+    /// Digests of the full package's consecutive byte ranges, so a client
+    /// can verify (and keep, after an interruption) each part of the package
+    /// before the whole has arrived. Optional: manifests written before it
+    /// existed have none, and such packages are verified as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<PackageChunks>,
+}
+
+/// The signed digests of a package's chunks: bytes `[i * size, (i + 1) * size)`
+/// for each `i`, the last one shorter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageChunks {
+    /// Bytes per chunk.
+    pub size: u64,
+    /// SHA-256 of each chunk, in order.
+    pub sha256: Vec<Sha256Digest>,
+}
+
+/// Fewest bytes per chunk.
+pub const MIN_CHUNK_SIZE: u64 = 64 * 1024;
+/// Most bytes per chunk.
+pub const MAX_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
+
+impl PackageChunks {
+    /// The chunk size a package of about `length` bytes gets: a power of two
+    /// giving at most about 1,024 chunks, between [`MIN_CHUNK_SIZE`] and
+    /// [`MAX_CHUNK_SIZE`]. An interrupted download loses at most one chunk per
+    /// connection, well under 1 % of a large package.
+    pub fn size_for(length: u64) -> u64 {
+        (length / 1024)
+            .max(1)
+            .next_power_of_two()
+            .clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
+    }
+
+    /// The byte range of chunk `index` in a package of `length` bytes.
+    pub fn range(&self, index: usize, length: u64) -> std::ops::Range<u64> {
+        let start = (index as u64).saturating_mul(self.size).min(length);
+        start..start.saturating_add(self.size).min(length)
+    }
+
+    /// Checks that these chunks cover exactly `length` bytes.
+    pub fn check(&self, what: &str, length: u64) -> Result<(), Error> {
+        let expected = if self.size == 0 {
+            None
+        } else {
+            Some(length.div_ceil(self.size))
+        };
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.size)
+            || expected != Some(self.sha256.len() as u64)
+        {
+            return Err(Error::Invalid {
+                what: what.to_owned(),
+                reason: format!(
+                    "its {} chunk digests of {} bytes do not cover the {length}-byte package",
+                    self.sha256.len(),
+                    self.size
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl ReleaseManifest {
@@ -264,6 +326,32 @@ mod tests {
         let error = ReleaseManifest::from_slice("manifest.json", &bytes).unwrap_err();
         assert!(matches!(error, Error::UnsupportedFormat { .. }), "{error}");
         assert!(error.to_string().contains("upgrade updraft"));
+    }
+
+    #[test]
+    fn chunks_must_cover_the_package_exactly() {
+        let size = PackageChunks::size_for(210_000_000);
+        assert_eq!(size, 256 * 1024);
+        assert_eq!(PackageChunks::size_for(10), MIN_CHUNK_SIZE);
+        assert_eq!(PackageChunks::size_for(u64::MAX / 2), MAX_CHUNK_SIZE);
+        let digest = Sha256Digest::of(b"");
+        let chunks = PackageChunks {
+            size: MIN_CHUNK_SIZE,
+            sha256: vec![digest; 3],
+        };
+        assert!(chunks.check("p", 2 * MIN_CHUNK_SIZE + 1).is_ok());
+        assert!(chunks.check("p", 3 * MIN_CHUNK_SIZE).is_ok());
+        assert!(chunks.check("p", 3 * MIN_CHUNK_SIZE + 1).is_err());
+        assert!(chunks.check("p", 2 * MIN_CHUNK_SIZE).is_err());
+        assert_eq!(
+            chunks.range(2, 2 * MIN_CHUNK_SIZE + 1),
+            2 * MIN_CHUNK_SIZE..2 * MIN_CHUNK_SIZE + 1
+        );
+        let zero = PackageChunks {
+            size: 0,
+            sha256: vec![],
+        };
+        assert!(zero.check("p", 0).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use updraft_protocol::manifest::{DirEntry, FileEntry, SymlinkEntry};
+use updraft_protocol::manifest::{DirEntry, FileEntry, PackageChunks, SymlinkEntry};
 use updraft_protocol::{Sha256Digest, TargetPath};
 
 use crate::error::{Error, Result};
@@ -206,16 +206,15 @@ pub struct Packed {
     pub length: u64,
     /// Package digest.
     pub sha256: Sha256Digest,
+    /// Digests of the package's chunks.
+    pub chunks: PackageChunks,
 }
 
 /// Streams `tree` as tar + zstd into `out`.
 pub fn pack(tree: &SourceTree, out: impl Write, options: &PackOptions) -> Result<Packed> {
     let package = |e: io::Error| Error::io("write the package for", tree.root(), e);
-    let mut counted = HashingWriter {
-        inner: out,
-        hasher: Sha256::new(),
-        length: 0,
-    };
+    // Sized from the unpacked size: packages are rarely much smaller.
+    let mut counted = HashingWriter::new(out, PackageChunks::size_for(tree.total_size()));
     let mut encoder =
         zstd::stream::write::Encoder::new(&mut counted, options.level).map_err(package)?;
     encoder.include_checksum(true).map_err(package)?;
@@ -305,12 +304,14 @@ pub fn pack(tree: &SourceTree, out: impl Write, options: &PackOptions) -> Result
     let encoder = builder.into_inner().map_err(package)?;
     encoder.finish().map_err(package)?;
     counted.flush().map_err(package)?;
+    let (length, sha256, chunks) = counted.finish();
     Ok(Packed {
         files,
         dirs,
         symlinks,
-        length: counted.length,
-        sha256: Sha256Digest::from_bytes(counted.hasher.finalize().into()),
+        length,
+        sha256,
+        chunks,
     })
 }
 
@@ -372,10 +373,46 @@ fn special_kind(file_type: fs::FileType) -> &'static str {
     "special file"
 }
 
+/// Hashes the package as a whole and in chunks of `chunk_size` bytes.
 struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     length: u64,
+    chunk_size: u64,
+    chunk: Sha256,
+    chunk_length: u64,
+    chunks: Vec<Sha256Digest>,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W, chunk_size: u64) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            length: 0,
+            chunk_size,
+            chunk: Sha256::new(),
+            chunk_length: 0,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// The whole digest and the chunks' digests (the last chunk closed).
+    fn finish(mut self) -> (u64, Sha256Digest, PackageChunks) {
+        if self.chunk_length > 0 {
+            self.chunks
+                .push(Sha256Digest::from_bytes(self.chunk.finalize().into()));
+        }
+        let chunks = PackageChunks {
+            size: self.chunk_size,
+            sha256: self.chunks,
+        };
+        (
+            self.length,
+            Sha256Digest::from_bytes(self.hasher.finalize().into()),
+            chunks,
+        )
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -383,6 +420,20 @@ impl<W: Write> Write for HashingWriter<W> {
         let written = self.inner.write(buf)?;
         self.hasher.update(&buf[..written]);
         self.length += written as u64;
+        let mut rest = &buf[..written];
+        while !rest.is_empty() {
+            let room = usize::try_from(self.chunk_size - self.chunk_length).unwrap_or(usize::MAX);
+            let (part, tail) = rest.split_at(room.min(rest.len()));
+            self.chunk.update(part);
+            self.chunk_length += part.len() as u64;
+            if self.chunk_length == self.chunk_size {
+                let done = std::mem::replace(&mut self.chunk, Sha256::new());
+                self.chunks
+                    .push(Sha256Digest::from_bytes(done.finalize().into()));
+                self.chunk_length = 0;
+            }
+            rest = tail;
+        }
         Ok(written)
     }
 
@@ -465,6 +516,13 @@ mod tests {
         assert_eq!(first, second, "same tree, same bytes");
         assert_eq!(packed.sha256, Sha256Digest::of(&first));
         assert_eq!(packed.length, first.len() as u64);
+        packed.chunks.check("package", packed.length).unwrap();
+        for (index, digest) in packed.chunks.sha256.iter().enumerate() {
+            let range = packed.chunks.range(index, packed.length);
+            let bytes =
+                &first[usize::try_from(range.start).unwrap()..usize::try_from(range.end).unwrap()];
+            assert_eq!(*digest, Sha256Digest::of(bytes), "chunk {index}");
+        }
         assert_eq!(packed.files.len(), 2);
         assert_eq!(packed.dirs.len(), 2);
 

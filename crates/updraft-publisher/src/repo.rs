@@ -427,6 +427,7 @@ pub fn publish(
         files: packed.files.clone(),
         dirs: packed.dirs.clone(),
         symlinks: packed.symlinks.clone(),
+        chunks: Some(packed.chunks.clone()),
     };
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
     manifest_bytes.push(b'\n');

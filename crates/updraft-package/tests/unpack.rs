@@ -1,0 +1,203 @@
+//! Hostile packages never escape the folder they are unpacked into, and
+//! what is unpacked has safe modes.
+
+mod unpack {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    use updraft_package::{Unpack, walk};
+    use updraft_protocol::manifest::{FORMAT_VERSION, FileEntry};
+    use updraft_protocol::{ReleaseManifest, Sha256Digest};
+
+    fn manifest(files: &[FileEntry]) -> ReleaseManifest {
+        let json = serde_json::json!({
+            "format_version": FORMAT_VERSION, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
+            "platform": "linux", "arch": "x86_64", "main": "bin/app", "release_date": "2026-01-01T00:00:00Z",
+            "files": files,
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// Name, type, content, link target.
+    type RawEntry<'a> = (&'a str, tar::EntryType, &'a [u8], Option<&'a str>);
+
+    /// Writes a tar.zst with raw headers, so hostile names survive.
+    fn package(dir: &Path, entries: &[RawEntry<'_>]) -> PathBuf {
+        let path = dir.join("p.tar.zst");
+        let file = fs::File::create(&path).unwrap();
+        let encoder = zstd::stream::write::Encoder::new(file, 3)
+            .unwrap()
+            .auto_finish();
+        let mut builder = tar::Builder::new(encoder);
+        for (name, kind, data, link) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_entry_type(*kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            if let Some(link) = link {
+                header.set_link_name(link).unwrap();
+            }
+            header.set_cksum();
+            builder.append(&header, *data).unwrap();
+        }
+        builder.into_inner().unwrap();
+        path
+    }
+
+    fn entry(path: &str, data: &[u8]) -> FileEntry {
+        FileEntry {
+            path: path.parse().unwrap(),
+            size: data.len() as u64,
+            sha256: Sha256Digest::of(data),
+            mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_and_nothing_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let signed = manifest(&[entry("bin/app", b"ok")]);
+        let cases: Vec<(Vec<RawEntry<'_>>, &str)> = vec![
+            (
+                vec![("../evil", tar::EntryType::Regular, b"x", None)],
+                "`..`",
+            ),
+            (
+                vec![("/etc/evil", tar::EntryType::Regular, b"x", None)],
+                "relative",
+            ),
+            (
+                vec![("C:/evil", tar::EntryType::Regular, b"x", None)],
+                "drive",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Symlink, b"", Some("/etc/passwd"))],
+                "not in the manifest",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Link, b"", Some("bin/other"))],
+                "never installed",
+            ),
+            (
+                vec![("dev", tar::EntryType::Char, b"", None)],
+                "never installed",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Regular, b"tampered", None)],
+                "larger than the manifest says",
+            ),
+            (
+                vec![("bin/app", tar::EntryType::Regular, b"no", None)],
+                "differs from the signed manifest",
+            ),
+            (
+                vec![("bin/extra", tar::EntryType::Regular, b"x", None)],
+                "not in the manifest",
+            ),
+            (vec![], "lacks `bin/app`"),
+        ];
+        for (entries, words) in cases {
+            let work = tempfile::tempdir_in(dir.path()).unwrap();
+            let package = package(work.path(), &entries);
+            let into = work.path().join("into");
+            fs::create_dir(&into).unwrap();
+            let error = walk(&package, &signed, &mut Unpack::new(&into)).unwrap_err();
+            assert!(error.contains(words), "{entries:?}: {error}");
+            assert!(!dir.path().join("evil").exists() && !Path::new("/etc/evil").exists());
+        }
+        let work = tempfile::tempdir_in(dir.path()).unwrap();
+        let good = package(
+            work.path(),
+            &[("bin/app", tar::EntryType::Regular, b"ok", None)],
+        );
+        let into = work.path().join("into");
+        fs::create_dir(&into).unwrap();
+        walk(&good, &signed, &mut Unpack::new(&into)).unwrap();
+        assert_eq!(fs::read(into.join("bin/app")).unwrap(), b"ok");
+    }
+}
+
+/// THREATS.md "local privilege escalation": whatever the signed manifest
+/// says, nothing unpacked is setuid, setgid, sticky, or writable by others.
+#[cfg(unix)]
+#[test]
+fn unpacked_modes_are_never_setuid_or_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.zst");
+    let encoder = zstd::stream::write::Encoder::new(std::fs::File::create(&path).unwrap(), 3)
+        .unwrap()
+        .auto_finish();
+    let mut builder = tar::Builder::new(encoder);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o1777);
+    header.set_size(0);
+    builder
+        .append_data(&mut header, "bin", std::io::empty())
+        .unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o6777);
+    header.set_size(2);
+    builder
+        .append_data(&mut header, "bin/app", &b"ok"[..])
+        .unwrap();
+    builder.into_inner().unwrap();
+    let manifest: updraft_protocol::ReleaseManifest = serde_json::from_value(serde_json::json!({
+        "format_version": 1, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
+        "platform": "linux", "arch": "x86_64", "main": "bin/app", "release_date": "2026-01-01T00:00:00Z",
+        "files": [{"path": "bin/app", "size": 2, "sha256": updraft_protocol::Sha256Digest::of(b"ok").to_hex(), "mode": 0o6777}],
+        "dirs": [{"path": "bin", "mode": 0o1777}],
+    }))
+    .unwrap();
+    let into = dir.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    updraft_package::walk(&path, &manifest, &mut updraft_package::Unpack::new(&into)).unwrap();
+    let mode = |p: &str| {
+        std::fs::metadata(into.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("bin/app"), 0o755);
+    assert_eq!(mode("bin"), 0o755);
+}
+
+/// Resuming an interrupted unpack keeps files that hash right and rewrites
+/// the rest, never trusting a file by its name alone.
+#[test]
+fn resumed_unpacks_keep_only_verified_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.zst");
+    let encoder = zstd::stream::write::Encoder::new(std::fs::File::create(&path).unwrap(), 3)
+        .unwrap()
+        .auto_finish();
+    let mut builder = tar::Builder::new(encoder);
+    for (name, data) in [("a", &b"first"[..]), ("b", &b"second"[..])] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        builder.append_data(&mut header, name, data).unwrap();
+    }
+    builder.into_inner().unwrap();
+    let file = |p: &str, d: &[u8]| serde_json::json!({"path": p, "size": d.len(), "sha256": updraft_protocol::Sha256Digest::of(d).to_hex(), "mode": 0o644});
+    let manifest: updraft_protocol::ReleaseManifest = serde_json::from_value(serde_json::json!({
+        "format_version": 1, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
+        "platform": "linux", "arch": "x86_64", "main": "a", "release_date": "2026-01-01T00:00:00Z",
+        "files": [file("a", b"first"), file("b", b"second")],
+    }))
+    .unwrap();
+    let into = dir.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    std::fs::write(into.join("a"), b"first").unwrap();
+    std::fs::write(into.join("b"), b"secxnd").unwrap();
+    let mut sink = updraft_package::Unpack::new(&into).reuse_verified(true);
+    updraft_package::walk(&path, &manifest, &mut sink).unwrap();
+    assert_eq!(sink.reused_bytes(), 5, "the good file is kept");
+    assert_eq!(sink.written_bytes(), 6, "the bad one is written again");
+    assert_eq!(std::fs::read(into.join("b")).unwrap(), b"second");
+}
