@@ -13,8 +13,8 @@
 //! hashes what the partial file holds and keeps every chunk that matches its
 //! signed digest, whatever the sidecar says: nothing on disk is trusted, and
 //! at most one chunk per connection is fetched again. The partial file is
-//! synced in the background (every [`SYNC_INTERVAL`]), so a power loss
-//! loses little.
+//! synced in the background (every [`SYNC_INTERVAL`] once the download has
+//! run for [`SYNC_AFTER`]), so a power loss loses little.
 //!
 //! **Packages without chunk digests** (published before them) resume from
 //! the byte counts in the sidecar, and are verified as a whole at the end; a
@@ -44,8 +44,15 @@ use updraft_protocol::manifest::PackageChunks;
 use crate::error::{Error, Result};
 use crate::transport::{Fetcher, describe};
 
-/// How often the partial file is synced to disk while a download runs.
+/// How often the partial file is synced to disk while a download runs, once
+/// it has run for [`SYNC_AFTER`]: a power loss costs at most about this much
+/// transfer time.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A download shorter than this never syncs its partial file: fetching it
+/// again after a power loss costs less than writing it to disk twice (the
+/// unpacked files are what must reach the disk).
+pub const SYNC_AFTER: Duration = Duration::from_secs(1);
 
 /// How to download.
 #[derive(Debug, Clone)]
@@ -646,11 +653,13 @@ async fn run_pass<T: Send + 'static>(
     let syncer = {
         let (shared, part, stop) = (Arc::clone(shared), part.to_path_buf(), stop.child_token());
         tokio::spawn(async move {
+            let mut wait = SYNC_AFTER;
             loop {
                 tokio::select! {
-                    () = tokio::time::sleep(SYNC_INTERVAL) => {}
+                    () = tokio::time::sleep(wait) => {}
                     () = stop.cancelled() => break,
                 }
+                wait = SYNC_INTERVAL;
                 let (shared, part) = (Arc::clone(&shared), part.clone());
                 let _ = tokio::task::spawn_blocking(move || sync_part(&shared, &part)).await;
             }

@@ -502,13 +502,6 @@ pub fn switch_current(layout: &Layout, version: &str) -> Result<()> {
     }
 }
 
-/// Makes everything written under `dir` durable (one syncfs of its file
-/// system), before it is renamed into place.
-pub fn sync_tree(dir: &Path) -> std::io::Result<()> {
-    let handle = fs::File::open(dir)?;
-    rustix::fs::syncfs(&handle).map_err(std::io::Error::from)
-}
-
 /// Drops versions beyond the newest `keep` previous ones from `state` and
 /// returns them; delete their folders once the new state is committed.
 pub fn prune(state: &mut InstallState, keep: usize) -> Vec<String> {

@@ -493,16 +493,18 @@ impl UpdateManager {
             let (tree, manifest, version) =
                 (staged.tree.clone(), manifest.clone(), offer.version.clone());
             Arc::new(move |reader| {
-                // Files an interrupted run already unpacked are kept once they hash right.
-                let mut sink = updraft_package::Unpack::new(&tree).reuse_verified(true);
-                updraft_package::walk_reader(reader, &manifest, &mut sink).map_err(|reason| {
-                    Error::Install {
-                        version: version.clone(),
-                        reason,
-                    }
-                })?;
+                // Files an interrupted run already unpacked are kept once they
+                // hash right; each file is synced as soon as it is complete.
+                let mut sink = updraft_package::Unpack::new(&tree)
+                    .reuse_verified(true)
+                    .durable();
+                let installing = |reason| Error::Install {
+                    version: version.clone(),
+                    reason,
+                };
+                updraft_package::walk_reader(reader, &manifest, &mut sink).map_err(installing)?;
                 updraft_fs::fault::point("download.unpacked");
-                install::sync_tree(&tree).map_err(|e| Error::io("sync", &tree, e))
+                sink.finish().map_err(installing)
             })
         };
         let ((), stats) = download::download_streaming(
@@ -516,6 +518,8 @@ impl UpdateManager {
         .await?;
         staged.mark_complete(&offer.version)?;
         updraft_fs::fault::point("download.staged");
+        // The package has served its purpose: removed before the kernel
+        // writes it out. Only the unpacked, synced tree is kept.
         download::discard_partial(&staged.package);
         Ok(Downloaded {
             staged: staged.tree,

@@ -31,6 +31,35 @@ pub struct Unpack {
     reuse: bool,
     reused: u64,
     written: u64,
+    /// Files closed, for the background thread that syncs them.
+    syncer: Option<Syncer>,
+}
+
+/// Syncs closed files on a thread of its own, so their bytes reach the disk
+/// while the rest of the package is still being written.
+#[derive(Debug)]
+struct Syncer {
+    files: std::sync::mpsc::Sender<PathBuf>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Syncer {
+    fn start() -> Self {
+        let (files, queue) = std::sync::mpsc::channel::<PathBuf>();
+        let thread = std::thread::spawn(move || {
+            let mut first_error = None;
+            for path in queue {
+                let synced = fs::File::open(&path).and_then(|file| file.sync_data());
+                if let Err(error) = synced {
+                    first_error.get_or_insert_with(|| {
+                        format!("cannot sync `{}`: {error}", path.display())
+                    });
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        });
+        Self { files, thread }
+    }
 }
 
 impl Unpack {
@@ -41,7 +70,31 @@ impl Unpack {
             reuse: false,
             reused: 0,
             written: 0,
+            syncer: None,
         }
+    }
+
+    /// Makes every file durable as soon as it is complete, on a thread of
+    /// its own; [`finish`](Self::finish) waits for the last ones and syncs
+    /// the folders. Without it, nothing is synced.
+    #[must_use]
+    pub fn durable(mut self) -> Self {
+        self.syncer = Some(Syncer::start());
+        self
+    }
+
+    /// Waits until every file written is on disk, then syncs every folder
+    /// (so their entries are too). Only with [`durable`](Self::durable).
+    pub fn finish(mut self) -> Result<(), String> {
+        let Some(syncer) = self.syncer.take() else {
+            return Ok(());
+        };
+        drop(syncer.files);
+        syncer
+            .thread
+            .join()
+            .map_err(|_| "the sync thread failed".to_owned())??;
+        sync_dirs(&self.into).map_err(|e| format!("cannot sync `{}`: {e}", self.into.display()))
     }
 
     /// Keeps files already in place that match the manifest.
@@ -139,7 +192,13 @@ impl Sink for Unpack {
     }
 
     fn close_file(&mut self, path: &TargetPath, entry: &FileEntry) -> Result<(), String> {
-        set_mode(&self.path(path), entry.mode)
+        let dest = self.path(path);
+        set_mode(&dest, entry.mode)?;
+        if let Some(syncer) = &self.syncer {
+            // A closed channel means the thread stopped on an error; `finish` reports it.
+            let _ = syncer.files.send(dest);
+        }
+        Ok(())
     }
 
     fn symlink(&mut self, path: &TargetPath, target: &str) -> Result<(), String> {
@@ -153,6 +212,17 @@ impl Sink for Unpack {
         let _ = target;
         Ok(())
     }
+}
+
+/// Syncs `dir` and every folder below it (not following links).
+fn sync_dirs(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_dirs(&entry.path())?;
+        }
+    }
+    fs::File::open(dir)?.sync_all()
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
