@@ -30,6 +30,7 @@ pub mod install;
 mod manager;
 mod repository;
 mod transport;
+mod workflow;
 
 pub use config::{
     CheckSettings, DownloadSettings, InstallSettings, Loaded, ServerSettings, UpdateConfig,
@@ -48,6 +49,9 @@ pub use repository::{
 pub use tokio_util::sync::CancellationToken;
 pub use transport::Fetcher;
 pub use updraft_protocol::host;
+pub use workflow::{
+    Applied, EventSink, FailureKind, Finish, Outcome, Phase, Progress, UpdateEvent,
+};
 
 use updraft_protocol::PackageCustom;
 use updraft_protocol::tuf::{TargetFile, Targets};

@@ -56,6 +56,28 @@ pub struct Offer {
     custom: PackageCustom,
 }
 
+impl Offer {
+    /// The offer with the check API's fields (`latest_version`,
+    /// `update_type`, `force_update`, ...), as `check --json` prints it.
+    pub fn to_json(&self, status: &str) -> serde_json::Value {
+        serde_json::json!({
+            "update_available": true,
+            "status": status,
+            "current_version": self.current_version,
+            "latest_version": self.version,
+            "update_type": self.update_type,
+            "force_update": self.force_update,
+            "target": self.target,
+            "file_size": self.file_size,
+            "sha256": self.sha256,
+            "changelog": self.changelog,
+            "changelogs": self.changelogs.iter().map(|(v, n)| serde_json::json!({"version": v, "notes": n})).collect::<Vec<_>>(),
+            "release_date": self.release_date,
+            "min_supported_version": self.min_supported_version,
+        })
+    }
+}
+
 /// The result of a check.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -199,6 +221,10 @@ impl UpdateManager {
     /// The install folder.
     pub fn install_dir(&self) -> &Path {
         &self.layout.root
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     fn base(&self) -> Result<String> {

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use updraft_client::download::ProgressFn;
-use updraft_client::{CancellationToken, Offer, UpdateManager};
+use updraft_client::{CancellationToken, Finish, Offer, Phase, UpdateEvent, UpdateManager};
 
 use crate::progress::{ProgressSink, Stage};
 
@@ -46,9 +45,6 @@ impl<B: UpdateBackend + ?Sized> UpdateBackend for Box<B> {
 /// The download's share of the overall progress bar; verifying and
 /// installing take the rest.
 pub const DOWNLOAD_SHARE: f32 = 0.9;
-
-/// How long reporting the outcome to the server may hold up the dialog.
-const REPORT_DEADLINE: Duration = Duration::from_secs(3);
 
 /// An [`UpdateBackend`] over an [`UpdateManager`] and the [`Offer`] it made.
 ///
@@ -120,6 +116,7 @@ impl ManagerBackend {
         &self.manager
     }
 
+    /// Runs the library's update workflow and shows its events on `sink`.
     async fn download_and_install(&self, sink: &ProgressSink) -> updraft_client::Result<()> {
         let cancel = CancellationToken::new();
         // The UI can only flag the sink; turn that into the client's token.
@@ -132,33 +129,44 @@ impl ManagerBackend {
                 cancel.cancel();
             })
         };
-        sink.set_stage(Stage::Downloading);
-        let progress: ProgressFn = {
-            let sink = sink.clone();
-            Arc::new(move |done, total| sink.report_download(done, total, DOWNLOAD_SHARE))
+        let finish = match &self.mode {
+            InstallMode::Now => Finish::Now { restart: None },
+            InstallMode::PrepareOnly => Finish::Prepare,
+            InstallMode::HandOff(handoff) => Finish::HandOff(handoff.clone()),
         };
-        let downloaded = self
+        let show = |event: &UpdateEvent| show_event(sink, event);
+        let outcome = self
             .manager
-            .download(&self.offer, Some(progress), &cancel)
+            .update(&self.offer, &finish, &show, &cancel)
             .await;
         watcher.abort();
-        let downloaded = downloaded?;
-        sink.clear_bytes();
-        sink.set_stage(Stage::Installing);
-        sink.set_task(0.0);
-        sink.set_overall(DOWNLOAD_SHARE);
-        match &self.mode {
-            InstallMode::Now => self.manager.install(&self.offer, &downloaded).await?,
-            InstallMode::PrepareOnly => self.manager.prepare(&self.offer, &downloaded).await?,
-            InstallMode::HandOff(handoff) => {
-                self.manager
-                    .install_on_exit(&self.offer, &downloaded, handoff)
-                    .await?;
-            }
+        outcome.map(drop)
+    }
+}
+
+/// What the dialog's progress widget shows for one workflow event.
+fn show_event(sink: &ProgressSink, event: &UpdateEvent) {
+    match event {
+        UpdateEvent::Phase {
+            phase: Phase::Downloading,
+        } => sink.set_stage(Stage::Downloading),
+        UpdateEvent::Progress(progress) if progress.phase == Phase::Downloading => {
+            sink.report_download(progress.downloaded, progress.total, DOWNLOAD_SHARE);
         }
-        sink.set_task(1.0);
-        sink.set_overall(1.0);
-        Ok(())
+        UpdateEvent::Phase {
+            phase: Phase::Installing,
+        } => {
+            sink.clear_bytes();
+            sink.set_stage(Stage::Installing);
+            sink.set_task(0.0);
+            sink.set_overall(DOWNLOAD_SHARE);
+        }
+        UpdateEvent::Phase { .. } => sink.set_stage(Stage::Finishing),
+        UpdateEvent::Result(outcome) if outcome.error.is_none() => {
+            sink.set_task(1.0);
+            sink.set_overall(1.0);
+        }
+        _ => {}
     }
 }
 
@@ -181,29 +189,7 @@ impl UpdateBackend for ManagerBackend {
             .build()
             .map_err(|error| format!("Could not start the download: {error}"))?;
         runtime
-            .block_on(async {
-                let result = self.download_and_install(&progress).await;
-                if matches!(result, Err(updraft_client::Error::Cancelled)) {
-                    return result;
-                }
-                progress.set_stage(Stage::Finishing);
-                if result.is_ok() && !matches!(self.mode, InstallMode::Now) {
-                    // The switch happens later; whoever makes it reports it.
-                    return result;
-                }
-                let error = result.as_ref().err().map(ToString::to_string);
-                let outcome = if error.is_some() {
-                    "failed"
-                } else {
-                    "installed"
-                };
-                // Reporting is best effort: a slow server must not hold up the user.
-                let report = self
-                    .manager
-                    .report(&self.offer.version, outcome, error.as_deref());
-                let _ = tokio::time::timeout(REPORT_DEADLINE, report).await;
-                result
-            })
+            .block_on(self.download_and_install(&progress))
             .map_err(|error| error.to_string())
     }
 }

@@ -12,3 +12,10 @@ pub(crate) mod rollout;
 pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod update;
+
+/// The async runtime a command runs the client library on.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}

@@ -259,17 +259,25 @@ fn install_and_update(
             return Ok(());
         }
     } else {
+        // The library's workflow, rendered as a bar only: the steps below say the rest.
         let bar = progress_bar(&format!("Downloading {}", offer.version));
-        let downloaded = runtime.block_on(manager.download(
+        let render = |event: &updraft_client::UpdateEvent| {
+            if let (Some(bar), updraft_client::UpdateEvent::Progress(progress)) = (&bar, event) {
+                bar.set_length(progress.total);
+                bar.set_position(progress.downloaded);
+            }
+        };
+        let finish = updraft_client::Finish::Now { restart: None };
+        let outcome = runtime.block_on(manager.update(
             &offer,
-            progress_fn(bar.as_ref()),
+            &finish,
+            &render,
             &updraft_client::CancellationToken::new(),
-        ))?;
-        if let Some(bar) = bar {
+        ));
+        if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
-        runtime.block_on(manager.install(&offer, &downloaded))?;
-        runtime.block_on(manager.report(&offer.version, "installed", None));
+        outcome?;
         println!(
             "   -> downloaded and verified {}, unpacked beside 1.0.0, and switched `app/current` to versions/{}",
             bytes(offer.file_size),

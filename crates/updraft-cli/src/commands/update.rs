@@ -1,24 +1,116 @@
+//! `updraft update`: checks, asks, then runs the library's update workflow
+//! and renders its events (JSON lines, or a progress bar and sentences).
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use updraft_client::{CancellationToken, CheckOutcome, UpdateManager};
-
+use updraft_client::{
+    CancellationToken, CheckOutcome, EventSink, Finish, Offer, Phase, UpdateEvent, UpdateManager,
+};
 use updraft_gui::{
     DialogOptions, DialogOutcome, InstallMode, LanguageSetting, ManagerBackend, show_update_dialog,
 };
 
-use crate::commands::apply;
-use crate::commands::check::offer_json;
 use crate::output::progress_bar;
 use crate::{HandoffArgs, UpdateArgs};
+
+impl HandoffArgs {
+    /// What the workflow does after preparing: wait for `--wait-pid`'s exit
+    /// and switch, or switch at once; restart with `--restart`.
+    pub(crate) fn finish(&self) -> Finish {
+        let restart = self.restart.then(|| self.args.clone());
+        match self.wait_pid {
+            Some(pid) => Finish::AfterExit {
+                pid,
+                timeout: std::time::Duration::from_secs(self.wait_timeout),
+                restart,
+            },
+            None => Finish::Now { restart },
+        }
+    }
+}
+
+/// Renders the workflow's events: each as one JSON line (`--json`), or a
+/// progress bar on a terminal and one sentence per outcome.
+pub(crate) struct Render {
+    json: bool,
+    bar: Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl Render {
+    pub(crate) fn new(json: bool) -> Self {
+        Self {
+            json,
+            bar: Mutex::new(None),
+        }
+    }
+
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<indicatif::ProgressBar>> {
+        self.bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl EventSink for Render {
+    fn event(&self, event: &UpdateEvent) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("{line}");
+                let _ = std::io::stdout().flush();
+            }
+            return;
+        }
+        match event {
+            UpdateEvent::UpdateAvailable { offer } => println!(
+                "Version {} is available ({} update from {}).",
+                offer.version, offer.update_type, offer.current_version
+            ),
+            UpdateEvent::Phase {
+                phase: Phase::Downloading,
+            } => *self.bar() = progress_bar("Downloading"),
+            UpdateEvent::Phase { .. } => {
+                if let Some(bar) = self.bar().take() {
+                    bar.finish_and_clear();
+                }
+            }
+            UpdateEvent::Progress(progress) if progress.phase == Phase::Downloading => {
+                if let Some(bar) = &*self.bar() {
+                    bar.set_length(progress.total);
+                    bar.set_position(progress.downloaded);
+                }
+            }
+            UpdateEvent::Ready { version, wait_pid } => {
+                println!("{version} is ready; waiting for the app (pid {wait_pid}) to exit.");
+                let _ = std::io::stdout().flush();
+            }
+            UpdateEvent::Result(outcome) => {
+                if let Some(bar) = self.bar().take() {
+                    bar.finish_and_clear();
+                }
+                if outcome.error.is_some() {
+                    // main prints the error, with its exit code.
+                } else if outcome.restarted {
+                    println!("Updated to {} and restarted it.", outcome.version);
+                } else if outcome.switched {
+                    println!("Updated to {}.", outcome.version);
+                } else if outcome.updated {
+                    println!(
+                        "{} is prepared; it runs from the next start of the app.",
+                        outcome.version
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 /// `updraft update`: check, download, verify, install.
 pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
     let manager = UpdateManager::builder(&args.dir).build()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::commands::runtime()?;
     let offer = match runtime.block_on(manager.check())? {
         // An explicit `update` installs a skipped or snoozed version too.
         CheckOutcome::Available(offer)
@@ -40,88 +132,45 @@ pub(crate) fn run(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
         drop(runtime);
         return with_dialog(manager, &offer, &args.handoff, args.json);
     }
+    let render = Render::new(args.json);
+    render.event(&UpdateEvent::UpdateAvailable {
+        offer: Box::new(offer.clone()),
+    });
+    if !args.yes && !args.json && std::io::stdin().is_terminal() {
+        print!("Install now? [Y/n] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim().eq_ignore_ascii_case("n") || answer.trim().eq_ignore_ascii_case("no") {
+            println!("Not installed.");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let cancel = CancellationToken::new();
     runtime.block_on(async {
-        if args.json {
-            println!("{}", serde_json::json!({"event": "update_available", "offer": offer_json(&offer, "available")}));
-        } else {
-            println!("Version {} is available ({} update from {}).", offer.version, offer.update_type, offer.current_version);
-        }
-        if !args.yes && !args.json && std::io::stdin().is_terminal() {
-            print!("Install now? [Y/n] ");
-            std::io::stdout().flush()?;
-            let mut answer = String::new();
-            std::io::stdin().lock().read_line(&mut answer)?;
-            if answer.trim().eq_ignore_ascii_case("n") || answer.trim().eq_ignore_ascii_case("no") {
-                println!("Not installed.");
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        let bar = if args.json { None } else { progress_bar(&format!("Downloading {}", offer.version)) };
-        let json = args.json;
-        let last = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let progress: updraft_client::download::ProgressFn = {
-            let bar = bar.clone();
-            Arc::new(move |done, total| {
-                if let Some(bar) = &bar {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                }
-                // One JSON line per percent at most.
-                let step = total / 100 + 1;
-                let previous = last.load(std::sync::atomic::Ordering::Relaxed);
-                if json && (done / step != previous / step || done == total) {
-                    last.store(done, std::sync::atomic::Ordering::Relaxed);
-                    println!("{}", serde_json::json!({"event": "progress", "downloaded": done, "total": total}));
+        // Ctrl-C stops the download and keeps what arrived for the next run.
+        let interrupt = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.cancel();
                 }
             })
         };
-        let result = async {
-            let started = std::time::Instant::now();
-            let downloaded = manager.download(&offer, Some(progress), &CancellationToken::new()).await?;
-            let downloaded_at = started.elapsed();
-            manager.prepare(&offer, &downloaded).await?;
-            Ok::<_, updraft_client::Error>((downloaded, downloaded_at, started.elapsed().saturating_sub(downloaded_at)))
-        }
-        .await;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        let (downloaded, download_time, prepare_time) = match result {
-            Ok(done) => done,
-            Err(error) => {
-                manager.report(&offer.version, "failed", Some(&error.to_string())).await;
-                return Err(error.into());
-            }
-        };
-        apply::announce_ready(&offer.version, &args.handoff, args.json)?;
-        let applied = tokio::task::block_in_place(|| apply::finish(&manager, &args.handoff));
-        let applied = match applied {
-            Ok(applied) => applied,
-            Err(error) => {
-                manager.report(&offer.version, "failed", Some(&error.to_string())).await;
-                return Err(error);
-            }
-        };
-        manager.report(&offer.version, "installed", None).await;
-        if args.json {
-            println!("{}", serde_json::json!({"event": "result", "updated": true, "version": offer.version,
-                "downloaded_bytes": downloaded.stats.fetched, "resumed_bytes": downloaded.stats.resumed,
-                "download_seconds": download_time.as_secs_f64(), "install_seconds": prepare_time.as_secs_f64(),
-                "restarted": applied.restarted.is_some(), "downtime_seconds": applied.downtime.as_secs_f64()}));
-        } else if applied.restarted.is_some() {
-            println!("Updated to {} and restarted it.", offer.version);
-        } else {
-            println!("Updated to {}.", offer.version);
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+        let outcome = manager
+            .update(&offer, &args.handoff.finish(), &render, &cancel)
+            .await;
+        interrupt.abort();
+        outcome
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Asks with the update dialog; "Install now" downloads and installs from it
 /// (prepares only, with `--wait-pid`: the switch waits for the app's exit).
 pub(crate) fn with_dialog(
     manager: UpdateManager,
-    offer: &updraft_client::Offer,
+    offer: &Offer,
     handoff: &HandoffArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -161,27 +210,14 @@ pub(crate) fn with_dialog(
     }
     match outcome {
         DialogOutcome::Installed => {
+            let render = Render::new(json);
             if handoff.wait_pid.is_some() {
-                apply::announce_ready(&offer.version, handoff, json)?;
-                let applied = apply::finish(&manager, handoff)?;
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(manager.report(&offer.version, "installed", None));
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"event": "result", "updated": true, "version": offer.version, "restarted": applied.restarted.is_some()})
-                    );
-                }
-            } else if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "result", "updated": true, "version": offer.version})
-                );
-            }
-            if !json {
-                println!("Updated to {}.", offer.version);
+                // The dialog prepared it; the workflow's second half waits, switches, restarts.
+                crate::commands::runtime()?.block_on(manager.apply(&handoff.finish(), &render))?;
+            } else {
+                render.event(&UpdateEvent::Result(updraft_client::Outcome::installed(
+                    offer,
+                )));
             }
             Ok(ExitCode::SUCCESS)
         }
