@@ -15,12 +15,15 @@
 //! start: one atomic rename and a process start, whatever the app's size.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::install::Layout;
+use crate::layout::Layout;
+use crate::os;
 
-/// How [`UpdateManager::apply_on_exit`](crate::UpdateManager::apply_on_exit) hands off.
+/// How the app hands the prepared update to the updater ([`start_updater`];
+/// `UpdateManager::apply_on_exit` in `updraft-client`).
 #[derive(Debug, Clone)]
 pub struct Handoff {
     /// The process to wait for; this process when `None`.
@@ -68,73 +71,59 @@ pub fn install_updater(layout: &Layout, program: &Path) -> Result<()> {
     let dest = layout.updater();
     let bin = dest.parent().expect("the updater has a folder");
     updraft_fs::create_dir_all_durable(bin)?;
-    let temp = bin.join(".updraft.new");
-    let _ = std::fs::remove_file(&temp);
-    if std::fs::hard_link(program, &temp).is_err() {
-        std::fs::copy(program, &temp).map_err(|e| Error::io("copy the updater to", &temp, e))?;
-        std::fs::File::open(&temp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io("sync", &temp, e))?;
-    }
-    std::fs::rename(&temp, &dest).map_err(|e| Error::io("install the updater as", &dest, e))?;
-    updraft_fs::fsync_dir(bin)?;
+    updraft_fs::link_or_copy_atomic(program, &dest)?;
     Ok(())
 }
 
-/// Waits until process `pid` has exited, at most `timeout`. On Linux this
-/// waits on a pidfd, so it returns the instant the process is gone (even
-/// before its parent reaps it); elsewhere it polls every 5 ms.
+/// Starts the updater ([`updater_path`]) as `updraft apply --dir DIR
+/// --wait-pid PID --wait-timeout S [--restart -- ARGS]` in its own process
+/// group, its output appended to `.updraft/updater.log`, and returns its
+/// process id. It waits for `handoff.wait_pid` (this process by default)
+/// to exit, switches versions, and restarts the app.
+pub fn start_updater(layout: &Layout, handoff: &Handoff) -> Result<u32> {
+    let updater = updater_path(layout)?;
+    let log_path = layout.updater_log();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io("open", &log_path, e))?;
+    let mut command = Command::new(&updater);
+    command
+        .arg("apply")
+        .arg("--dir")
+        .arg(&layout.root)
+        .arg("--wait-pid")
+        .arg(
+            handoff
+                .wait_pid
+                .unwrap_or_else(std::process::id)
+                .to_string(),
+        )
+        .arg("--wait-timeout")
+        .arg(handoff.wait_timeout.as_secs().max(1).to_string());
+    if let Some(args) = &handoff.restart_args {
+        command.arg("--restart").arg("--").args(args);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(|e| Error::io("open", &log_path, e))?,
+        )
+        .stderr(log);
+    // Its own process group: a Ctrl-C meant for the app does not stop it.
+    os::own_process_group(&mut command);
+    let child = command
+        .spawn()
+        .map_err(|e| Error::io("start", &updater, e))?;
+    Ok(child.id())
+}
+
+/// Waits until process `pid` has exited, at most `timeout` (on Linux on a
+/// pidfd, so it returns the instant the process is gone; elsewhere by
+/// polling every 5 ms). Gives up with an install error: the update stays
+/// prepared and the next `updraft run` applies it.
 pub fn wait_for_exit(pid: u32, timeout: Duration) -> Result<()> {
-    let gave_up = || Error::Install {
-        version: "(prepared)".into(),
-        reason: format!(
-            "the app (pid {pid}) did not exit within {} s; the update stays prepared and is applied at the next `updraft run`",
-            timeout.as_secs()
-        ),
-    };
-    let raw =
-        i32::try_from(pid).map_err(|_| Error::Usage(format!("`{pid}` is not a process id")))?;
-    let Some(pid) = rustix::process::Pid::from_raw(raw) else {
-        return Err(Error::Usage(format!("`{raw}` is not a process id")));
-    };
-    #[cfg(target_os = "linux")]
-    {
-        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-            Ok(fd) => {
-                let mut fds = [rustix::event::PollFd::new(
-                    &fd,
-                    rustix::event::PollFlags::IN,
-                )];
-                let deadline = std::time::Instant::now() + timeout;
-                loop {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    let spec = rustix::event::Timespec::try_from(left).unwrap_or(
-                        rustix::event::Timespec {
-                            tv_sec: i64::MAX,
-                            tv_nsec: 0,
-                        },
-                    );
-                    match rustix::event::poll(&mut fds, Some(&spec)) {
-                        Ok(0) => return Err(gave_up()),
-                        Ok(_) => return Ok(()),
-                        Err(rustix::io::Errno::INTR) => {}
-                        Err(e) => {
-                            return Err(Error::io("wait for", Path::new("the app"), e.into()));
-                        }
-                    }
-                }
-            }
-            Err(rustix::io::Errno::SRCH) => return Ok(()),
-            // An old kernel without pidfds: poll below.
-            Err(_) => {}
-        }
-    }
-    let deadline = std::time::Instant::now() + timeout;
-    while rustix::process::test_kill_process(pid).is_ok() {
-        if std::time::Instant::now() >= deadline {
-            return Err(gave_up());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(())
+    os::wait_for_exit(pid, timeout)
 }

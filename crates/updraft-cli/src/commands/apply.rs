@@ -42,7 +42,7 @@ pub(crate) fn announce_ready(
 /// app through `updraft run` (so the new version's health is watched).
 pub(crate) fn finish(manager: &UpdateManager, handoff: &HandoffArgs) -> anyhow::Result<Applied> {
     if let Some(pid) = handoff.wait_pid {
-        updraft_client::handoff::wait_for_exit(pid, Duration::from_secs(handoff.wait_timeout))?;
+        updraft_installer::wait_for_exit(pid, Duration::from_secs(handoff.wait_timeout))?;
         updraft_fs::fault::point("apply.waited");
     }
     let exited = Instant::now();
@@ -73,11 +73,7 @@ fn restart(manager: &UpdateManager, args: &[String]) -> anyhow::Result<u32> {
         .arg("--")
         .args(args)
         .stdin(std::process::Stdio::null());
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        command.process_group(0);
-    }
+    updraft_installer::own_process_group(&mut command);
     let child = command.spawn()?;
     updraft_fs::fault::point("apply.restarted");
     Ok(child.id())
