@@ -41,7 +41,7 @@ pub struct Install {
     _lock: StoreLock,
 }
 
-/// How [`Install::lock`] waits for another holder of the lock.
+/// How [`take_lock`] waits for another holder of the lock.
 #[derive(Debug, Clone, Copy)]
 enum Wait {
     No,
@@ -72,7 +72,7 @@ impl Install {
     /// state is then what [`InstallState::read`] returns.
     pub fn open_if_free(dir: &Path) -> Result<Option<Self>> {
         let layout = Layout::new(dir);
-        match StoreLock::try_acquire(&layout.lock()) {
+        match take_lock(&layout, Wait::No) {
             Ok(lock) => Self::recovered(layout, lock).map(Some),
             Err(_) => Ok(None),
         }
@@ -80,12 +80,7 @@ impl Install {
 
     fn lock(dir: &Path, wait: Wait) -> Result<Self> {
         let layout = Layout::new(dir);
-        let path = layout.lock();
-        let lock = match wait {
-            Wait::No => StoreLock::try_acquire(&path),
-            Wait::Forever => StoreLock::acquire(&path),
-            Wait::Within(timeout) => StoreLock::acquire_within(&path, timeout),
-        }?;
+        let lock = take_lock(&layout, wait)?;
         Self::recovered(layout, lock)
     }
 
@@ -267,6 +262,16 @@ impl Install {
     /// install's lock, so no prune can slip in before it.
     pub(crate) fn hold_running(&self, version: &str) -> Result<std::fs::File> {
         crate::os::hold_shared(&self.layout.running_lock(version))
+    }
+}
+
+/// Takes `.updraft/lock`, waiting as `wait` says.
+fn take_lock(layout: &Layout, wait: Wait) -> Result<StoreLock, updraft_fs::Error> {
+    let path = layout.lock();
+    match wait {
+        Wait::No => StoreLock::try_acquire(&path),
+        Wait::Forever => StoreLock::acquire(&path),
+        Wait::Within(timeout) => StoreLock::acquire_within(&path, timeout),
     }
 }
 
