@@ -47,6 +47,13 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             updraft_client::ErrorKind::Other => EXIT_OTHER,
         };
     }
+    if let Some(error) = error.downcast_ref::<updraft_installer::Error>() {
+        return match error.kind() {
+            updraft_installer::ErrorKind::Usage => EXIT_USAGE,
+            updraft_installer::ErrorKind::Install => EXIT_INSTALL,
+            _ => EXIT_OTHER,
+        };
+    }
     if let Some(error) = error.downcast_ref::<updraft_server::Error>() {
         return match error {
             updraft_server::Error::Config(_) => EXIT_USAGE,

@@ -78,6 +78,9 @@ pub enum Error {
     /// A crash-safe file operation failed.
     #[error(transparent)]
     Fs(#[from] updraft_fs::Error),
+    /// Installing, switching, rolling back or recovering failed (`updraft-installer`).
+    #[error(transparent)]
+    Installer(#[from] updraft_installer::Error),
 }
 
 /// The class of an error, for exit codes.
@@ -125,6 +128,11 @@ impl Error {
             Self::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
                 ErrorKind::Install
             }
+            Self::Installer(error) => match error.kind() {
+                updraft_installer::ErrorKind::Usage => ErrorKind::Usage,
+                updraft_installer::ErrorKind::Install => ErrorKind::Install,
+                _ => ErrorKind::Other,
+            },
             _ => ErrorKind::Other,
         }
     }

@@ -4,7 +4,9 @@
 //!   and schedules checks for embedding apps.
 //! - [`Repository`], the TUF client workflow over the install's trusted metadata.
 //! - The [`download`] module, for resumable, parallel, verified downloads that never hang.
-//! - [`UpdateConfig`], the install's `update_config.json`.
+//! - [`UpdateConfig`], the install's `update_config.json`, and the other
+//!   installer types an app meets through [`UpdateManager`], re-exported from
+//!   `updraft-installer`, which installs, switches, rolls back and recovers.
 //!
 //! Nothing is installed unless the signed metadata pins it: the server only
 //! chooses which signed release to offer.
@@ -21,23 +23,14 @@
 //! ```
 #![deny(missing_docs)]
 
-mod config;
 pub mod download;
 mod error;
-pub mod handoff;
-pub mod health;
-pub mod install;
 mod manager;
 mod repository;
 mod transport;
 mod workflow;
 
-pub use config::{
-    CheckSettings, DownloadSettings, InstallSettings, Loaded, ServerSettings, UpdateConfig,
-};
 pub use error::{Error, ErrorKind, Result};
-pub use handoff::Handoff;
-pub use install::Switched;
 pub use manager::{
     CheckOutcome, Downloaded, Event, InstallRequest, Offer, UpdateManager, UpdateManagerBuilder,
     bootstrap,
@@ -48,6 +41,10 @@ pub use repository::{
 };
 pub use tokio_util::sync::CancellationToken;
 pub use transport::Fetcher;
+pub use updraft_installer::{
+    CheckSettings, DownloadSettings, Handoff, Install, InstallSettings, InstallState, Loaded,
+    RollbackReason, ServerSettings, Switched, UiSettings, UpdateConfig,
+};
 pub use updraft_protocol::host;
 pub use workflow::{
     Applied, EventSink, FailureKind, Finish, Outcome, Phase, Progress, UpdateEvent,

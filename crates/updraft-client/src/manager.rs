@@ -16,11 +16,10 @@ use updraft_protocol::{
     Version,
 };
 
-use crate::config::UpdateConfig;
+use updraft_installer::{Handoff, Install, InstallState, Layout, Switched, UpdateConfig};
+
 use crate::download::{self, DownloadOptions, DownloadRequest, DownloadStats, ProgressFn};
 use crate::error::{Error, Result};
-use crate::handoff::Handoff;
-use crate::install::{self, InstallState, Layout, Switched, recover};
 use crate::repository::Repository;
 use crate::transport::Fetcher;
 
@@ -417,13 +416,7 @@ impl UpdateManager {
         progress: Option<ProgressFn>,
         cancel: &CancellationToken,
     ) -> Result<Downloaded> {
-        let staging = self.layout.staging();
-        updraft_fs::create_dir_all_durable(&staging)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700));
-        }
+        let staging = self.layout.create_staging()?;
         let lock =
             updraft_fs::StoreLock::try_acquire(&staging.join(format!("{}.lock", offer.sha256)))?;
         let repository = Repository::refresh_offline(&self.layout.metadata())?;
@@ -578,11 +571,10 @@ impl UpdateManager {
         let (tree, manifest) = (downloaded.staged.clone(), downloaded.manifest.clone());
         let version = offer.version.clone();
         tokio::task::spawn_blocking(move || {
-            let _lock = updraft_fs::StoreLock::try_acquire(&layout.lock())?;
-            recover(&layout)?;
+            let install = Install::try_open(&layout.root)?;
             updraft_fs::fault::point("prepare.checked");
-            install::prepare(&layout, &tree, &manifest)?;
-            InstallState::read(&layout)
+            install.prepare(&tree, &manifest)?;
+            Ok::<_, Error>(install.state()?)
         })
         .await
         .map_err(|e| Error::Install {
@@ -599,10 +591,9 @@ impl UpdateManager {
     /// running; returns `None` when nothing is prepared.
     pub fn activate(&self) -> Result<Option<Switched>> {
         // `run` and `confirm` hold the lock for moments: wait for them.
-        let _lock = updraft_fs::StoreLock::acquire_within(&self.layout.lock(), LOCK_WAIT)?;
-        recover(&self.layout)?;
-        let switched = install::activate(&self.layout, &self.config.install_settings)?;
-        *self.state.lock().expect("state lock") = InstallState::read(&self.layout)?;
+        let install = Install::open_within(&self.layout.root, LOCK_WAIT)?;
+        let switched = install.activate(&self.config.install_settings)?;
+        *self.state.lock().expect("state lock") = install.state()?;
         Ok(switched)
     }
 
@@ -633,48 +624,9 @@ impl UpdateManager {
             .state()
             .prepared
             .ok_or_else(|| Error::Usage("no update is prepared; call `prepare` first".into()))?;
-        let updater = crate::handoff::updater_path(&self.layout)?;
-        let log_path = self.layout.updater_log();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| Error::io("open", &log_path, e))?;
-        let mut command = std::process::Command::new(&updater);
-        command
-            .arg("apply")
-            .arg("--dir")
-            .arg(&self.layout.root)
-            .arg("--wait-pid")
-            .arg(
-                options
-                    .wait_pid
-                    .unwrap_or_else(std::process::id)
-                    .to_string(),
-            )
-            .arg("--wait-timeout")
-            .arg(options.wait_timeout.as_secs().max(1).to_string());
-        if let Some(args) = &options.restart_args {
-            command.arg("--restart").arg("--").args(args);
-        }
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(
-                log.try_clone()
-                    .map_err(|e| Error::io("open", &log_path, e))?,
-            )
-            .stderr(log);
-        #[cfg(unix)]
-        {
-            // Its own process group: a Ctrl-C meant for the app does not stop it.
-            use std::os::unix::process::CommandExt;
-            command.process_group(0);
-        }
-        let child = command
-            .spawn()
-            .map_err(|e| Error::io("start", &updater, e))?;
-        tracing::info!(version = %prepared, pid = child.id(), "handed the update to the updater");
-        Ok(child.id())
+        let pid = updraft_installer::start_updater(&self.layout, options)?;
+        tracing::info!(version = %prepared, pid, "handed the update to the updater");
+        Ok(pid)
     }
 
     /// "Skip this version": never offered again unless forced.
@@ -697,17 +649,13 @@ impl UpdateManager {
     /// is on disk now (another process may have switched versions since this
     /// manager was built), and refreshes this manager's copy.
     fn change_state(&self, change: impl FnOnce(&mut InstallState)) -> Result<()> {
-        let _lock = updraft_fs::StoreLock::acquire_within(&self.layout.lock(), LOCK_WAIT)?;
-        recover(&self.layout)?;
-        let mut state = InstallState::read(&self.layout)?;
-        change(&mut state);
-        state.save(&self.layout)?;
+        let state = Install::open_within(&self.layout.root, LOCK_WAIT)?.update_state(change)?;
         *self.state.lock().expect("state lock") = state;
         Ok(())
     }
 
     /// Reads the state from disk again (after a `confirm` or `rollback` made
-    /// through [`health`](crate::health), for example).
+    /// through [`updraft_installer::Install`], for example).
     pub fn reload_state(&self) -> Result<InstallState> {
         let state = InstallState::load(&self.layout)?;
         *self.state.lock().expect("state lock") = state.clone();
@@ -867,7 +815,7 @@ pub async fn bootstrap(
     let config = UpdateConfig {
         app: Some(app.to_string()),
         channel: channel.to_string(),
-        update_server: crate::config::ServerSettings {
+        update_server: updraft_installer::ServerSettings {
             base_url: base_url.trim_end_matches('/').to_owned(),
             ..defaults.update_server.clone()
         },
@@ -875,7 +823,7 @@ pub async fn bootstrap(
     };
     config.save(&layout.config())?;
     Repository::init(&layout.metadata(), trusted_root)?;
-    let mut state = InstallState {
+    let state = InstallState {
         app: app.to_string(),
         platform: platform.to_string(),
         arch: arch.to_string(),
@@ -941,10 +889,10 @@ pub async fn bootstrap(
         .download(&offer, progress, &CancellationToken::new())
         .await?;
     manager.install(&offer, &downloaded).await?;
-    state = manager.state();
-    state.previous_versions.retain(|v| v != "0.0.0");
-    state.pending_confirm = false;
-    state.pending_since = None;
-    state.save(&layout)?;
+    Install::open(install_dir)?.update_state(|state| {
+        state.previous_versions.retain(|v| v != "0.0.0");
+        state.pending_confirm = false;
+        state.pending_since = None;
+    })?;
     Ok(offer.version)
 }

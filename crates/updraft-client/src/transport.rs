@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::config::UpdateConfig;
 use crate::error::{Error, Result};
+use updraft_installer::UpdateConfig;
 
 /// Fetches whole (small) files: metadata, manifests, check answers.
 #[derive(Debug, Clone)]

@@ -25,9 +25,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::handoff::Handoff;
-use crate::install::Switched;
 use crate::manager::{Offer, UpdateManager};
+use crate::{Handoff, Switched};
 
 /// How long reporting an outcome to the server may hold up the user.
 const REPORT_DEADLINE: Duration = Duration::from_secs(3);
@@ -544,7 +543,7 @@ impl UpdateManager {
         phase: &dyn Fn(Phase),
     ) -> Result<Applied> {
         if let Some((pid, timeout)) = wait {
-            crate::handoff::wait_for_exit(pid, timeout)?;
+            updraft_installer::wait_for_exit(pid, timeout)?;
             updraft_fs::fault::point("apply.waited");
         }
         let exited = Instant::now();
@@ -595,10 +594,10 @@ impl UpdateManager {
             exe.file_stem()
                 .is_some_and(|stem| stem.to_string_lossy() == "updraft")
         });
-        match (crate::handoff::updater_path(self.layout()), current) {
+        match (updraft_installer::updater_path(self.layout()), current) {
             (_, Some(current)) => Ok(current),
             (Ok(updater), None) => Ok(updater),
-            (Err(error), None) => Err(error),
+            (Err(error), None) => Err(error.into()),
         }
     }
 

@@ -101,6 +101,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.commit()
 }
 
+/// Renames `from` to `to` (a file or a whole folder, in one folder of one
+/// file system) and makes the rename durable.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|source| Error::io("move into place", to, source))?;
+    fsync_parent(to)
+}
+
+/// Puts `from` at `to` atomically and durably: a hard link under a
+/// temporary name where the file system allows, else a copy (with `from`'s
+/// permission bits) through [`AtomicFile`]; then one rename over `to`.
+pub fn link_or_copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let temp = temp_sibling(to);
+    if fs::hard_link(from, &temp).is_ok() {
+        if let Err(source) = fs::rename(&temp, to) {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::io("rename into place", to, source));
+        }
+        return fsync_parent(to);
+    }
+    let mut reader = File::open(from).map_err(|source| Error::io("open", from, source))?;
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        reader
+            .metadata()
+            .map_err(|source| Error::io("inspect", from, source))?
+            .permissions()
+            .mode()
+    };
+    #[cfg(not(unix))]
+    let mode = 0o755;
+    let mut writer = AtomicFile::create_with_mode(to, mode & 0o7777)?;
+    io::copy(&mut reader, &mut writer).map_err(|source| Error::io("copy", to, source))?;
+    writer.commit()
+}
+
 /// Makes the entries of folder `dir` (creations, renames, removals) durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
@@ -190,6 +226,27 @@ mod tests {
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_placed_copy_keeps_the_content_and_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("updraft");
+        fs::write(&program, b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        let dest = dir.path().join("bin");
+        fs::create_dir(&dest).unwrap();
+        let dest = dest.join("updraft");
+        write_atomic(&dest, b"old").unwrap();
+        link_or_copy_atomic(&program, &dest).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"#!/bin/sh\n");
+        assert_eq!(
+            fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(fs::read_dir(dest.parent().unwrap()).unwrap().count(), 1);
     }
 
     #[test]

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
-use updraft_client::health::{self, RollbackReason};
 use updraft_client::{CancellationToken, CheckOutcome, Event, Handoff, Offer, UpdateManager};
 use updraft_gui::egui;
 use updraft_gui::{InstallMode, LanguageSetting, ManagerBackend, UpdateDialog};
+use updraft_installer::{Install, InstallState, Layout, RollbackReason};
 
 /// What the command line asked for.
 struct Options {
@@ -85,12 +85,11 @@ fn log(dir: Option<&Path>, line: &str) {
 /// and only if this program is the version updraft thinks is current (an old
 /// window must not confirm a version it is not).
 fn confirm(dir: &Path, version: &str) {
-    let layout = updraft_client::install::Layout::new(dir);
-    let Ok(state) = updraft_client::install::InstallState::load(&layout) else {
+    let Ok(state) = InstallState::load(&Layout::new(dir)) else {
         return;
     };
     if state.pending_confirm && state.current_version == version {
-        match health::confirm(dir) {
+        match Install::open(dir).and_then(|install| install.confirm()) {
             Ok(_) => log(Some(dir), &format!("{version} confirmed")),
             Err(error) => log(Some(dir), &format!("{version} could not confirm: {error}")),
         }
@@ -306,7 +305,9 @@ impl Demo {
 
     fn revert(&mut self) {
         let Some(dir) = &self.dir else { return };
-        self.status = match health::rollback(dir, RollbackReason::Requested) {
+        self.status = match Install::open(dir)
+            .and_then(|install| install.rollback(RollbackReason::Requested))
+        {
             Ok(state) => format!(
                 "Reverted: {} starts next time (this window keeps running {}).",
                 state.current_version, self.version

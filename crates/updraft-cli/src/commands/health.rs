@@ -1,11 +1,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use updraft_client::health::{self, RollbackReason};
+use updraft_installer::{Install, RollbackReason};
 
 /// `updraft run`: passes the app's exit code through.
 pub(crate) fn run(dir: &Path, args: &[String]) -> anyhow::Result<ExitCode> {
-    let outcome = health::run(dir, args)?;
+    let outcome = updraft_installer::run(dir, args)?;
     if let Some(version) = &outcome.rolled_back {
         eprintln!(
             "updraft: {version} did not confirm a healthy start; the previous version was restored and {version} will not be offered again"
@@ -37,14 +37,14 @@ fn report(dir: &Path, version: &str) {
 
 /// `updraft confirm`.
 pub(crate) fn confirm(dir: &Path) -> anyhow::Result<ExitCode> {
-    let state = health::confirm(dir)?;
+    let state = Install::open(dir)?.confirm()?;
     println!("{} {} is confirmed.", state.app, state.current_version);
     Ok(ExitCode::SUCCESS)
 }
 
 /// `updraft rollback`.
 pub(crate) fn rollback(dir: &Path) -> anyhow::Result<ExitCode> {
-    let state = health::rollback(dir, RollbackReason::Requested)?;
+    let state = Install::open(dir)?.rollback(RollbackReason::Requested)?;
     println!("{} is back on {}.", state.app, state.current_version);
     Ok(ExitCode::SUCCESS)
 }

@@ -32,8 +32,8 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
     }
     // The updater lives beside the app, outside its files: the app hands off to it.
-    let layout = updraft_client::install::Layout::new(&args.dir);
-    updraft_client::handoff::install_updater(&layout, &std::env::current_exe()?)?;
+    let layout = updraft_installer::Layout::new(&args.dir);
+    updraft_installer::install_updater(&layout, &std::env::current_exe()?)?;
     println!(
         "Installed {} {version} for {platform}/{arch} in `{}`.",
         args.app,

@@ -234,8 +234,8 @@ fn install_and_update(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    updraft_client::handoff::install_updater(
-        &updraft_client::install::Layout::new(&install_dir),
+    updraft_installer::install_updater(
+        &updraft_installer::Layout::new(&install_dir),
         &std::env::current_exe()?,
     )?;
     run_demo(&install_dir)?;

@@ -3,8 +3,8 @@
 //! after `health_launches` launches or `health_timeout` seconds, the previous
 //! version is restored and the bad one is never offered again.
 //!
-//! Every step takes the install's lock and ends with an atomic switch of
-//! `current` and an atomic write of the state.
+//! Every step goes through [`Install`]: it takes the install's lock and ends
+//! with an atomic switch of `current` and an atomic write of the state.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,16 +14,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::config::UpdateConfig;
 use crate::error::{Error, Result};
-use crate::install::{InstallState, Layout, activate, commit_switch, recover};
-
-/// Why a rollback happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RollbackReason {
-    /// The user asked ("Revert to previous version"): the newer version is kept on disk.
-    Requested,
-    /// The new version failed its health check: it is removed and never offered again.
-    Failed,
-}
+use crate::install::{Install, RollbackReason};
+use crate::layout::{InstallState, Layout};
 
 /// What `run` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,72 +24,6 @@ pub struct RunOutcome {
     pub exit_code: i32,
     /// A version that was rolled back because it failed, if any.
     pub rolled_back: Option<String>,
-}
-
-/// Takes the install's lock (waiting for another updraft) and finishes any
-/// interrupted switch.
-fn lock(layout: &Layout) -> Result<updraft_fs::StoreLock> {
-    let lock = updraft_fs::StoreLock::acquire(&layout.lock())?;
-    recover(layout)?;
-    Ok(lock)
-}
-
-/// Marks the current version healthy.
-pub fn confirm(install_dir: &Path) -> Result<InstallState> {
-    let layout = Layout::new(install_dir);
-    let _lock = lock(&layout)?;
-    let mut state = InstallState::read(&layout)?;
-    state.pending_confirm = false;
-    state.pending_since = None;
-    state.pending_launches = 0;
-    state.save(&layout)?;
-    Ok(state)
-}
-
-/// Returns to the previous version.
-pub fn rollback(install_dir: &Path, reason: RollbackReason) -> Result<InstallState> {
-    let layout = Layout::new(install_dir);
-    let _lock = lock(&layout)?;
-    rollback_locked(&layout, reason)
-}
-
-fn rollback_locked(layout: &Layout, reason: RollbackReason) -> Result<InstallState> {
-    let mut state = InstallState::read(layout)?;
-    let Some(previous) = state.previous_versions.first().cloned() else {
-        return Err(Error::Usage(format!(
-            "`{}` has no previous version to return to",
-            layout.root.display()
-        )));
-    };
-    if !layout.versions().join(&previous).is_dir() {
-        return Err(Error::Install {
-            version: previous.clone(),
-            reason: "its folder is missing".into(),
-        });
-    }
-    let failed = std::mem::replace(&mut state.current_version, previous);
-    state.previous_versions.remove(0);
-    // Going back cancels an update waiting to be applied (recovery removes its folder).
-    if let Some(prepared) = state.prepared.take() {
-        state.mains.remove(&prepared);
-    }
-    state.pending_confirm = false;
-    state.pending_since = None;
-    state.pending_launches = 0;
-    match reason {
-        RollbackReason::Requested => state.previous_versions.insert(0, failed.clone()),
-        RollbackReason::Failed => {
-            if !state.bad_versions.contains(&failed) {
-                state.bad_versions.push(failed.clone());
-            }
-            state.mains.remove(&failed);
-        }
-    }
-    commit_switch(layout, &state)?;
-    if reason == RollbackReason::Failed {
-        let _ = std::fs::remove_dir_all(layout.versions().join(&failed));
-    }
-    Ok(state)
 }
 
 /// The pending version has run out of launches or time.
@@ -131,24 +57,24 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
     let watched = config.install_settings.rollback_on_failure;
     let mut rolled_back = None;
     let (launched, program, running) = {
-        let _lock = lock(&layout)?;
+        let install = Install::open(install_dir)?;
         let now = OffsetDateTime::now_utc();
-        let state = InstallState::read(&layout)?;
+        let state = install.state()?;
         if watched && state.pending_confirm && overdue(&state, &config, now) {
-            rolled_back = roll_back_failed(&layout, &state.current_version);
+            rolled_back = roll_back_failed(&install, &state.current_version);
         }
         // An update prepared while the app ran (or whose updater gave up
         // waiting) is applied now, before anything runs.
-        if let Err(error) = activate(&layout, &config.install_settings) {
+        if let Err(error) = install.activate(&config.install_settings) {
             tracing::warn!("{error}");
         }
-        let mut state = InstallState::read(&layout)?;
+        let mut state = install.state()?;
         if watched && state.pending_confirm {
             if state.pending_launches == 0 {
                 state.pending_since = now.format(&Rfc3339).ok();
             }
             state.pending_launches += 1;
-            state.save(&layout)?;
+            install.save(&state)?;
         }
         let main = state
             .mains
@@ -160,7 +86,7 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
             })?;
         let program = layout.versions().join(&state.current_version).join(main);
         // Taken under the install's lock: no prune can slip in before it.
-        let running = crate::install::hold_running(&layout, &state.current_version)?;
+        let running = install.hold_running(&state.current_version)?;
         (state.current_version, program, running)
     };
     updraft_fs::create_dir_all_durable(&layout.data())?;
@@ -174,11 +100,11 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
     let exit_code = status.code().unwrap_or(1);
     updraft_fs::fault::point("run.exited");
     if !status.success() && rolled_back.is_none() && watched {
-        let _lock = lock(&layout)?;
-        let state = InstallState::read(&layout)?;
+        let install = Install::open(install_dir)?;
+        let state = install.state()?;
         // Still unconfirmed, still current, and it failed: it is not healthy.
         if state.pending_confirm && state.current_version == launched {
-            rolled_back = roll_back_failed(&layout, &launched);
+            rolled_back = roll_back_failed(&install, &launched);
         }
     }
     Ok(RunOutcome {
@@ -190,17 +116,13 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
 /// Rolls back `version`, which failed its health check. If that is
 /// impossible (its predecessor's folder is gone), stops waiting for a
 /// confirmation instead, so the app can always start.
-fn roll_back_failed(layout: &Layout, version: &str) -> Option<String> {
-    match rollback_locked(layout, RollbackReason::Failed) {
+fn roll_back_failed(install: &Install, version: &str) -> Option<String> {
+    match install.rollback(RollbackReason::Failed) {
         Ok(_) => Some(version.to_owned()),
         Err(error) => {
             tracing::warn!("{version} failed its health check but cannot be rolled back: {error}");
-            if let Ok(mut state) = InstallState::read(layout) {
-                state.pending_confirm = false;
-                state.pending_since = None;
-                state.pending_launches = 0;
-                let _ = state.save(layout);
-            }
+            // Stop waiting for a confirmation, so the app can always start.
+            let _ = install.confirm();
             None
         }
     }

@@ -1,0 +1,143 @@
+//! The Unix implementation (Linux, and the BSDs and macOS where the calls
+//! exist). Each function's doc says what its Windows and macOS counterparts
+//! will do.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Points `current` (`link`) at `versions/{version}` with one atomic
+/// `rename(2)` of a fresh symlink over it, durably.
+///
+/// Windows: `current` is a directory junction made under a temporary name and
+/// renamed over the old one with `MoveFileExW(MOVEFILE_REPLACE_EXISTING)`.
+/// macOS: the unit is the `.app` bundle, exchanged with
+/// `renameatx_np(RENAME_SWAP)` (Finder, Dock and Gatekeeper follow a bundle
+/// path, not a symlink).
+pub(crate) fn switch_current(link: &Path, version: &str) -> Result<()> {
+    updraft_fs::replace_symlink(link, Path::new(&format!("versions/{version}")))?;
+    Ok(())
+}
+
+/// The version `current` (`link`) points at, if it is a link into `versions/`.
+///
+/// Windows: the junction's target, read with `DeviceIoControl(FSCTL_GET_REPARSE_POINT)`.
+pub(crate) fn linked_version(link: &Path) -> Option<String> {
+    fs::read_link(link).ok().and_then(|target| {
+        target
+            .strip_prefix("versions")
+            .ok()
+            .map(|v| v.to_string_lossy().into_owned())
+    })
+}
+
+/// Waits until process `pid` has exited, at most `timeout`. On Linux this
+/// waits on a pidfd, so it returns the instant the process is gone (even
+/// before its parent reaps it); elsewhere it polls `kill(pid, 0)` every 5 ms.
+///
+/// Windows: `OpenProcess(SYNCHRONIZE)` + `WaitForSingleObject` with the timeout.
+/// macOS: polling as here, or a kqueue `EVFILT_PROC`/`NOTE_EXIT`.
+pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> Result<()> {
+    let gave_up = || Error::Install {
+        version: "(prepared)".into(),
+        reason: format!(
+            "the app (pid {pid}) did not exit within {} s; the update stays prepared and is applied at the next `updraft run`",
+            timeout.as_secs()
+        ),
+    };
+    let raw =
+        i32::try_from(pid).map_err(|_| Error::Usage(format!("`{pid}` is not a process id")))?;
+    let Some(pid) = rustix::process::Pid::from_raw(raw) else {
+        return Err(Error::Usage(format!("`{raw}` is not a process id")));
+    };
+    #[cfg(target_os = "linux")]
+    {
+        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            Ok(fd) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let deadline = Instant::now() + timeout;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let spec = rustix::event::Timespec::try_from(left).unwrap_or(
+                        rustix::event::Timespec {
+                            tv_sec: i64::MAX,
+                            tv_nsec: 0,
+                        },
+                    );
+                    match rustix::event::poll(&mut fds, Some(&spec)) {
+                        Ok(0) => return Err(gave_up()),
+                        Ok(_) => return Ok(()),
+                        Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => {
+                            return Err(Error::io("wait for", Path::new("the app"), e.into()));
+                        }
+                    }
+                }
+            }
+            Err(rustix::io::Errno::SRCH) => return Ok(()),
+            // An old kernel without pidfds: poll below.
+            Err(_) => {}
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    while rustix::process::test_kill_process(pid).is_ok() {
+        if Instant::now() >= deadline {
+            return Err(gave_up());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Opens (creating) `path` and takes a shared `flock` on it, held until the
+/// file is closed: any number of holders, and the OS drops it when a holder
+/// dies.
+///
+/// Windows: `LockFileEx` without `LOCKFILE_EXCLUSIVE_LOCK` (std's
+/// `File::lock_shared` already maps to it). macOS: the same `flock`.
+pub(crate) fn hold_shared(path: &Path) -> Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    file.lock_shared().map_err(|e| Error::io("lock", path, e))?;
+    Ok(file)
+}
+
+/// Some process holds a [`hold_shared`] lock on `path`.
+pub(crate) fn held_elsewhere(path: &Path) -> bool {
+    let Ok(file) = fs::OpenOptions::new().write(true).open(path) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock))
+}
+
+/// Makes folder `dir` private to this user (0700), best effort.
+///
+/// Windows: nothing (the per-user install folder's ACLs already exclude
+/// other users).
+pub(crate) fn make_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+}
+
+/// Puts the process `command` will start in its own process group, so a
+/// Ctrl-C or a terminal's hang-up meant for the app does not stop it (the
+/// updater, and the app it restarts).
+///
+/// Windows: `CommandExt::creation_flags(CREATE_NEW_PROCESS_GROUP | DETACHED_PROCESS)`.
+pub fn own_process_group(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0)
+}
