@@ -36,13 +36,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::sync::CancellationToken;
 use updraft_protocol::Sha256Digest;
 use updraft_protocol::manifest::PackageChunks;
 
 use crate::error::{Error, Result};
-use crate::transport::{Fetcher, describe};
+use crate::transport::Fetcher;
 
 /// How often the partial file is synced to disk while a download runs, once
 /// it has run for [`SYNC_AFTER`]: a power loss costs at most about this much
@@ -935,17 +934,6 @@ async fn run_segment(
     })
 }
 
-fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
-    let rest = value.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (first, last) = range.split_once('-')?;
-    Some((
-        first.trim().parse().ok()?,
-        last.trim().parse().ok()?,
-        total.trim().parse().ok()?,
-    ))
-}
-
 /// Writes one segment's bytes at their offsets and decides when they may be
 /// read: a chunked package's bytes once their chunk matched its signed
 /// digest, other packages' bytes as they are written.
@@ -1074,31 +1062,18 @@ async fn attempt_segment(
         (state.segments[index].clone(), state.etag.clone())
     };
     let from = segment.start + segment.done;
-    if let Some(local) = url.strip_prefix("file://") {
-        return copy_local(
-            Path::new(local),
-            shared,
-            index,
-            part,
-            from,
-            segment.end,
-            cancel,
-        )
-        .await;
-    }
     let ranged = !(from == 0 && segment.end == shared.total);
-    let mut builder = fetcher.client().get(url);
-    if ranged {
-        builder = builder.header("range", format!("bytes={from}-{}", segment.end - 1));
-        if let Some(etag) = &etag {
-            builder = builder.header("if-range", etag.as_str());
-        }
-    }
-    let response = tokio::select! {
-        response = builder.send() => response.map_err(|e| Failure::Retry(describe(&e)))?,
+    let request = fetcher.transport(url).get(
+        url,
+        ranged.then_some(from..segment.end),
+        etag.as_deref(),
+        None,
+    );
+    let mut response = tokio::select! {
+        response = request => response.map_err(Failure::Retry)?,
         () = cancel.cancelled() => return Err(Failure::Fatal(Error::Cancelled)),
     };
-    let status = response.status().as_u16();
+    let status = response.status;
     match status {
         404 | 403 | 410 => return Err(Failure::Missing(format!("the server answered {status}"))),
         408 | 425 | 429 | 500..=599 => {
@@ -1107,22 +1082,23 @@ async fn attempt_segment(
         200 | 206 => {}
         other => return Err(Failure::Missing(format!("the server answered {other}"))),
     }
-    let new_etag = response
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let new_etag = response.etag.clone();
     if ranged {
         if status == 200 {
             return Err(Failure::Restart(
                 "the server ignored the Range request (200 instead of 206)".into(),
             ));
         }
-        let range = response
-            .headers()
-            .get("content-range")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_content_range);
+        let range = response.content_range;
+        if let Some((_, _, total)) = range
+            && total != shared.total
+        {
+            // Another file altogether: this mirror does not have the signed one.
+            return Err(Failure::Missing(format!(
+                "it has {total} bytes, not the {} signed ones",
+                shared.total
+            )));
+        }
         if range != Some((from, segment.end - 1, shared.total)) {
             return Err(Failure::Restart(format!(
                 "the server answered a different range than asked ({range:?})"
@@ -1140,13 +1116,19 @@ async fn attempt_segment(
             "the server answered {status} to a request without Range"
         )));
     }
-    if let Some(length) = response.content_length()
-        && length > segment.end - from
-    {
-        return Err(Failure::Retry(format!(
-            "the server announced {length} bytes where {} were asked",
-            segment.end - from
-        )));
+    if let Some(length) = response.content_length {
+        if length > segment.end - from {
+            return Err(Failure::Retry(format!(
+                "the server announced {length} bytes where {} were asked",
+                segment.end - from
+            )));
+        }
+        if !ranged && length < shared.total {
+            return Err(Failure::Missing(format!(
+                "it has {length} bytes, not the {} signed ones",
+                shared.total
+            )));
+        }
     }
     if etag.is_none() && new_etag.is_some() {
         shared.lock().etag.clone_from(&new_etag);
@@ -1155,16 +1137,15 @@ async fn attempt_segment(
     let mut writer = SegmentWriter::open(shared, index, part, from)?;
     let mut window_start = Instant::now();
     let mut window_bytes = 0u64;
-    let mut response = response;
     let outcome = loop {
         let chunk = tokio::select! {
-            chunk = response.chunk() => chunk,
+            chunk = response.body.chunk() => chunk,
             () = cancel.cancelled() => break Err(Failure::Fatal(Error::Cancelled)),
         };
         let chunk = match chunk {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break Ok(()),
-            Err(error) => break Err(Failure::Retry(describe(&error))),
+            Err(reason) => break Err(Failure::Retry(reason)),
         };
         if writer.position + chunk.len() as u64 > segment.end {
             // Never more than the signed length: an endless or lying body stops here.
@@ -1206,69 +1187,9 @@ async fn attempt_segment(
     Ok(())
 }
 
-/// A mirror that is a local folder (`file://`): the same checks, no network.
-async fn copy_local(
-    source: &Path,
-    shared: &Shared,
-    index: usize,
-    part: &Path,
-    from: u64,
-    end: u64,
-    cancel: &CancellationToken,
-) -> std::result::Result<(), Failure> {
-    let mut input = tokio::fs::File::open(source)
-        .await
-        .map_err(|e| Failure::Missing(format!("cannot read it: {e}")))?;
-    let length = input
-        .metadata()
-        .await
-        .map_err(|e| Failure::Missing(format!("cannot read it: {e}")))?
-        .len();
-    if length != shared.total {
-        return Err(Failure::Missing(format!(
-            "it has {length} bytes, not the {} signed ones",
-            shared.total
-        )));
-    }
-    input
-        .seek(SeekFrom::Start(from))
-        .await
-        .map_err(|e| Failure::Retry(e.to_string()))?;
-    let mut writer = SegmentWriter::open(shared, index, part, from)?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let outcome = loop {
-        if cancel.is_cancelled() {
-            break Err(Failure::Fatal(Error::Cancelled));
-        }
-        let position = writer.position;
-        if position >= end {
-            break Ok(());
-        }
-        let want =
-            usize::try_from((end - position).min(buffer.len() as u64)).unwrap_or(buffer.len());
-        let n = match input.read(&mut buffer[..want]).await {
-            Ok(0) => break Err(Failure::Retry("the file ended early".into())),
-            Ok(n) => n,
-            Err(e) => break Err(Failure::Retry(e.to_string())),
-        };
-        if let Err(failure) = writer.write(&buffer[..n]) {
-            break Err(failure);
-        }
-    };
-    writer.finish();
-    outcome
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_ranges_parse_strictly() {
-        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99, 1000)));
-        assert_eq!(parse_content_range("bytes */1000"), None);
-        assert_eq!(parse_content_range("items 0-1/2"), None);
-    }
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {

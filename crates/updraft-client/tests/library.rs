@@ -192,9 +192,7 @@ async fn install_reports_reach_the_server() {
     let running = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    let fetcher = updraft_client::Fetcher::with(Duration::from_secs(5), true).unwrap();
-    let list: serde_json::Value = fetcher
-        .client()
+    let list: serde_json::Value = reqwest::Client::new()
         .get(&url)
         .bearer_auth("0123456789abcdef0123456789")
         .send()
@@ -214,4 +212,162 @@ async fn install_reports_reach_the_server() {
     running.await.unwrap().unwrap();
     assert_eq!(release["counts"]["installed"], 1, "{release}");
     assert_eq!(release["counts"]["offer"], 1, "{release}");
+}
+
+/// The events of one workflow run, as `update --json` prints them: the
+/// event name, with the phase for phases.
+fn story(events: &[updraft_client::UpdateEvent]) -> Vec<String> {
+    let mut story: Vec<String> = Vec::new();
+    for event in events {
+        let value = serde_json::to_value(event).unwrap();
+        let name = match value["phase"].as_str() {
+            Some(phase) if value["event"] == "phase" => format!("phase:{phase}"),
+            _ => value["event"].as_str().unwrap().to_owned(),
+        };
+        // Progress comes as often as the bytes allow: one entry per run of them.
+        if name != "progress" || story.last().is_none_or(|last| last != "progress") {
+            story.push(name);
+        }
+    }
+    story
+}
+
+/// Issue 10: the one update workflow, driven in process over a local folder
+/// and over HTTP, tells its subscriber the same story and installs the same
+/// release.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workflow_tells_the_same_events_over_a_folder_and_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    publish(&store, "1.1.0", |_| {});
+    let mut config = updraft_server::ServerConfig::new(store.store.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let server = updraft_server::Server::bind(config).await.unwrap();
+    let http = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let mut stories = Vec::new();
+    for (name, base) in [
+        ("folder", format!("file://{}", store.store.display())),
+        ("http", http),
+    ] {
+        let target = dir.path().join(format!("install-{name}"));
+        install(&store, &base, &target, "1.0.0").await;
+        let manager = UpdateManager::builder(&target).build().unwrap();
+        let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+            panic!("{name}: no offer")
+        };
+        let events = Mutex::new(Vec::new());
+        let sink = |event: &updraft_client::UpdateEvent| events.lock().unwrap().push(event.clone());
+        let finish = updraft_client::Finish::Now { restart: None };
+        let outcome = manager
+            .update(&offer, &finish, &sink, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(outcome.updated && outcome.switched, "{name}: {outcome:?}");
+        assert_eq!(outcome.version, "1.1.0");
+        assert_eq!(
+            std::fs::read_link(target.join("current")).unwrap(),
+            Path::new("versions/1.1.0")
+        );
+        let events = events.into_inner().unwrap();
+        let fractions: Vec<f64> = events
+            .iter()
+            .filter_map(|e| match e {
+                updraft_client::UpdateEvent::Progress(p) => Some(p.overall_fraction),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            fractions.windows(2).all(|w| w[0] <= w[1]),
+            "{name}: overall progress only grows: {fractions:?}"
+        );
+        let downloaded = events.iter().rev().find_map(|e| match e {
+            updraft_client::UpdateEvent::Progress(p)
+                if p.phase == updraft_client::Phase::Downloading =>
+            {
+                Some(p)
+            }
+            _ => None,
+        });
+        assert_eq!(
+            downloaded.map(|p| (p.downloaded, p.total)),
+            Some((offer.file_size, offer.file_size)),
+            "{name}: the download ends at the signed length"
+        );
+        let Some(updraft_client::UpdateEvent::Result(result)) = events.last() else {
+            panic!("{name}: the last event is not the result: {events:?}");
+        };
+        assert_eq!(result, &outcome);
+        stories.push(story(&events));
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        stories[0],
+        [
+            "phase:downloading",
+            "progress",
+            "phase:installing",
+            "progress",
+            "phase:switching",
+            "progress",
+            "result"
+        ]
+    );
+    assert_eq!(
+        stories[0], stories[1],
+        "the same story over both transports"
+    );
+}
+
+/// Cancelled, the workflow stops, says so in its result, leaves the install
+/// as it was and keeps what it fetched for the next run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_update_changes_nothing_and_resumes_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    publish(&store, "1.1.0", |_| {});
+    let base = format!("file://{}", store.store.display());
+    let target = dir.path().join("install");
+    install(&store, &base, &target, "1.0.0").await;
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer")
+    };
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let results = Mutex::new(Vec::new());
+    let sink = |event: &updraft_client::UpdateEvent| {
+        if let updraft_client::UpdateEvent::Result(outcome) = event {
+            results.lock().unwrap().push(outcome.clone());
+        }
+    };
+    let finish = updraft_client::Finish::Now { restart: None };
+    let error = manager
+        .update(&offer, &finish, &sink, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, updraft_client::Error::Cancelled), "{error}");
+    let results = results.lock().unwrap().clone();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].error_kind,
+        Some(updraft_client::FailureKind::Cancelled)
+    );
+    assert!(!results[0].updated);
+    assert_eq!(
+        std::fs::read_link(target.join("current")).unwrap(),
+        Path::new("versions/1.0.0")
+    );
+    // The next run completes the job.
+    let outcome = manager
+        .update(&offer, &finish, &sink, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.switched);
 }
