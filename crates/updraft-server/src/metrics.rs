@@ -23,6 +23,11 @@ pub(crate) struct Metrics {
     checks: Mutex<BTreeMap<&'static str, u64>>,
     reloads: AtomicU64,
     timestamp_refreshes: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused_total: AtomicU64,
+    connections_refused_per_address: AtomicU64,
+    connections_timed_out: AtomicU64,
+    sign_in_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -68,6 +73,27 @@ impl Metrics {
 
     pub(crate) fn timestamp_refreshed(&self) {
         self.timestamp_refreshes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connections_open(&self, open: usize) {
+        self.connections_open
+            .store(u64::try_from(open).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_refused(&self, why: crate::connections::Refusal) {
+        match why {
+            crate::connections::Refusal::Total => &self.connections_refused_total,
+            crate::connections::Refusal::PerAddress => &self.connections_refused_per_address,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_timed_out(&self) {
+        self.connections_timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sign_in_failed(&self) {
+        self.sign_in_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition format.
@@ -118,6 +144,42 @@ impl Metrics {
             out,
             "updraft_timestamp_refreshes_total {}",
             self.timestamp_refreshes.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP updraft_connections_open Client connections open now.\n# TYPE updraft_connections_open gauge\n");
+        let _ = writeln!(
+            out,
+            "updraft_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP updraft_connections_refused_total Connections closed at once because a cap was reached.\n# TYPE updraft_connections_refused_total counter\n");
+        for (why, counter) in [
+            (
+                crate::connections::Refusal::Total,
+                &self.connections_refused_total,
+            ),
+            (
+                crate::connections::Refusal::PerAddress,
+                &self.connections_refused_per_address,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "updraft_connections_refused_total{{limit=\"{}\"}} {}",
+                why.label(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP updraft_connections_timed_out_total Connections closed because no complete request head (or TLS handshake) arrived in time.\n# TYPE updraft_connections_timed_out_total counter\n");
+        let _ = writeln!(
+            out,
+            "updraft_connections_timed_out_total {}",
+            self.connections_timed_out.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP updraft_admin_sign_in_failures_total Admin requests refused for a missing or wrong token.\n# TYPE updraft_admin_sign_in_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "updraft_admin_sign_in_failures_total {}",
+            self.sign_in_failures.load(Ordering::Relaxed)
         );
         out.push_str("# HELP updraft_stats_dropped_total Statistics events dropped because the queue was full.\n# TYPE updraft_stats_dropped_total counter\n");
         let _ = writeln!(out, "updraft_stats_dropped_total {stats_dropped}");
