@@ -3,4 +3,5 @@
 mod admin;
 mod api;
 mod files;
+mod hardening;
 mod support;
