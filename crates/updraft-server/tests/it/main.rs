@@ -4,4 +4,5 @@ mod admin;
 mod api;
 mod files;
 mod hardening;
+mod openapi;
 mod support;
