@@ -478,3 +478,108 @@ fn rollout_changes_are_signed_and_yanked_releases_leave_latest() {
             .contains("kuzflow 9.0.0 is not published")
     );
 }
+
+/// THREATS.md "local privilege escalation": setuid, setgid and sticky bits
+/// and group/other-writable modes never reach the manifest or the package;
+/// the report names each entry and what was dropped.
+#[cfg(unix)]
+#[test]
+fn unsafe_modes_are_dropped_and_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let source = store.dir.join("src-1.0.0");
+    write_app(&source, "1.0.0");
+    let chmod = |path: &str, mode: u32| {
+        fs::set_permissions(source.join(path), fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod("bin/app", 0o4755);
+    chmod("lib", 0o2777);
+    chmod("share", 0o1777);
+    fs::write(source.join("lib/shared.txt"), "x").unwrap();
+    chmod("lib/shared.txt", 0o666);
+    chmod("bin", 0o777);
+    let report = updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        &TestStore::request("1.0.0", &source),
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let changes: Vec<String> = report
+        .mode_changes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "`bin` has mode 0777 (writable by its group, writable by others); published as 0755",
+            "`bin/app` has mode 4755 (setuid); published as 0755",
+            "`lib` has mode 2777 (setgid, writable by its group, writable by others); published as 0755",
+            "`lib/shared.txt` has mode 0666 (writable by its group, writable by others); published as 0644",
+            "`share` has mode 1777 (sticky, writable by its group, writable by others); published as 0755",
+        ]
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.store.join(report.manifest.as_str())).unwrap())
+            .unwrap();
+    for entry in manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(manifest["dirs"].as_array().unwrap())
+    {
+        let mode = entry["mode"].as_u64().unwrap();
+        assert_eq!(mode & 0o7022, 0, "{entry}");
+    }
+    // The package's own headers carry the safe modes too.
+    let package = fs::File::open(store.store.join(report.package.as_str())).unwrap();
+    let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(package).unwrap());
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.header().mode().unwrap();
+        if entry.header().entry_type() != tar::EntryType::Symlink {
+            assert_eq!(mode & 0o7022, 0, "{:?}", entry.path().unwrap());
+        }
+    }
+}
+
+/// `--main` must be a program: an empty file or one without an execute bit
+/// is refused, naming it and the fix (a Windows package needs no execute bit).
+#[cfg(unix)]
+#[test]
+fn main_must_be_a_non_empty_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let source = store.dir.join("src-1.0.0");
+    write_app(&source, "1.0.0");
+    fs::set_permissions(source.join("bin/app"), fs::Permissions::from_mode(0o644)).unwrap();
+    let request = TestStore::request("1.0.0", &source);
+    let error = publish_err(&store, &request).to_string();
+    assert!(
+        error.contains("`bin/app`")
+            && error.contains("not executable (mode 0644)")
+            && error.contains("chmod +x"),
+        "{error}"
+    );
+    let mut windows = request.clone();
+    windows.platform = "windows".parse().unwrap();
+    updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        &windows,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    fs::write(source.join("bin/app"), "").unwrap();
+    fs::set_permissions(source.join("bin/app"), fs::Permissions::from_mode(0o755)).unwrap();
+    let error = publish_err(&store, &TestStore::request("1.0.0", &source)).to_string();
+    assert!(
+        error.contains("`bin/app`") && error.contains("is empty"),
+        "{error}"
+    );
+}
