@@ -15,7 +15,7 @@ fn query(name: &str, required: bool, description: &str, examples: &[&str]) -> Va
            "schema": schema, "examples": examples})
 }
 
-fn path_parameter(name: &str, description: &str, schema: Value, examples: &[&str]) -> Value {
+fn path_parameter(name: &str, description: &str, schema: &Value, examples: &[&str]) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description,
            "schema": schema, "examples": examples})
 }
@@ -148,13 +148,13 @@ pub(crate) fn document() -> Value {
         path_parameter(
             "app",
             "The app id.",
-            json!({"type": "string", "minLength": 1}),
+            &json!({"type": "string", "minLength": 1}),
             &["kuzflow"],
         ),
         path_parameter(
             "version",
             "The release version.",
-            json!({"type": "string", "minLength": 1}),
+            &json!({"type": "string", "minLength": 1}),
             &["1.0.0", "1.1.0"],
         ),
     ];
@@ -163,7 +163,7 @@ pub(crate) fn document() -> Value {
         "security": bearer,
         "parameters": [
             release_path[0], release_path[1],
-            path_parameter("action", "What to do.", json!({"type": "string", "enum": ["rollout", "halt", "resume", "yank", "restore"]}), &["rollout", "halt", "resume", "yank", "restore"])
+            path_parameter("action", "What to do.", &json!({"type": "string", "enum": ["rollout", "halt", "resume", "yank", "restore"]}), &["rollout", "halt", "resume", "yank", "restore"])
         ],
         "requestBody": {"required": false, "description": "`rollout` needs {\"percent\": N}; the other actions ignore the body.",
                         "content": {"application/json": {"schema": {"type": "object", "properties": {"percent": {"type": "integer", "minimum": 0, "maximum": 100}}}}}},
@@ -208,7 +208,7 @@ pub(crate) fn document() -> Value {
             "/api/admin/releases/{app}/{version}/override": {"delete": admin_clear},
             "/{store_path}": {"get": {"summary": "A file of the signed store (metadata, packages, manifests), with Range, ETag and Cache-Control. Symbolic links and `.updraft/` are never served.",
                 "parameters": [
-                    path_parameter("store_path", "A path inside the store.", json!({"type": "string", "minLength": 1}), &["metadata/timestamp.json", "metadata/root.json", "metadata/1.root.json", "metadata/versions.json", "releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst", ".updraft/server.sqlite", "metadata/../../etc/passwd"]),
+                    path_parameter("store_path", "A path inside the store.", &json!({"type": "string", "minLength": 1}), &["metadata/timestamp.json", "metadata/root.json", "metadata/1.root.json", "metadata/versions.json", "releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst", ".updraft/server.sqlite", "metadata/../../etc/passwd"]),
                     range_header()
                 ],
                 "responses": file_answers()}}

@@ -583,3 +583,36 @@ fn main_must_be_a_non_empty_executable() {
         "{error}"
     );
 }
+
+/// Names that merely start with dots (`..foo`, `...`, `.config`) are
+/// ordinary names (docs/store.md): published, listed in the manifest.
+#[test]
+fn names_starting_with_dots_are_ordinary_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let source = store.dir.join("src-1.0.0");
+    write_app(&source, "1.0.0");
+    for name in ["..foo", "...", ".config"] {
+        fs::write(source.join(name), name).unwrap();
+    }
+    let report = updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        &TestStore::request("1.0.0", &source),
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.store.join(report.manifest.as_str())).unwrap())
+            .unwrap();
+    let paths: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for name in ["..foo", "...", ".config"] {
+        assert!(paths.contains(&name), "{name} missing from {paths:?}");
+    }
+}

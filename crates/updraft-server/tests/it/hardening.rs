@@ -168,7 +168,7 @@ async fn concurrent_admin_changes_agree_in_memory_database_and_audit() {
     let database = store.store.join(".updraft/server.sqlite");
     // An install inside the 37 % rollout, so only the halt decides the offer.
     let (app, version) = ("kuzflow".parse().unwrap(), "1.1.0".parse().unwrap());
-    let install = (0..)
+    let install = (0..1000)
         .map(|n| format!("install-{n}"))
         .find(|id| updraft_protocol::rollout::bucket(&app, &version, id) < 37)
         .unwrap();

@@ -319,7 +319,8 @@ async fn requests_generated_from_the_openapi_document_get_documented_answers() {
     let mut statuses = BTreeSet::new();
     let paths = doc["paths"].as_object().unwrap().clone();
     // Example values by name, to fill bodies.
-    let mut examples: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut examples: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
     for operations in paths.values() {
         for operation in operations.as_object().unwrap().values() {
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
