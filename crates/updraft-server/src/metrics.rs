@@ -133,23 +133,26 @@ impl Metrics {
         for (outcome, count) in self.checks.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "updraft_checks_total{{outcome=\"{outcome}\"}} {count}");
         }
-        out.push_str("# HELP updraft_store_reloads_total Times the release view was rebuilt from the store.\n# TYPE updraft_store_reloads_total counter\n");
-        let _ = writeln!(
-            out,
-            "updraft_store_reloads_total {}",
-            self.reloads.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "updraft_store_reloads_total",
+            "counter",
+            "Times the release view was rebuilt from the store.",
+            self.reloads.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP updraft_timestamp_refreshes_total Times the server re-signed timestamp.json.\n# TYPE updraft_timestamp_refreshes_total counter\n");
-        let _ = writeln!(
-            out,
-            "updraft_timestamp_refreshes_total {}",
-            self.timestamp_refreshes.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "updraft_timestamp_refreshes_total",
+            "counter",
+            "Times the server re-signed timestamp.json.",
+            self.timestamp_refreshes.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP updraft_connections_open Client connections open now.\n# TYPE updraft_connections_open gauge\n");
-        let _ = writeln!(
-            out,
-            "updraft_connections_open {}",
-            self.connections_open.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "updraft_connections_open",
+            "gauge",
+            "Client connections open now.",
+            self.connections_open.load(Ordering::Relaxed),
         );
         out.push_str("# HELP updraft_connections_refused_total Connections closed at once because a cap was reached.\n# TYPE updraft_connections_refused_total counter\n");
         for (why, counter) in [
@@ -169,17 +172,19 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP updraft_connections_timed_out_total Connections closed because no complete request head (or TLS handshake) arrived in time.\n# TYPE updraft_connections_timed_out_total counter\n");
-        let _ = writeln!(
-            out,
-            "updraft_connections_timed_out_total {}",
-            self.connections_timed_out.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "updraft_connections_timed_out_total",
+            "counter",
+            "Connections closed because no complete request head (or TLS handshake) arrived in time.",
+            self.connections_timed_out.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP updraft_admin_sign_in_failures_total Admin requests refused for a missing or wrong token.\n# TYPE updraft_admin_sign_in_failures_total counter\n");
-        let _ = writeln!(
-            out,
-            "updraft_admin_sign_in_failures_total {}",
-            self.sign_in_failures.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "updraft_admin_sign_in_failures_total",
+            "counter",
+            "Admin requests refused for a missing or wrong token.",
+            self.sign_in_failures.load(Ordering::Relaxed),
         );
         out.push_str("# HELP updraft_stats_dropped_total Statistics events dropped because the queue was full.\n# TYPE updraft_stats_dropped_total counter\n");
         let _ = writeln!(out, "updraft_stats_dropped_total {stats_dropped}");
@@ -187,4 +192,12 @@ impl Metrics {
         let _ = writeln!(out, "updraft_targets_version {targets_version}");
         out
     }
+}
+
+/// One metric without labels: its HELP and TYPE lines and its value.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }

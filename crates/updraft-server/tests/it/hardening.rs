@@ -8,20 +8,12 @@ use reqwest::Method;
 use tokio::io::AsyncWriteExt;
 
 use crate::support::{
-    Running, TOKEN, captured_logs, config, connect_from, publish_with, read_answer,
-    read_until_closed, temp,
+    Running, TOKEN, captured_logs, client_from, config, connect_from, publish_with, read_answer,
+    read_until_closed, serving_one_release, temp, text,
 };
 
 async fn metrics(server: &Running) -> String {
-    server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    text(&server.client, &server.url("/metrics")).await
 }
 
 fn metric(text: &str, name: &str) -> u64 {
@@ -30,19 +22,29 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
+/// What the server says to a new connection from `from` once the
+/// connections already open have settled, when it refuses it.
+async fn refused_answer(server: &Running, from: [u8; 4]) -> String {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut refused = connect_from(server, from).await;
+    let answer = read_until_closed(&mut refused, Duration::from_secs(2))
+        .await
+        .expect("the refused connection was closed");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Slowloris: a connection that dribbles header lines, or sits idle after
 /// an answer, is closed after the head deadline; the connections one
 /// address may hold are capped (503 beyond), and so is the total, while
 /// other addresses are still served.
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_idle_and_excess_connections_are_closed_and_counted() {
-    let (_dir, store) = temp();
-    publish_with(&store, "1.0.0", |_| {});
-    let mut settings = config(&store);
-    settings.header_timeout = Duration::from_secs(1);
-    settings.max_connections_per_address = 3;
-    settings.max_connections = 5;
-    let server = Running::start(settings).await;
+    let (_dir, _store, server) = serving_one_release(|settings| {
+        settings.header_timeout = Duration::from_secs(1);
+        settings.max_connections_per_address = 3;
+        settings.max_connections = 5;
+    })
+    .await;
 
     // Half-sent head: one header line every 300 ms never completes it.
     let mut slow = connect_from(&server, [127, 0, 0, 1]).await;
@@ -91,30 +93,15 @@ async fn slow_idle_and_excess_connections_are_closed_and_counted() {
     for _ in 0..3 {
         held.push(connect_from(&server, [127, 0, 0, 1]).await);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut refused = connect_from(&server, [127, 0, 0, 1]).await;
-    let answer = read_until_closed(&mut refused, Duration::from_secs(2))
-        .await
-        .expect("the refused connection was closed");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = refused_answer(&server, [127, 0, 0, 1]).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(
         answer.contains(r#"{"error":"too many open connections from your address"#),
         "{answer}"
     );
     // Another address is still served, and the refusal is counted.
-    let other = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
-        .build()
-        .unwrap();
-    let text = other
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other = client_from([127, 0, 0, 2]);
+    let text = text(&other, &server.url("/metrics")).await;
     assert!(
         metric(
             &text,
@@ -132,15 +119,10 @@ async fn slow_idle_and_excess_connections_are_closed_and_counted() {
     // Total cap: 3 from .1 and 2 from .2 fill it; .3 is refused.
     held.push(connect_from(&server, [127, 0, 0, 2]).await);
     held.push(connect_from(&server, [127, 0, 0, 2]).await);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut refused = connect_from(&server, [127, 0, 0, 3]).await;
-    let answer = read_until_closed(&mut refused, Duration::from_secs(2))
-        .await
-        .expect("the refused connection was closed");
+    let answer = refused_answer(&server, [127, 0, 0, 3]).await;
     assert!(
-        String::from_utf8_lossy(&answer).contains("the server has too many open connections"),
-        "{}",
-        String::from_utf8_lossy(&answer)
+        answer.contains("the server has too many open connections"),
+        "{answer}"
     );
     // The silent ones time out, and the server serves everyone again.
     for mut stream in held {
@@ -258,9 +240,7 @@ async fn concurrent_admin_changes_agree_in_memory_database_and_audit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_admin_sign_ins_are_logged_and_slowed_down() {
     captured_logs();
-    let (_dir, store) = temp();
-    publish_with(&store, "1.0.0", |_| {});
-    let server = Running::start(config(&store)).await;
+    let (_dir, _store, server) = serving_one_release(|_| {}).await;
     let url = server.url("/api/admin/releases");
     let response = server.client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 401);
@@ -289,10 +269,7 @@ async fn failed_admin_sign_ins_are_logged_and_slowed_down() {
         "the 23rd guess took {slowest:?}"
     );
     // Another address is not slowed down, and the right token still works at once.
-    let other = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
-        .build()
-        .unwrap();
+    let other = client_from([127, 0, 0, 2]);
     let started = Instant::now();
     let response = other
         .get(&url)
@@ -338,9 +315,7 @@ async fn failed_admin_sign_ins_are_logged_and_slowed_down() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reported_text_cannot_forge_log_lines() {
     captured_logs();
-    let (_dir, store) = temp();
-    publish_with(&store, "1.0.0", |_| {});
-    let server = Running::start(config(&store)).await;
+    let (_dir, _store, server) = serving_one_release(|_| {}).await;
     let forged = "2026-12-01T00:00:00.000000Z  INFO updraft_server::admin: admin change who=alice action=yank";
     let response = server
         .client
@@ -411,11 +386,10 @@ async fn a_token_file_readable_by_others_is_warned_about() {
 /// case-insensitive, and a suffix range never counts as a completed download.
 #[tokio::test(flavor = "multi_thread")]
 async fn contract_gaps_are_closed() {
-    let (_dir, store) = temp();
-    publish_with(&store, "1.0.0", |_| {});
-    let mut settings = config(&store);
-    settings.request_timeout = Duration::from_millis(500);
-    let server = Running::start(settings).await;
+    let (_dir, store, server) = serving_one_release(|settings| {
+        settings.request_timeout = Duration::from_millis(500);
+    })
+    .await;
     let json_error = |status: u16, text: &str| {
         let value: serde_json::Value =
             serde_json::from_str(text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));

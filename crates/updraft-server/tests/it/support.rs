@@ -240,3 +240,28 @@ pub(crate) async fn read_answer(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
     .await;
     received
 }
+
+/// The body of `GET url` as text.
+pub(crate) async fn text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// A client whose connections come from the loopback address `from`.
+pub(crate) fn client_from(from: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .unwrap()
+}
+
+/// A running server (settings tweaked) over a store with release 1.0.0.
+pub(crate) async fn serving_one_release(
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> (tempfile::TempDir, TestStore, Running) {
+    let (dir, store) = temp();
+    publish_with(&store, "1.0.0", |_| {});
+    let mut settings = config(&store);
+    tweak(&mut settings);
+    let server = Running::start(settings).await;
+    (dir, store, server)
+}
