@@ -206,6 +206,15 @@ struct ServeArgs {
     /// Requests handled at once.
     #[arg(long, default_value_t = 1024)]
     max_concurrency: usize,
+    /// Connections open at once; more are refused with 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Connections open at once from one IP address (raise it behind a reverse proxy).
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_address: usize,
+    /// Seconds a connection has to send a complete request head (idle keep-alive connections too).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=60))]
+    header_timeout: u64,
 }
 
 /// How `serve` writes its logs.

@@ -25,6 +25,16 @@ pub enum Error {
         /// The source folder.
         source_dir: PathBuf,
     },
+    /// `--main` is a file of the release but cannot be run.
+    #[error("The main program `{main}` in `{source_dir}` {reason}")]
+    MainNotRunnable {
+        /// `--main` as given.
+        main: String,
+        /// The source folder.
+        source_dir: PathBuf,
+        /// Why (empty, not executable) and what to do.
+        reason: String,
+    },
     /// A symbolic link in the source folder points outside it (or is absolute).
     #[error(
         "The symbolic link `{path}` points to `{target}`, outside the folder being published; releases may only link inside themselves"
@@ -169,6 +179,7 @@ impl Error {
             | Self::MainNotFound { .. }
             | Self::SymlinkOutside { .. }
             | Self::SpecialFile { .. }
+            | Self::MainNotRunnable { .. }
             | Self::BadName { .. }
             | Self::MissingKey { .. }
             | Self::WrongKey { .. }

@@ -40,7 +40,7 @@ mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use keys::KeygenOptions;
-pub use pack::PackOptions;
+pub use pack::{ModeChange, PackOptions};
 pub use repo::{
     ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, RolloutAction,
     RolloutReport, init, publish, refresh, rollout,

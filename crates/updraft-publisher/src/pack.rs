@@ -60,11 +60,66 @@ enum SourceEntry {
     },
 }
 
+/// A mode a release must not carry, and what was published instead: no
+/// setuid, setgid or sticky bit, and nothing writable by group or others
+/// (another user could otherwise replace a program that root runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeChange {
+    /// The entry, relative to the source folder.
+    pub path: TargetPath,
+    /// Its mode in the source folder.
+    pub from: u32,
+    /// The mode published.
+    pub to: u32,
+}
+
+/// Bits a published mode never has.
+const UNSAFE_MODE_BITS: u32 = 0o7022;
+
+impl ModeChange {
+    fn of(path: &TargetPath, mode: u32) -> Option<Self> {
+        (mode & UNSAFE_MODE_BITS != 0).then(|| Self {
+            path: path.clone(),
+            from: mode,
+            to: mode & !UNSAFE_MODE_BITS,
+        })
+    }
+
+    /// What was wrong, in words (`setuid`, `writable by others`, ...).
+    pub fn reasons(&self) -> Vec<&'static str> {
+        [
+            (0o4000, "setuid"),
+            (0o2000, "setgid"),
+            (0o1000, "sticky"),
+            (0o020, "writable by its group"),
+            (0o002, "writable by others"),
+        ]
+        .into_iter()
+        .filter(|(bit, _)| self.from & bit != 0)
+        .map(|(_, reason)| reason)
+        .collect()
+    }
+}
+
+impl std::fmt::Display for ModeChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` has mode {:04o} ({}); published as {:04o}",
+            self.path,
+            self.from,
+            self.reasons().join(", "),
+            self.to
+        )
+    }
+}
+
 /// A scanned app folder: validated, sorted, ready to pack.
 #[derive(Debug, Clone)]
 pub struct SourceTree {
     root: PathBuf,
     entries: Vec<SourceEntry>,
+    mode_changes: Vec<ModeChange>,
 }
 
 impl SourceTree {
@@ -85,6 +140,7 @@ impl SourceTree {
         let mut tree = Self {
             root: root.to_path_buf(),
             entries: Vec::new(),
+            mode_changes: Vec::new(),
         };
         tree.walk(root, "")?;
         if !tree
@@ -144,17 +200,16 @@ impl SourceTree {
                 }
                 self.entries.push(SourceEntry::Symlink { path, target });
             } else if file_type.is_dir() {
-                self.entries.push(SourceEntry::Dir {
-                    path,
-                    mode: mode_of(&meta, 0o755),
-                });
+                let mode = self.safe_mode(&path, mode_of(&meta, 0o755));
+                self.entries.push(SourceEntry::Dir { path, mode });
                 self.walk(&source, &relative)?;
             } else if file_type.is_file() {
+                let mode = self.safe_mode(&path, mode_of(&meta, 0o644));
                 self.entries.push(SourceEntry::File {
                     path,
                     source,
                     size: meta.len(),
-                    mode: mode_of(&meta, 0o644),
+                    mode,
                 });
             } else {
                 return Err(Error::SpecialFile {
@@ -164,6 +219,36 @@ impl SourceTree {
             }
         }
         Ok(())
+    }
+
+    /// `mode` without the bits a release never carries, noting the change.
+    fn safe_mode(&mut self, path: &TargetPath, mode: u32) -> u32 {
+        match ModeChange::of(path, mode) {
+            Some(change) => {
+                let safe = change.to;
+                self.mode_changes.push(change);
+                safe
+            }
+            None => mode,
+        }
+    }
+
+    /// Entries whose mode was made safe (see [`ModeChange`]), in tree order.
+    pub fn mode_changes(&self) -> &[ModeChange] {
+        &self.mode_changes
+    }
+
+    /// Size and (normalised) mode of the regular file `path`.
+    pub fn file(&self, path: &TargetPath) -> Option<(u64, u32)> {
+        self.entries.iter().find_map(|e| match e {
+            SourceEntry::File {
+                path: p,
+                size,
+                mode,
+                ..
+            } if p == path => Some((*size, *mode)),
+            _ => None,
+        })
     }
 
     /// The folder that was scanned.

@@ -23,7 +23,7 @@ use updraft_protocol::{
 use crate::error::{Error, Result};
 use crate::keys::{KeyDir, check_trusted};
 use crate::layout;
-use crate::pack::{self, PackOptions, SourceTree};
+use crate::pack::{self, ModeChange, PackOptions, SourceTree};
 use crate::store::{Current, METADATA_DIR, ReleasePaths, Store, metadata_name};
 
 /// How long each role's metadata stays valid after it is signed.
@@ -305,6 +305,9 @@ pub struct PublishReport {
     pub installed_size: u64,
     /// New targets metadata version.
     pub targets_version: u64,
+    /// Entries whose setuid/setgid/sticky or group/other-write bits were
+    /// dropped: the package and manifest carry the safe mode.
+    pub mode_changes: Vec<ModeChange>,
 }
 
 const MAX_NOTES: u64 = 1 << 20;
@@ -344,10 +347,27 @@ pub fn publish(
         Some(path) => Some(read_notes(path)?),
     };
     let tree = SourceTree::scan(&request.source)?;
-    if !tree.has_file(&request.main) {
+    let Some((main_size, main_mode)) = tree.file(&request.main) else {
         return Err(Error::MainNotFound {
             main: request.main.to_string(),
             source_dir: request.source.clone(),
+        });
+    };
+    let unusable = if main_size == 0 {
+        Some("is empty (0 bytes); point `--main` at the built program".to_owned())
+    } else if cfg!(unix) && request.platform != Platform::Windows && main_mode & 0o111 == 0 {
+        // Windows has no execute bit; a package for it may be built anywhere.
+        Some(format!(
+            "is not executable (mode {main_mode:04o}); run `chmod +x` on it before publishing"
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = unusable {
+        return Err(Error::MainNotRunnable {
+            main: request.main.to_string(),
+            source_dir: request.source.clone(),
+            reason,
         });
     }
 
@@ -517,6 +537,7 @@ pub fn publish(
         file_count: packed.files.len(),
         installed_size: tree.total_size(),
         targets_version,
+        mode_changes: tree.mode_changes().to_vec(),
     })
 }
 

@@ -202,7 +202,38 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
             }
         }
     }
+    report_links(store_dir, store_dir, &mut report);
     Ok(report)
+}
+
+/// Reports every symbolic link in the store (outside `.updraft/`): the
+/// server never follows one, so a link is either planted or a mistake.
+fn report_links(store_dir: &Path, dir: &Path, report: &mut VerifyReport) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        if dir == store_dir && entry.file_name() == ".updraft" {
+            continue;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_symlink() {
+            let target = fs::read_link(&path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            report.problem(
+                relative(store_dir, &path),
+                format!("it is a symbolic link to `{target}`; the server never follows links, so it is not served (replace it with the file itself, or remove it)"),
+            );
+        } else if file_type.is_dir() {
+            report_links(store_dir, &path, report);
+        }
+    }
 }
 
 fn relative(store_dir: &Path, path: &Path) -> String {

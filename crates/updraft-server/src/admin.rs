@@ -1,15 +1,19 @@
 //! The admin API: bearer tokens (stored hashed, compared in constant time)
 //! and rollout changes that apply at once, persist and are audited.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Path as UrlPath, Request, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path as UrlPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
@@ -34,6 +38,7 @@ impl AdminTokens {
             target: path.display().to_string(),
             source,
         })?;
+        warn_if_readable_by_others(path);
         let mut entries = Vec::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -80,11 +85,145 @@ impl AdminTokens {
     }
 }
 
+/// Warns, as ssh does for a private key, when group or others may read the
+/// token file (the server still starts: the tokens are already exposed).
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = %format!("{mode:04o}"),
+                    "the admin token file is accessible by other users; anyone who can read it can change rollouts: run `chmod 600 {}`",
+                    path.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// The authenticated caller, put in request extensions by [`require_token`].
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub(crate) String);
 
-/// Middleware: 401 unless a valid bearer token is presented.
+/// Failed sign-ins within this window count towards the slow-down.
+const FAILURE_WINDOW: Duration = Duration::from_mins(1);
+/// Failures from one address within the window answered without delay.
+const FREE_FAILURES: u32 = 20;
+/// Added per failure beyond the free ones, up to [`MAX_DELAY`].
+const DELAY_STEP: Duration = Duration::from_millis(250);
+const MAX_DELAY: Duration = Duration::from_secs(5);
+/// At most this many failure log lines per window; the rest are counted in the next one.
+const LOG_LINES_PER_WINDOW: u32 = 20;
+/// Addresses remembered at once (the oldest are forgotten first).
+const MAX_ADDRESSES: usize = 10_000;
+
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    since: Instant,
+}
+
+#[derive(Debug, Default)]
+struct SignInLog {
+    window_start: Option<Instant>,
+    lines: u32,
+    suppressed: u64,
+}
+
+/// Failed admin sign-ins: counted per peer address to slow repeated
+/// failures down, and logged at a bounded rate.
+#[derive(Debug, Default)]
+pub(crate) struct SignIns {
+    by_address: Mutex<HashMap<IpAddr, Failures>>,
+    log: Mutex<SignInLog>,
+}
+
+impl SignIns {
+    /// Records a failure from `address` and returns how many it made within
+    /// the window and how long to wait before answering.
+    fn failed(&self, address: IpAddr, now: Instant) -> (u32, Duration) {
+        let mut by_address = self.by_address.lock().expect("sign-in lock");
+        if by_address.len() >= MAX_ADDRESSES && !by_address.contains_key(&address) {
+            by_address.retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
+            if by_address.len() >= MAX_ADDRESSES
+                && let Some(oldest) = by_address
+                    .iter()
+                    .min_by_key(|(_, f)| f.since)
+                    .map(|(a, _)| *a)
+            {
+                by_address.remove(&oldest);
+            }
+        }
+        let failures = by_address.entry(address).or_insert(Failures {
+            count: 0,
+            since: now,
+        });
+        if now.duration_since(failures.since) >= FAILURE_WINDOW {
+            *failures = Failures {
+                count: 0,
+                since: now,
+            };
+        }
+        failures.count = failures.count.saturating_add(1);
+        let over = failures.count.saturating_sub(FREE_FAILURES);
+        (failures.count, (DELAY_STEP * over).min(MAX_DELAY))
+    }
+
+    /// A valid token from `address` clears its failures.
+    fn succeeded(&self, address: IpAddr) {
+        self.by_address
+            .lock()
+            .expect("sign-in lock")
+            .remove(&address);
+    }
+
+    /// `Some(lines suppressed before this one)` when this failure may be logged.
+    fn may_log(&self, now: Instant) -> Option<u64> {
+        let mut log = self.log.lock().expect("sign-in lock");
+        if log
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= FAILURE_WINDOW)
+        {
+            log.window_start = Some(now);
+            log.lines = 0;
+        }
+        if log.lines >= LOG_LINES_PER_WINDOW {
+            log.suppressed += 1;
+            return None;
+        }
+        log.lines += 1;
+        Some(std::mem::take(&mut log.suppressed))
+    }
+}
+
+/// What the `Authorization` header presented: the scheme is matched without
+/// regard to case (RFC 7235).
+fn bearer(request: &Request) -> Result<&str, &'static str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or("no Authorization header")?
+        .to_str()
+        .map_err(|_| "an Authorization header that is not text")?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err("an Authorization header that is not a Bearer token");
+    }
+    match token.trim() {
+        "" => Err("an empty Bearer token"),
+        token => Ok(token),
+    }
+}
+
+/// Middleware: 401 unless a valid bearer token is presented. Each refusal
+/// is logged (rate-limited) with the peer address, and repeated refusals
+/// from one address are answered ever more slowly.
 pub(crate) async fn require_token(
     State(state): State<Arc<AppState>>,
     mut request: Request,
@@ -97,19 +236,65 @@ pub(crate) async fn require_token(
         }
         .into_response();
     };
-    let provided = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match provided.and_then(|token| tokens.check(token)) {
-        Some(name) => {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let presented = bearer(&request);
+    let refusal = match presented.map(|token| (token, tokens.check(token))) {
+        Ok((_, Some(name))) => {
+            if let Some(peer) = peer {
+                state.sign_ins.succeeded(peer.ip());
+            }
             request.extensions_mut().insert(Caller(name.to_owned()));
-            next.run(request).await
+            return next.run(request).await;
         }
-        None => ApiError::unauthorized().into_response(),
+        Ok((token, None)) => SignInFailure {
+            reason: "an unknown token",
+            // A client that sends `name:token` as in the token file names
+            // who it claims to be; the secret itself is never logged.
+            claimed_name: token.split_once(':').map(|(name, _)| name.to_owned()),
+            fingerprint: Some(hex::encode(&Sha256::digest(token.as_bytes())[..4])),
+        },
+        Err(reason) => SignInFailure {
+            reason,
+            claimed_name: None,
+            fingerprint: None,
+        },
+    };
+    state.metrics.sign_in_failed();
+    let now = Instant::now();
+    // Only a presented token is a guess worth slowing down; a request
+    // without one cannot succeed however often it is sent.
+    let (failures, delay) = match peer {
+        Some(peer) if refusal.fingerprint.is_some() => state.sign_ins.failed(peer.ip(), now),
+        _ => (0, Duration::ZERO),
+    };
+    if let Some(suppressed) = state.sign_ins.may_log(now) {
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        tracing::warn!(
+            %peer,
+            path = %request.uri().path(),
+            reason = refusal.reason,
+            token_name = refusal.claimed_name.as_deref().unwrap_or("-"),
+            token_sha256_prefix = refusal.fingerprint.as_deref().unwrap_or("-"),
+            wrong_tokens_from_peer_last_minute = failures,
+            delayed_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            suppressed_since_last_line = suppressed,
+            "admin sign-in refused"
+        );
     }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    ApiError::unauthorized().into_response()
+}
+
+#[derive(Debug)]
+struct SignInFailure {
+    reason: &'static str,
+    claimed_name: Option<String>,
+    fingerprint: Option<String>,
 }
 
 /// `GET /api/admin/releases`: every release with its rollout state and counters.
@@ -171,66 +356,84 @@ pub(crate) async fn audit(
     Ok(Json(serde_json::json!({ "entries": entries })))
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct PercentBody {
-    percent: serde_json::Value,
+/// One admin change, applied to the committed override.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Rollout(u8),
+    Halted(bool),
+    Yanked(bool),
+    Clear,
+}
+
+impl Change {
+    fn describe(self) -> String {
+        match self {
+            Self::Rollout(percent) => format!("rollout {percent}"),
+            Self::Halted(true) => "halt".into(),
+            Self::Halted(false) => "resume".into(),
+            Self::Yanked(true) => "yank".into(),
+            Self::Yanked(false) => "restore".into(),
+            Self::Clear => "clear override".into(),
+        }
+    }
+
+    fn apply(self, current: Option<Override>) -> Option<Override> {
+        let mut value = current.unwrap_or_default();
+        match self {
+            Self::Rollout(percent) => value.rollout_percent = Some(percent),
+            Self::Halted(halted) => value.halted = Some(halted),
+            Self::Yanked(yanked) => value.yanked = Some(yanked),
+            Self::Clear => return None,
+        }
+        Some(value)
+    }
+}
+
+/// `percent` from a rollout body `{"percent": N}`.
+fn rollout_percent(body: &[u8]) -> Result<u8, ApiError> {
+    let required =
+        || ApiError::bad_request("`percent` is required: send {\"percent\": N} with 0 <= N <= 100");
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(required());
+    }
+    let body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the JSON body is not valid: {e}")))?;
+    let percent = body.get("percent").ok_or_else(required)?;
+    percent
+        .as_u64()
+        .and_then(|p| u8::try_from(p).ok())
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`percent`: `{percent}` is not a whole number from 0 to 100"
+            ))
+        })
 }
 
 /// `POST /api/admin/releases/{app}/{version}/{action}` with action
-/// `rollout` (body `{"percent": N}`), `halt`, `resume`, `yank`, `restore`;
-/// `DELETE /api/admin/releases/{app}/{version}/override` clears the override.
+/// `rollout` (body `{"percent": N}`), `halt`, `resume`, `yank`, `restore`
+/// (any body is ignored).
 pub(crate) async fn change(
     State(state): State<Arc<AppState>>,
     UrlPath((app, version, action)): UrlPath<(String, String, String)>,
     caller: axum::Extension<Caller>,
-    body: Option<Json<PercentBody>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = crate::app::read_body(body)?;
     let key = release_key(&state, &app, &version)?;
-    let mut value = state.view.override_of(&key).unwrap_or_default();
-    let description = match action.as_str() {
-        "rollout" => {
-            let body = body.ok_or_else(|| {
-                ApiError::bad_request(
-                    "`percent` is required: send {\"percent\": N} with 0 <= N <= 100",
-                )
-            })?;
-            let percent = body
-                .percent
-                .as_u64()
-                .and_then(|p| u8::try_from(p).ok())
-                .filter(|p| *p <= 100)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "`percent`: `{}` is not a whole number from 0 to 100",
-                        body.percent
-                    ))
-                })?;
-            value.rollout_percent = Some(percent);
-            format!("rollout {percent}")
-        }
-        "halt" => {
-            value.halted = Some(true);
-            "halt".to_owned()
-        }
-        "resume" => {
-            value.halted = Some(false);
-            "resume".to_owned()
-        }
-        "yank" => {
-            value.yanked = Some(true);
-            "yank".to_owned()
-        }
-        "restore" => {
-            value.yanked = Some(false);
-            "restore".to_owned()
-        }
+    let change = match action.as_str() {
+        "rollout" => Change::Rollout(rollout_percent(&body)?),
+        "halt" => Change::Halted(true),
+        "resume" => Change::Halted(false),
+        "yank" => Change::Yanked(true),
+        "restore" => Change::Yanked(false),
         other => {
             return Err(ApiError::not_found(format!(
                 "unknown action `{other}`; use rollout, halt, resume, yank or restore"
             )));
         }
     };
-    apply(&state, key, Some(value), &caller.0.0, &description).await
+    apply(&state, key, change, &caller.0.0).await
 }
 
 /// `DELETE /api/admin/releases/{app}/{version}/override`.
@@ -240,7 +443,7 @@ pub(crate) async fn clear(
     caller: axum::Extension<Caller>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = release_key(&state, &app, &version)?;
-    apply(&state, key, None, &caller.0.0, "clear override").await
+    apply(&state, key, Change::Clear, &caller.0.0).await
 }
 
 fn release_key(state: &AppState, app: &str, version: &str) -> Result<ReleaseKey, ApiError> {
@@ -258,31 +461,40 @@ fn release_key(state: &AppState, app: &str, version: &str) -> Result<ReleaseKey,
     Ok(release.key())
 }
 
+/// Applies `change` as one read-modify-write transaction in the database
+/// (with its audit entry), then rebuilds the in-memory view from every
+/// override as committed. Changes run one at a time, so the view always
+/// equals the database once a change has been answered.
 async fn apply(
     state: &Arc<AppState>,
     key: ReleaseKey,
-    value: Option<Override>,
+    change: Change,
     who: &str,
-    action: &str,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let audit = AuditEntry {
         at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         who: who.to_owned(),
-        action: action.to_owned(),
+        action: change.describe(),
         app: key.app.clone(),
         version: key.version.clone(),
     };
+    let _one_at_a_time = state.admin_changes.lock().await;
     let storage = Arc::clone(&state.storage);
-    let (stored_key, stored_value, stored_audit) = (key.clone(), value.clone(), audit.clone());
-    tokio::task::spawn_blocking(move || {
-        storage.set_override(&stored_key, stored_value.as_ref(), &stored_audit)
+    let (stored_key, stored_audit) = (key.clone(), audit.clone());
+    let (value, committed) = tokio::task::spawn_blocking(move || {
+        let value = storage.change_override(
+            &stored_key,
+            &|current| change.apply(current),
+            &stored_audit,
+        )?;
+        Ok::<_, crate::Error>((value, storage.overrides()?))
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    state.view.set_override(key.clone(), value.clone());
+    state.view.replace_overrides(committed);
     tracing::info!(who = %audit.who, action = %audit.action, app = %audit.app, version = %audit.version, at = %audit.at, "admin change");
     Ok(Json(
         serde_json::json!({ "app": key.app, "version": key.version, "override": value, "audit": audit }),

@@ -15,7 +15,6 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::admin::{self, AdminTokens};
 use crate::error::ApiError;
@@ -32,8 +31,13 @@ pub(crate) struct AppState {
     pub(crate) view: ViewCell,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) recorder: Recorder,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) admin: Option<AdminTokens>,
+    /// Failed admin sign-ins per address: logged (rate-limited) and slowed down.
+    pub(crate) sign_ins: admin::SignIns,
+    /// Held while an admin change is written and the view rebuilt from the
+    /// database, so changes apply one at a time and memory never lags.
+    pub(crate) admin_changes: tokio::sync::Mutex<()>,
     pub(crate) public_url: Option<String>,
     pub(crate) scheme: &'static str,
 }
@@ -66,20 +70,69 @@ pub(crate) fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/openapi.json", get(openapi))
         .nest("/api/admin", admin)
         .fallback(static_file)
-        .method_not_allowed_fallback(|| async {
-            ApiError {
-                status: StatusCode::METHOD_NOT_ALLOWED,
-                message: "this method is not allowed here".into(),
-            }
-        })
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.timeout,
-        ))
+        .layer(middleware::from_fn_with_state(limits.timeout, deadline))
         .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
         .with_state(state)
+}
+
+/// 408 with a JSON error when no response head is ready within `timeout`.
+async fn deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request was not answered within {} s; send it again",
+                timeout.as_secs_f64()
+            ),
+        }
+        .into_response(),
+    }
+}
+
+/// Every error answer is `{"error": "..."}`: what axum answers by itself in
+/// plain text or with an empty body (405 with its `Allow` header, 413, 415,
+/// 422) is rewritten with the same status and headers.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = match parts
+        .headers
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(allowed) if status == StatusCode::METHOD_NOT_ALLOWED => {
+            format!("this method is not allowed here; use {allowed}")
+        }
+        _ if text.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_lowercase(),
+        _ => text,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Metrics for every request, labelled by a fixed route name.
@@ -145,14 +198,19 @@ fn parse_query<T: for<'de> Deserialize<'de> + Default>(query: Option<&str>) -> R
     }
 }
 
-fn parse_body<T: for<'de> Deserialize<'de>>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let bytes = body.map_err(|rejection| ApiError {
+/// The request body, or the reason it could not be read (413 when too large)
+/// as a JSON error.
+pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| ApiError {
         status: rejection.status(),
         message: rejection.body_text(),
-    })?;
-    serde_json::from_slice(&bytes)
+    })
+}
+
+pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&read_body(body)?)
         .map_err(|e| ApiError::bad_request(format!("the JSON body is not valid: {e}")))
 }
 
@@ -289,13 +347,18 @@ async fn download(
         release.custom.format.extension()
     );
     let disposition = format!("attachment; filename=\"{filename}\"");
-    let from_start = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let from_start = match range {
         None => true,
         Some(range) => matches!(
             files::parse_range(range, release.length),
             files::RangeRequest::Full | files::RangeRequest::Partial(0, _)
         ),
     };
+    // `bytes=-N` asks for the last N bytes (a probe, or a reader of an
+    // archive's trailer): it never completes a download. A resume
+    // (`bytes=N-`) that reaches the end does.
+    let can_complete = !range.is_some_and(files::is_suffix_range);
     let key = |event| CounterKey {
         app: info.app.to_string(),
         version: info.version.to_string(),
@@ -310,14 +373,16 @@ async fn download(
     let progress: files::Progress = Arc::new(move |bytes, done| {
         progress_state.metrics.bytes(bytes);
         let total = sent.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if done {
+        if done && can_complete {
             progress_state.recorder.record(completed_key.clone(), total);
         }
     });
-    let file = state.store.join(&release.package);
+    let package = updraft_protocol::TargetPath::new(&release.package).map_err(|_| {
+        ApiError::not_found(format!("`{}` is not a file of this store", release.package))
+    })?;
     let response = files::serve(
-        &file,
-        &release.package,
+        &state.store,
+        &package,
         &method,
         &headers,
         &[(header::CONTENT_DISPOSITION, disposition)],
@@ -424,19 +489,26 @@ async fn static_file(
     request: Request,
 ) -> Result<Response, ApiError> {
     if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError {
+        let mut response = ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             message: "store files are read-only: use GET or HEAD".into(),
-        });
+        }
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return Ok(response);
     }
-    let path = request.uri().path().to_owned();
-    let file = files::resolve(&state.store, &path)?;
-    let relative = file
-        .strip_prefix(&state.store)
-        .unwrap_or(&file)
-        .to_string_lossy()
-        .into_owned();
+    let relative = files::resolve(request.uri().path())?;
     let progress_state = Arc::clone(&state);
     let progress: files::Progress = Arc::new(move |bytes, _| progress_state.metrics.bytes(bytes));
-    files::serve(&file, &relative, &method, &headers, &[], Some(progress)).await
+    files::serve(
+        &state.store,
+        &relative,
+        &method,
+        &headers,
+        &[],
+        Some(progress),
+    )
+    .await
 }

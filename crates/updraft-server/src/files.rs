@@ -2,7 +2,7 @@
 //! Last-Modified, and Cache-Control chosen per file, streamed from disk.
 
 use std::io::SeekFrom;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,9 +21,9 @@ use crate::error::ApiError;
 /// byte of the file went out.
 pub(crate) type Progress = Arc<dyn Fn(u64, bool) + Send + Sync>;
 
-/// Maps a request path to a file in the store, refusing anything outside it,
-/// hidden entries (`.updraft/`), and folders.
-pub(crate) fn resolve(store: &Path, request_path: &str) -> Result<PathBuf, ApiError> {
+/// Maps a request path to a store-relative path, refusing anything outside
+/// the store, hidden entries (`.updraft/`) and names that are not portable.
+pub(crate) fn resolve(request_path: &str) -> Result<TargetPath, ApiError> {
     let decoded = percent_encoding::percent_decode_str(request_path.trim_start_matches('/'))
         .decode_utf8()
         .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))?;
@@ -34,7 +34,63 @@ pub(crate) fn resolve(store: &Path, request_path: &str) -> Result<PathBuf, ApiEr
             "`/{decoded}` is not a file of this store"
         )));
     }
-    Ok(store.join(path.as_str()))
+    Ok(path)
+}
+
+/// Opens `relative` inside `store` for reading without following any
+/// symbolic link on the way (each folder is opened relative to the one
+/// before, with `O_NOFOLLOW`), and only if it is a regular file. A link
+/// planted in the store, even one pointing inside it, is never followed, so
+/// nothing outside the store (nor `.updraft/`) can be sent by any path.
+pub(crate) fn open_in_store(store: &Path, relative: &TargetPath) -> std::io::Result<std::fs::File> {
+    if relative.components().any(|c| c.starts_with('.')) {
+        return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+    }
+    let file = open_beneath(store, relative)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+}
+
+#[cfg(unix)]
+fn open_beneath(store: &Path, relative: &TargetPath) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, open, openat};
+    let folder = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir = open(
+        store,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let components: Vec<&str> = relative.components().collect();
+    let (last, folders) = components
+        .split_last()
+        .ok_or(std::io::ErrorKind::NotFound)?;
+    for name in folders {
+        dir = openat(&dir, *name, folder, Mode::empty())?;
+    }
+    // NONBLOCK so that a FIFO planted in the store cannot hang the open; it
+    // changes nothing for regular files.
+    let file = openat(
+        &dir,
+        *last,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    Ok(std::fs::File::from(file))
+}
+
+#[cfg(not(unix))]
+fn open_beneath(store: &Path, relative: &TargetPath) -> std::io::Result<std::fs::File> {
+    let mut path = store.to_path_buf();
+    for name in relative.components() {
+        path.push(name);
+        if std::fs::symlink_metadata(&path)?.file_type().is_symlink() {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        }
+    }
+    std::fs::File::open(path)
 }
 
 /// Cache-Control for a store file: metadata that changes is revalidated,
@@ -79,6 +135,14 @@ pub(crate) enum RangeRequest {
     Partial(u64, u64),
     /// Syntactically fine but outside the file: 416.
     Unsatisfiable,
+}
+
+/// True for a suffix range (`bytes=-N`, the last N bytes of the file).
+pub(crate) fn is_suffix_range(value: &str) -> bool {
+    value
+        .trim()
+        .strip_prefix("bytes=")
+        .is_some_and(|spec| !spec.contains(',') && spec.trim_start().starts_with('-'))
 }
 
 /// Parses a `Range` header against a file of `len` bytes. Anything that is
@@ -131,22 +195,26 @@ pub(crate) fn parse_range(value: &str, len: u64) -> RangeRequest {
     }
 }
 
-/// Serves `file` honouring the request's conditional and range headers.
-/// `extra` headers (Content-Disposition) are added to successful answers.
+/// Serves the store file `relative` honouring the request's conditional and
+/// range headers. `extra` headers (Content-Disposition) are added to
+/// successful answers.
 pub(crate) async fn serve(
-    file: &Path,
-    relative: &str,
+    store: &Path,
+    relative: &TargetPath,
     method: &Method,
     request: &HeaderMap,
     extra: &[(header::HeaderName, String)],
     progress: Option<Progress>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("`/{relative}` is not a file of this store"));
-    let mut handle = tokio::fs::File::open(file).await.map_err(|_| not_found())?;
+    let (store_dir, path) = (store.to_path_buf(), relative.clone());
+    let opened = tokio::task::spawn_blocking(move || open_in_store(&store_dir, &path))
+        .await
+        .map_err(|e| ApiError::internal(format!("could not open `/{relative}`: {e}")))?
+        .map_err(|_| not_found())?;
+    let mut handle = tokio::fs::File::from_std(opened);
     let meta = handle.metadata().await.map_err(|_| not_found())?;
-    if !meta.is_file() {
-        return Err(not_found());
-    }
+    let relative = relative.as_str();
     let len = meta.len();
     let modified = meta.modified().unwrap_or(UNIX_EPOCH);
     let mtime = modified
@@ -310,7 +378,6 @@ mod tests {
 
     #[test]
     fn paths_outside_the_store_or_hidden_are_refused() {
-        let store = Path::new("/srv/store");
         for bad in [
             "/../etc/passwd",
             "/%2e%2e/etc/passwd",
@@ -320,11 +387,11 @@ mod tests {
             "/%00",
             "/C:/x",
         ] {
-            assert!(resolve(store, bad).is_err(), "{bad}");
+            assert!(resolve(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            resolve(store, "/metadata/timestamp.json").unwrap(),
-            store.join("metadata/timestamp.json")
+            resolve("/metadata/timestamp.json").unwrap().as_str(),
+            "metadata/timestamp.json"
         );
     }
 

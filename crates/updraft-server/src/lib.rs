@@ -17,8 +17,10 @@
 
 mod admin;
 mod app;
+mod connections;
 mod error;
 mod files;
+mod logging;
 mod metrics;
 mod openapi;
 mod rules;
@@ -28,6 +30,7 @@ mod tls;
 mod view;
 
 pub use error::{Error, Result};
+pub use logging::EscapedFields;
 pub use server::{Server, ServerConfig, shutdown_signal};
 pub use stats::{AuditEntry, Count, CounterKey, EventKind, SqliteStorage, Storage};
 pub use view::{Override, ReleaseKey};

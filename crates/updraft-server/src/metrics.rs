@@ -23,6 +23,11 @@ pub(crate) struct Metrics {
     checks: Mutex<BTreeMap<&'static str, u64>>,
     reloads: AtomicU64,
     timestamp_refreshes: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused_total: AtomicU64,
+    connections_refused_per_address: AtomicU64,
+    connections_timed_out: AtomicU64,
+    sign_in_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -70,6 +75,27 @@ impl Metrics {
         self.timestamp_refreshes.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn connections_open(&self, open: usize) {
+        self.connections_open
+            .store(u64::try_from(open).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_refused(&self, why: crate::connections::Refusal) {
+        match why {
+            crate::connections::Refusal::Total => &self.connections_refused_total,
+            crate::connections::Refusal::PerAddress => &self.connections_refused_per_address,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_timed_out(&self) {
+        self.connections_timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sign_in_failed(&self) {
+        self.sign_in_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The text exposition format.
     pub(crate) fn render(&self, stats_dropped: u64, targets_version: u64) -> String {
         let mut out = String::with_capacity(4096);
@@ -107,17 +133,58 @@ impl Metrics {
         for (outcome, count) in self.checks.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "updraft_checks_total{{outcome=\"{outcome}\"}} {count}");
         }
-        out.push_str("# HELP updraft_store_reloads_total Times the release view was rebuilt from the store.\n# TYPE updraft_store_reloads_total counter\n");
-        let _ = writeln!(
-            out,
-            "updraft_store_reloads_total {}",
-            self.reloads.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "updraft_store_reloads_total",
+            "counter",
+            "Times the release view was rebuilt from the store.",
+            self.reloads.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP updraft_timestamp_refreshes_total Times the server re-signed timestamp.json.\n# TYPE updraft_timestamp_refreshes_total counter\n");
-        let _ = writeln!(
-            out,
-            "updraft_timestamp_refreshes_total {}",
-            self.timestamp_refreshes.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "updraft_timestamp_refreshes_total",
+            "counter",
+            "Times the server re-signed timestamp.json.",
+            self.timestamp_refreshes.load(Ordering::Relaxed),
+        );
+        single(
+            &mut out,
+            "updraft_connections_open",
+            "gauge",
+            "Client connections open now.",
+            self.connections_open.load(Ordering::Relaxed),
+        );
+        out.push_str("# HELP updraft_connections_refused_total Connections closed at once because a cap was reached.\n# TYPE updraft_connections_refused_total counter\n");
+        for (why, counter) in [
+            (
+                crate::connections::Refusal::Total,
+                &self.connections_refused_total,
+            ),
+            (
+                crate::connections::Refusal::PerAddress,
+                &self.connections_refused_per_address,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "updraft_connections_refused_total{{limit=\"{}\"}} {}",
+                why.label(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        single(
+            &mut out,
+            "updraft_connections_timed_out_total",
+            "counter",
+            "Connections closed because no complete request head (or TLS handshake) arrived in time.",
+            self.connections_timed_out.load(Ordering::Relaxed),
+        );
+        single(
+            &mut out,
+            "updraft_admin_sign_in_failures_total",
+            "counter",
+            "Admin requests refused for a missing or wrong token.",
+            self.sign_in_failures.load(Ordering::Relaxed),
         );
         out.push_str("# HELP updraft_stats_dropped_total Statistics events dropped because the queue was full.\n# TYPE updraft_stats_dropped_total counter\n");
         let _ = writeln!(out, "updraft_stats_dropped_total {stats_dropped}");
@@ -125,4 +192,12 @@ impl Metrics {
         let _ = writeln!(out, "updraft_targets_version {targets_version}");
         out
     }
+}
+
+/// One metric without labels: its HELP and TYPE lines and its value.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }

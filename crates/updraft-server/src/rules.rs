@@ -117,30 +117,24 @@ impl CheckRequest {
     }
 }
 
-/// The answer to a check: PRODUCT.md's fields.
+/// The answer to a check: the seed's fields are always present (`null`
+/// where there is no value), so a client written against the seed's schema
+/// can read `data["..."]` whatever the answer.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct CheckAnswer {
-    pub(crate) update_available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) current_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) current_version: String,
     pub(crate) latest_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) update_available: bool,
     pub(crate) update_type: Option<UpdateType>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) force_update: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) force_update: bool,
     pub(crate) download_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) file_size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) changelog: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) release_date: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) min_supported_version: Option<String>,
-    /// updraft extras: every version's notes between the installed one and
-    /// the offered one (newest first), and the signed target to fetch.
+    /// updraft extras, only with an offer: every version's notes between
+    /// the installed one and the offered one (newest first), and the signed
+    /// target to fetch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) changelogs: Option<Vec<VersionNotes>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -160,13 +154,14 @@ pub(crate) struct VersionNotes {
 }
 
 impl CheckAnswer {
-    fn none() -> Self {
+    /// No update: the installed version, and no release to describe.
+    fn none(current_version: &Version) -> Self {
         Self {
             update_available: false,
-            current_version: None,
+            current_version: current_version.to_string(),
             latest_version: None,
             update_type: None,
-            force_update: None,
+            force_update: false,
             download_url: None,
             file_size: None,
             changelog: None,
@@ -202,7 +197,7 @@ pub(crate) fn check(
 ) -> (CheckAnswer, Option<Release>) {
     let asker = request.asker();
     let Some(offer) = offer::best(&view.releases, |r| &r.info, &asker) else {
-        return (CheckAnswer::none(), None);
+        return (CheckAnswer::none(&request.current_version), None);
     };
     let info = &offer.info;
     let changelogs: Vec<VersionNotes> = view
@@ -221,14 +216,14 @@ pub(crate) fn check(
         .collect();
     let answer = CheckAnswer {
         update_available: true,
-        current_version: Some(request.current_version.to_string()),
+        current_version: request.current_version.to_string(),
         latest_version: Some(info.version.to_string()),
         update_type: Some(UpdateType::between(&request.current_version, &info.version)),
-        force_update: Some(offer::is_forced(info, &request.current_version)),
+        force_update: offer::is_forced(info, &request.current_version),
         download_url: Some(url_for(offer)),
         file_size: Some(offer.length),
-        changelog: Some(info.notes.clone()),
-        release_date: Some(info.release_date.clone()),
+        changelog: Some(info.notes.clone()).filter(|notes| !notes.is_empty()),
+        release_date: Some(info.release_date.clone()).filter(|date| !date.is_empty()),
         min_supported_version: info.min_supported_version.as_ref().map(ToString::to_string),
         changelogs: Some(changelogs),
         app: Some(info.app.to_string()),

@@ -10,12 +10,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use updraft_protocol::tuf::{Envelope, Timestamp};
 
-use crate::admin::AdminTokens;
+use crate::admin::{AdminTokens, SignIns};
 use crate::app::{AppState, Limits, router};
+use crate::connections::{self, ConnectionLimits};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::stats::{Recorder, SqliteStorage, Storage};
-use crate::tls::{TlsListener, acceptor};
+use crate::tls::acceptor;
 use crate::view::ViewCell;
 
 /// Everything `updraft serve` can be told.
@@ -41,6 +42,16 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Requests handled at once; more wait.
     pub max_concurrency: usize,
+    /// Time a connection has to send a complete request head (and finish a
+    /// TLS handshake), counted from when it opened or got its last answer:
+    /// it closes half-sent (slowloris) and idle keep-alive connections.
+    pub header_timeout: Duration,
+    /// Connections open at once, from everyone; more are refused.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address; more are refused.
+    /// Behind a reverse proxy every connection comes from the proxy: raise it
+    /// to `max_connections` there.
+    pub max_connections_per_address: usize,
     /// How often the store is checked for a new timestamp.
     pub reload_interval: Duration,
     /// How often the timestamp's expiry is checked (with `keys`).
@@ -61,6 +72,9 @@ impl ServerConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrency: 1024,
+            header_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
             reload_interval: Duration::from_secs(1),
             refresh_interval: Duration::from_mins(1),
         }
@@ -169,8 +183,10 @@ impl Server {
             view,
             storage,
             recorder,
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::default()),
             admin,
+            sign_ins: SignIns::default(),
+            admin_changes: tokio::sync::Mutex::new(()),
             public_url: config.public_url.clone(),
             scheme: if config.tls.is_some() {
                 "https"
@@ -214,7 +230,7 @@ impl Server {
             timeout: config.request_timeout,
             concurrency: config.max_concurrency,
         };
-        let app = router(Arc::clone(&state), limits).into_make_service();
+        let app = router(Arc::clone(&state), limits);
         let mut background = vec![spawn_reloader(Arc::clone(&state), config.reload_interval)];
         if let Some(keys) = config.keys.clone() {
             background.push(spawn_refresher(
@@ -224,30 +240,31 @@ impl Server {
             ));
         }
         tracing::info!(address = %local, store = %config.repo.display(), tls = config.tls.is_some(), "serving");
-        let served = match &config.tls {
-            Some((cert, key)) => {
-                let listener = TlsListener::new(listener, acceptor(cert, key)?)?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(acceptor(cert, key)?),
+            None => None,
         };
+        let connection_limits = ConnectionLimits {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections.max(1),
+            max_per_address: config.max_connections_per_address.max(1),
+        };
+        connections::serve(
+            listener,
+            tls,
+            app,
+            connection_limits,
+            Arc::clone(&state.metrics),
+            shutdown,
+        )
+        .await;
         for task in background {
             task.abort();
         }
         let _ = stats_stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), stats_task).await;
-        tracing::info!("stopped");
-        served.map_err(|source| Error::Io {
-            action: "serve on",
-            target: local.to_string(),
-            source,
-        })
+        tracing::info!(address = %local, "stopped");
+        Ok(())
     }
 }
 

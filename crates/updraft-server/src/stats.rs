@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rusqlite::OptionalExtension as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -98,13 +99,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn record(&self, batch: &BTreeMap<CounterKey, Count>) -> Result<()>;
     /// Every counter.
     fn counters(&self) -> Result<Vec<(CounterKey, Count)>>;
-    /// Sets (or with `None` clears) a release's override, with its audit entry, atomically.
-    fn set_override(
+    /// Changes a release's override as one serialized read-modify-write:
+    /// reads the committed value, stores what `change` makes of it (`None`
+    /// clears it) with the audit entry, commits, and returns the new value.
+    /// Concurrent callers (threads or other processes) never lose a change.
+    fn change_override(
         &self,
         key: &ReleaseKey,
-        value: Option<&Override>,
+        change: &dyn Fn(Option<Override>) -> Option<Override>,
         audit: &AuditEntry,
-    ) -> Result<()>;
+    ) -> Result<Option<Override>>;
     /// Every override.
     fn overrides(&self) -> Result<BTreeMap<ReleaseKey, Override>>;
     /// The newest audit entries first.
@@ -246,15 +250,29 @@ impl Storage for SqliteStorage {
         Ok(out)
     }
 
-    fn set_override(
+    fn change_override(
         &self,
         key: &ReleaseKey,
-        value: Option<&Override>,
+        change: &dyn Fn(Option<Override>) -> Option<Override>,
         audit: &AuditEntry,
-    ) -> Result<()> {
+    ) -> Result<Option<Override>> {
         let mut connection = self.connection.lock().expect("database lock");
-        let tx = connection.transaction().map_err(self.db())?;
-        match value {
+        // IMMEDIATE takes the write lock before reading, so another process
+        // sharing the file cannot change the row between read and write.
+        let tx = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.db())?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT settings FROM overrides WHERE app = ?1 AND version = ?2",
+                rusqlite::params![key.app, key.version],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.db())?;
+        let current = current.and_then(|settings| serde_json::from_str(&settings).ok());
+        let value = change(current);
+        match &value {
             Some(value) => {
                 let settings = serde_json::to_string(value).expect("overrides serialise");
                 tx.execute(
@@ -277,7 +295,8 @@ impl Storage for SqliteStorage {
             rusqlite::params![audit.at, audit.who, audit.action, audit.app, audit.version],
         )
         .map_err(self.db())?;
-        tx.commit().map_err(self.db())
+        tx.commit().map_err(self.db())?;
+        Ok(value)
     }
 
     fn overrides(&self) -> Result<BTreeMap<ReleaseKey, Override>> {

@@ -180,15 +180,10 @@ impl ViewCell {
         *self.current.write().expect("view lock") = Arc::new(view);
     }
 
-    /// Replaces one release's override (or clears it) and rebuilds the view.
-    pub(crate) fn set_override(&self, key: ReleaseKey, value: Option<Override>) {
-        {
-            let mut overrides = self.overrides.write().expect("view lock");
-            match value {
-                Some(value) => overrides.insert(key, value),
-                None => overrides.remove(&key),
-            };
-        }
+    /// Replaces every override with `overrides` (as committed in the
+    /// database) and rebuilds the view.
+    pub(crate) fn replace_overrides(&self, overrides: BTreeMap<ReleaseKey, Override>) {
+        *self.overrides.write().expect("view lock") = overrides;
         self.rebuild();
     }
 

@@ -39,6 +39,9 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         OffsetDateTime::now_utc(),
         &ExpiryPolicy::default(),
     )?;
+    for change in &report.mode_changes {
+        eprintln!("warning: {change}");
+    }
     println!(
         "Published {} {} for {}/{} on channel {}: {} files ({}) packed into {} ({}).",
         args.app,

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
-use updraft_server::{Server, ServerConfig, shutdown_signal};
+use updraft_server::{EscapedFields, Server, ServerConfig, shutdown_signal};
 
 use crate::{LogFormat, ServeArgs};
 
@@ -15,7 +15,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(ansi);
     match args.log_format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        // Values are escaped so that client-sent text cannot forge lines.
+        LogFormat::Text => builder.fmt_fields(EscapedFields).init(),
     }
     let mut config = ServerConfig::new(args.repo);
     config.listen = args.listen;
@@ -25,6 +26,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.keys = args.keys;
     config.tls = args.tls_cert.zip(args.tls_key);
     config.max_concurrency = args.max_concurrency.max(1);
+    config.max_connections = args.max_connections.max(1);
+    config.max_connections_per_address = args.max_connections_per_address.max(1);
+    config.header_timeout = std::time::Duration::from_secs(args.header_timeout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

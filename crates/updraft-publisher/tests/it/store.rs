@@ -30,6 +30,43 @@ fn publish_err(store: &TestStore, request: &updraft_publisher::PublishRequest) -
     error
 }
 
+/// The manifest `report` wrote, as JSON.
+fn manifest_of(store: &TestStore, report: &updraft_publisher::PublishReport) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(store.store.join(report.manifest.as_str())).unwrap()).unwrap()
+}
+
+/// A store and the test app at 1.0.0 in `src-1.0.0`, not yet published.
+fn store_with_app(dir: &Path) -> (TestStore, std::path::PathBuf) {
+    let store = TestStore::new(dir);
+    let source = store.dir.join("src-1.0.0");
+    write_app(&source, "1.0.0");
+    (store, source)
+}
+
+fn publish_ok(
+    store: &TestStore,
+    request: &updraft_publisher::PublishRequest,
+) -> updraft_publisher::PublishReport {
+    updraft_publisher::publish(
+        &store.store,
+        &store.keys,
+        request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap()
+}
+
+/// The paths of a manifest's regular files, in order.
+fn file_paths(manifest: &serde_json::Value) -> Vec<&str> {
+    manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn a_published_store_verifies_and_lays_out_the_seed_folders() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,15 +86,8 @@ fn a_published_store_verifies_and_lays_out_the_seed_folders() {
     ] {
         assert!(store.store.join(path).is_file(), "{path} missing");
     }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(store.store.join(report.manifest.as_str())).unwrap())
-            .unwrap();
-    let files: Vec<&str> = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let manifest = manifest_of(&store, &report);
+    let files = file_paths(&manifest);
     assert_eq!(files, ["bin/app", "lib/libcore.so.1", "share/data.bin"]);
     assert_eq!(manifest["files"][0]["mode"], 0o755);
     assert_eq!(manifest["symlinks"][0]["target"], "libcore.so.1");
@@ -477,4 +507,106 @@ fn rollout_changes_are_signed_and_yanked_releases_leave_latest() {
             .to_string()
             .contains("kuzflow 9.0.0 is not published")
     );
+}
+
+/// THREATS.md "local privilege escalation": setuid, setgid and sticky bits
+/// and group/other-writable modes never reach the manifest or the package;
+/// the report names each entry and what was dropped.
+#[cfg(unix)]
+#[test]
+fn unsafe_modes_are_dropped_and_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, source) = store_with_app(dir.path());
+    let chmod = |path: &str, mode: u32| {
+        fs::set_permissions(source.join(path), fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod("bin/app", 0o4755);
+    chmod("lib", 0o2777);
+    chmod("share", 0o1777);
+    fs::write(source.join("lib/shared.txt"), "x").unwrap();
+    chmod("lib/shared.txt", 0o666);
+    chmod("bin", 0o777);
+    let report = publish_ok(&store, &TestStore::request("1.0.0", &source));
+    let changes: Vec<String> = report
+        .mode_changes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "`bin` has mode 0777 (writable by its group, writable by others); published as 0755",
+            "`bin/app` has mode 4755 (setuid); published as 0755",
+            "`lib` has mode 2777 (setgid, writable by its group, writable by others); published as 0755",
+            "`lib/shared.txt` has mode 0666 (writable by its group, writable by others); published as 0644",
+            "`share` has mode 1777 (sticky, writable by its group, writable by others); published as 0755",
+        ]
+    );
+    let manifest = manifest_of(&store, &report);
+    for entry in manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(manifest["dirs"].as_array().unwrap())
+    {
+        let mode = entry["mode"].as_u64().unwrap();
+        assert_eq!(mode & 0o7022, 0, "{entry}");
+    }
+    // The package's own headers carry the safe modes too.
+    let package = fs::File::open(store.store.join(report.package.as_str())).unwrap();
+    let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(package).unwrap());
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.header().mode().unwrap();
+        if entry.header().entry_type() != tar::EntryType::Symlink {
+            assert_eq!(mode & 0o7022, 0, "{:?}", entry.path().unwrap());
+        }
+    }
+}
+
+/// `--main` must be a program: an empty file or one without an execute bit
+/// is refused, naming it and the fix (a Windows package needs no execute bit).
+#[cfg(unix)]
+#[test]
+fn main_must_be_a_non_empty_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, source) = store_with_app(dir.path());
+    fs::set_permissions(source.join("bin/app"), fs::Permissions::from_mode(0o644)).unwrap();
+    let request = TestStore::request("1.0.0", &source);
+    let error = publish_err(&store, &request).to_string();
+    assert!(
+        error.contains("`bin/app`")
+            && error.contains("not executable (mode 0644)")
+            && error.contains("chmod +x"),
+        "{error}"
+    );
+    let mut windows = request.clone();
+    windows.platform = "windows".parse().unwrap();
+    publish_ok(&store, &windows);
+    fs::write(source.join("bin/app"), "").unwrap();
+    fs::set_permissions(source.join("bin/app"), fs::Permissions::from_mode(0o755)).unwrap();
+    let error = publish_err(&store, &TestStore::request("1.0.0", &source)).to_string();
+    assert!(
+        error.contains("`bin/app`") && error.contains("is empty"),
+        "{error}"
+    );
+}
+
+/// Names that merely start with dots (`..foo`, `...`, `.config`) are
+/// ordinary names (docs/store.md): published, listed in the manifest.
+#[test]
+fn names_starting_with_dots_are_ordinary_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, source) = store_with_app(dir.path());
+    for name in ["..foo", "...", ".config"] {
+        fs::write(source.join(name), name).unwrap();
+    }
+    let report = publish_ok(&store, &TestStore::request("1.0.0", &source));
+    let manifest = manifest_of(&store, &report);
+    let paths = file_paths(&manifest);
+    for name in ["..foo", "...", ".config"] {
+        assert!(paths.contains(&name), "{name} missing from {paths:?}");
+    }
 }

@@ -130,3 +130,90 @@ print(u.download_target(info))
     );
     server.stop().await;
 }
+
+/// THREATS.md "link out of the store": links planted in the store are never
+/// followed (to a file outside, into `.updraft/`, or even inside), a FIFO
+/// cannot hang the server, and `repo verify` names every link.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn links_planted_in_the_store_are_never_followed() {
+    use std::os::unix::fs::symlink;
+    let (_dir, store) = temp();
+    publish_with(&store, "1.0.0", |_| {});
+    let secret = store.dir.join("shadow");
+    std::fs::write(&secret, "root:SECRET-HASH:19000::::::\n").unwrap();
+    let root = &store.store;
+    symlink(&secret, root.join("metadata/shadow.json")).unwrap();
+    symlink("../.updraft", root.join("releases/upd")).unwrap();
+    symlink("timestamp.json", root.join("metadata/alias.json")).unwrap();
+    symlink("v1.0.0", root.join("releases/vlink")).unwrap();
+    let fifo = root.join("metadata/pipe.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = Running::start(config(&store)).await;
+    assert!(
+        root.join(".updraft/server.sqlite").is_file(),
+        "the database the link would expose"
+    );
+    for path in [
+        "/metadata/shadow.json",
+        "/releases/upd/server.sqlite",
+        "/releases/upd/lock",
+        "/metadata/alias.json",
+        "/releases/vlink/kuzflow_v1.0.0_linux_x86_64_full.tar.zst",
+        "/metadata/pipe.json",
+    ] {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let response = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                server
+                    .client
+                    .request(method.clone(), server.url(path))
+                    .send(),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path} hung"))
+            .unwrap();
+            assert_eq!(response.status(), 404, "{method} {path}");
+            let body = response.text().await.unwrap();
+            assert!(!body.contains("SECRET"), "{path}: {body}");
+            assert!(!body.contains("SQLite"), "{path}: {body}");
+        }
+    }
+    // Real files are still served.
+    assert_eq!(server.get_json("/metadata/timestamp.json").await.0, 200);
+    // A package replaced by a link is not sent by the download API either.
+    let package = root.join("releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst");
+    std::fs::remove_file(&package).unwrap();
+    symlink(&secret, &package).unwrap();
+    let response = server
+        .client
+        .get(server.url("/api/version/download?version=1.0.0&platform=linux&arch=x86_64"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(!response.text().await.unwrap().contains("SECRET"));
+    server.stop().await;
+
+    let report = updraft_publisher::verify(root, time::OffsetDateTime::now_utc()).unwrap();
+    for link in [
+        "metadata/shadow.json",
+        "releases/upd",
+        "metadata/alias.json",
+        "releases/vlink",
+        "releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst",
+    ] {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.path == link && p.message.contains("symbolic link")),
+            "{link} not reported: {:?}",
+            report.problems
+        );
+    }
+}

@@ -3,4 +3,6 @@
 mod admin;
 mod api;
 mod files;
+mod hardening;
+mod openapi;
 mod support;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -149,4 +150,118 @@ pub(crate) fn targets_version(store: &Path) -> u64 {
         .targets()
         .signed
         .version
+}
+
+/// Everything the server logs in this test process, formatted as
+/// `updraft serve` does for text logs (with [`updraft_server::EscapedFields`]).
+pub(crate) fn captured_logs() -> String {
+    let buffer = LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buffer);
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+            .with_ansi(false)
+            .fmt_fields(updraft_server::EscapedFields)
+            .with_writer(move || LogSink(Arc::clone(&sink)))
+            .try_init();
+        buffer
+    });
+    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A raw TCP connection to `server` from the loopback address `from`
+/// (`127.0.0.2` is a different peer than `127.0.0.1` on Linux).
+pub(crate) async fn connect_from(server: &Running, from: [u8; 4]) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(server.addr).await.unwrap()
+}
+
+/// Reads until the peer closes (or `limit` passes): what it sent.
+pub(crate) async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|()| received)
+}
+
+/// Reads one HTTP answer (head and a `content-length` body) from `stream`,
+/// for at most 5 s.
+pub(crate) async fn read_answer(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&received).to_lowercase();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    received
+}
+
+/// The body of `GET url` as text.
+pub(crate) async fn text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// A client whose connections come from the loopback address `from`.
+pub(crate) fn client_from(from: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .unwrap()
+}
+
+/// A running server (settings tweaked) over a store with release 1.0.0.
+pub(crate) async fn serving_one_release(
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> (tempfile::TempDir, TestStore, Running) {
+    let (dir, store) = temp();
+    publish_with(&store, "1.0.0", |_| {});
+    let mut settings = config(&store);
+    tweak(&mut settings);
+    let server = Running::start(settings).await;
+    (dir, store, server)
 }
