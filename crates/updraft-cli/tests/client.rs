@@ -1448,3 +1448,47 @@ fn update_while_the_app_never_exits(install: &Path, extra: &[&str]) -> (Output, 
     app.wait().unwrap();
     (output, app.id())
 }
+
+/// `check --json` carries every field of the seed's check answer, `null`
+/// where there is no release, whether an update is available or not.
+#[test]
+fn check_json_carries_every_seed_field() {
+    let setup = setup();
+    let seed = [
+        "current_version",
+        "latest_version",
+        "update_available",
+        "update_type",
+        "force_update",
+        "download_url",
+        "file_size",
+        "changelog",
+        "release_date",
+        "min_supported_version",
+    ];
+    let check = || {
+        let output = updraft()
+            .args(["check", "--json", "--dir"])
+            .arg(&setup.install)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let available = check();
+    assert_eq!(available["update_available"], true);
+    assert!(
+        available["download_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("_full.tar.zst"))
+    );
+    assert_updated(&setup, &update(&setup));
+    let newest = check();
+    assert_eq!(newest["update_available"], false);
+    for answer in [&available, &newest] {
+        for field in seed {
+            assert!(answer.get(field).is_some(), "no `{field}` in {answer}");
+        }
+    }
+    assert!(newest["latest_version"].is_null() && newest["file_size"].is_null());
+}

@@ -51,6 +51,8 @@ pub struct Offer {
     pub changelogs: Vec<(String, String)>,
     /// Minimum supported version, if any.
     pub min_supported_version: Option<String>,
+    /// Where the package is, on the first server of the configuration.
+    pub download_url: Option<String>,
     #[serde(skip)]
     custom: PackageCustom,
 }
@@ -73,7 +75,27 @@ impl Offer {
             "changelogs": self.changelogs.iter().map(|(v, n)| serde_json::json!({"version": v, "notes": n})).collect::<Vec<_>>(),
             "release_date": self.release_date,
             "min_supported_version": self.min_supported_version,
+            "download_url": self.download_url,
         })
+    }
+}
+
+impl CheckOutcome {
+    /// The outcome with every field of the check API (`null` where there is
+    /// no release), as `check --json` prints it.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::UpToDate { current_version } => serde_json::json!({
+                "update_available": false, "status": "up_to_date",
+                "current_version": current_version, "latest_version": null,
+                "update_type": null, "force_update": false, "download_url": null,
+                "file_size": null, "changelog": null, "release_date": null,
+                "min_supported_version": null,
+            }),
+            Self::Available(offer) => offer.to_json("available"),
+            Self::Skipped(offer) => offer.to_json("skipped"),
+            Self::Snoozed(offer) => offer.to_json("snoozed"),
+        }
     }
 }
 
@@ -333,7 +355,7 @@ impl UpdateManager {
             current_version: current.to_string(),
             update_type: UpdateType::between(&current, &info.version),
             force_update: offer::is_forced(info, &current),
-            target,
+            target: target.clone(),
             file_size: file.length,
             sha256: file.sha256().map(|d| d.to_hex()).unwrap_or_default(),
             release_date: info.release_date.clone(),
@@ -343,6 +365,11 @@ impl UpdateManager {
                 .map(|(v, n)| (v.to_string(), n))
                 .collect(),
             min_supported_version: info.min_supported_version.as_ref().map(ToString::to_string),
+            download_url: self
+                .config
+                .base_urls()
+                .first()
+                .map(|base| format!("{base}/{target}")),
             custom: custom.clone(),
         };
         if !offer.force_update {
@@ -883,6 +910,7 @@ pub async fn bootstrap(
         changelog: custom.release.notes.clone(),
         changelogs: Vec::new(),
         min_supported_version: None,
+        download_url: None,
         custom,
     };
     let downloaded = manager

@@ -11,23 +11,17 @@ pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let manager = UpdateManager::builder(&args.dir).build()?;
     let runtime = crate::commands::runtime()?;
     let outcome = runtime.block_on(manager.check())?;
-    let (value, text) = match &outcome {
-        CheckOutcome::UpToDate { current_version } => (
-            serde_json::json!({"update_available": false, "current_version": current_version}),
-            format!("{current_version} is the newest version."),
-        ),
-        CheckOutcome::Available(offer) => {
-            (offer.to_json("available"), describe(offer, "is available"))
+    let text = match &outcome {
+        CheckOutcome::UpToDate { current_version } => {
+            format!("{current_version} is the newest version.")
         }
-        CheckOutcome::Skipped(offer) => (
-            offer.to_json("skipped"),
-            describe(offer, "is available but was skipped"),
-        ),
-        CheckOutcome::Snoozed(offer) => (
-            offer.to_json("snoozed"),
-            describe(offer, "is available (remind me later is in effect)"),
-        ),
+        CheckOutcome::Available(offer) => describe(offer, "is available"),
+        CheckOutcome::Skipped(offer) => describe(offer, "is available but was skipped"),
+        CheckOutcome::Snoozed(offer) => {
+            describe(offer, "is available (remind me later is in effect)")
+        }
     };
+    let value = outcome.to_json();
     if json {
         println!("{value}");
     } else {
