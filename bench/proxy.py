@@ -3,7 +3,9 @@
 SIGKILL a process once a number of bytes has passed: how `bench/update.sh`
 measures the bytes an interrupted and resumed update costs on the wire.
 
-usage: proxy.py LISTEN_PORT SERVER_PORT COUNT_FILE
+usage: proxy.py LISTEN_PORT SERVER_PORT COUNT_FILE [RATE]
+  RATE   bytes per second the server may send in all (default: no limit),
+         a link of that speed
   Control by files next to COUNT_FILE (re-read on every read):
     COUNT_FILE.kill   "PID BYTES": SIGKILL PID once BYTES more have passed
                       since the file appeared (then the file is removed)
@@ -14,9 +16,13 @@ import os
 import signal
 import sys
 
+import time
+
 listen_port, server_port, count_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rate = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 total = 0
 kill_base = None
+started = time.monotonic()
 
 
 def account(n):
@@ -47,6 +53,11 @@ async def pipe(reader, writer, count):
                 break
             if count:
                 account(len(data))
+                if rate:
+                    # The link: all connections share `rate` bytes per second.
+                    wait = started + total / rate - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
             writer.write(data)
             await writer.drain()
     except (ConnectionError, asyncio.CancelledError):

@@ -1,57 +1,113 @@
 #!/usr/bin/env bash
-# `updraft update` of a large app against `curl -o` of the same package from
-# the same server, alternating, in one run. Prints both times and the client's
-# peak memory.
+# The whole `updraft update` of a large app beside `curl -o` of the same
+# package from the same server, alternating, in one run; then the bytes an
+# update costs on the wire when it is killed half way (SIGKILL) or loses power
+# half way (bench/powerloss.py: what was not synced is lost, page cache
+# dropped), and resumed. Every update is measured as a whole command: check,
+# download, verification, unpacking, the journaled switch.
 #
 # usage: bench/update.sh [OUT_DIR]     (default: bench-out/)
-#   APP_MB=200 ROUNDS=3
-# Needs: curl, cargo, python3.
+#   SIZES="200 1024"   app sizes in MB: that many files of 1 MiB of random
+#                      bytes (the package is as large as the app)
+#   ROUNDS=3           timed rounds per size
+#   LINK_MB=25         the link speed (MB/s) of the extra power-loss round
+# Needs: curl, cargo, python3 (and root, to drop the page cache).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 out=${1:-$repo/bench-out}
-app_mb=${APP_MB:-200}
+sizes=${SIZES:-200 1024}
 rounds=${ROUNDS:-3}
+link_mb=${LINK_MB:-25}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
-work="$out/update-bench"
-rm -rf "$work" && mkdir -p "$work"
 (cd "$repo" && cargo build --release --quiet --bin updraft)
 updraft="$repo/target/release/updraft"
 measure() { python3 "$here/measure.py" "$@"; }
+arch=$(uname -m | sed 's/amd64/x86_64/')
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/healthz" && return; sleep 0.05; done; }
+row() { printf '| %-6s | %-5s | %-52s | %8s | %11s |\n' "$@"; }
+ratio() { python3 -c "import sys; print(f'{int(sys.argv[1]) / int(sys.argv[2]):.3f}x')" "$1" "$2"; }
 
-# Two releases of a ~APP_MB app: 2,000 files, half incompressible.
-python3 "$here/gen_tree.py" "$work/src" "$app_mb"
-"$updraft" keygen --out "$work/keys" >/dev/null
-"$updraft" repo init --repo "$work/store" --keys "$work/keys" >/dev/null
-for version in 1.0.0 1.1.0; do
-  "$updraft" publish --repo "$work/store" --keys "$work/keys" --app big --version "$version" --platform linux \
-    --arch "$(uname -m | sed 's/amd64/x86_64/')" --main bin/app --level 3 "$work/src/$version" >/dev/null
-done
-package=$(ls "$work"/store/releases/v1.1.0/big_v1.1.0_*_full.tar.zst)
-size=$(stat -c %s "$package")
+printf '| app MB | round | what                                                 | seconds  | peak RSS kB |\n'
+printf '|--------|-------|------------------------------------------------------|----------|-------------|\n'
 port=18491
-"$updraft" serve --repo "$work/store" --listen "127.0.0.1:$port" 2>"$work/serve.log" &
-server_pid=$!
-trap 'kill $server_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-"$updraft" install --server "http://127.0.0.1:$port" --app big --version 1.0.0 --dir "$work/pristine" \
-  --trusted-root "$work/store/metadata/root.json" >/dev/null
-url="http://127.0.0.1:$port/${package#$work/store/}"
+for mb in $sizes; do
+  work="$out/update-bench-$mb"
+  rm -rf "$work" && mkdir -p "$work"
+  python3 "$here/gen_tree.py" "$work/src" "$mb" "$mb" random
+  "$updraft" keygen --out "$work/keys" >/dev/null
+  "$updraft" repo init --repo "$work/store" --keys "$work/keys" >/dev/null
+  for version in 1.0.0 1.1.0; do
+    "$updraft" publish --repo "$work/store" --keys "$work/keys" --app big --version "$version" \
+      --platform linux --arch "$arch" --main bin/app --level 3 "$work/src/$version" >/dev/null
+  done
+  rm -rf "$work/src"
+  package=$(ls "$work"/store/releases/v1.1.0/big_v1.1.0_*_full.tar.zst)
+  size=$(stat -c %s "$package")
+  port=$((port + 2)); proxy_port=$((port + 1))
+  "$updraft" serve --repo "$work/store" --listen "127.0.0.1:$port" 2>"$work/serve.log" &
+  pids+=($!)
+  wait_port "$port"
+  "$updraft" install --server "http://127.0.0.1:$port" --app big --version 1.0.0 --dir "$work/pristine" \
+    --trusted-root "$work/store/metadata/root.json" >/dev/null
+  url="http://127.0.0.1:$port/${package#"$work"/store/}"
+  row "$mb" "" "package: $size bytes, $mb files" "" ""
+  for round in $(seq "$rounds"); do
+    rm -rf "$work/install" && cp -a "$work/pristine" "$work/install"
+    sync
+    r=$(measure sh -c "'$updraft' update --dir '$work/install' --yes --json > '$work/update.json'")
+    [ "$(readlink "$work/install/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
+    row "$mb" "$round" "updraft update (whole command, durable)" "${r%% *}" "${r##* }"
+    rm -f "$work/curl.out"; sync
+    r=$(measure curl -sf -o "$work/curl.out" "$url")
+    row "$mb" "$round" "curl -o (download only, not synced)" "${r%% *}" "${r##* }"
+    rm -f "$work/curl.out"; sync
+    r=$(measure sh -c "curl -sf -o '$work/curl.out' '$url' && sync '$work/curl.out'")
+    row "$mb" "$round" "curl -o, then sync the file (durable)" "${r%% *}" "${r##* }"
+    rm -f "$work/curl.out"
+  done
 
-printf '\npackage: %s bytes (%s files, %s MB unpacked)\n\n' "$size" 2001 "$app_mb"
-printf '| round | what                                   | seconds | peak RSS kB |\n'
-printf '|-------|----------------------------------------|---------|-------------|\n'
-row() { printf '| %-5s | %-38s | %7s | %11s |\n' "$@"; }
-for round in $(seq "$rounds"); do
-  rm -rf "$work/install" && cp -a "$work/pristine" "$work/install"
-  sync
-  r=$(measure sh -c "'$updraft' update --dir '$work/install' --yes --json > '$work/update.json'")
-  [ "$(readlink "$work/install/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
-  phases=$(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if '\"result\"' in l][0]; print(f\"{r['download_seconds']:.2f} {r['install_seconds']:.2f}\")" "$work/update.json")
-  row "$round" "updraft update: download + verify" "${phases% *}" ""
-  row "$round" "updraft update: unpack + switch" "${phases#* }" ""
-  row "$round" "updraft update: whole command" "${r%% *}" "${r##* }"
-  rm -f "$work/curl.out"; sync
-  r=$(measure curl -sf -o "$work/curl.out" "$url")
-  row "$round" "curl -o (download only)" "${r%% *}" "${r##* }"
+  # Bytes on the wire: through a counting proxy that can kill the updater.
+  interrupted() { # $1: label, $2: rate (bytes/s, 0 = none), $3: power loss (yes/no)
+    local count="$work/count-$proxy_port"
+    python3 "$here/proxy.py" "$proxy_port" "$port" "$count" "$2" &
+    local proxy=$!
+    pids+=($proxy)
+    for _ in $(seq 100); do [ -e "$count" ] && break; sleep 0.05; done
+    rm -rf "$work/via" && cp -a "$work/pristine" "$work/via"
+    python3 - "$work/via/update_config.json" "$proxy_port" <<'PY'
+import json, sys
+path, port = sys.argv[1], sys.argv[2]
+config = json.load(open(path))
+config["update_server"]["base_url"] = f"http://127.0.0.1:{port}"
+json.dump(config, open(path, "w"), indent=2)
+PY
+    local before; before=$(cat "$count")
+    "$updraft" update --dir "$work/via" --yes --json >/dev/null 2>&1 &
+    local updater=$!
+    echo "$updater $((size / 2))" > "$count.kill"
+    wait "$updater" 2>/dev/null || true
+    local lost=""
+    if [ "$3" = yes ]; then
+      lost=$(python3 "$here/powerloss.py" "$work/via/.updraft/staging")
+      lost=" (synced ${lost% *}, lost ${lost#* } bytes)"
+    fi
+    [ "$(readlink "$work/via/current")" = "versions/1.0.0" ] || { echo "the killed update switched" >&2; exit 1; }
+    "$updraft" update --dir "$work/via" --yes --json >/dev/null
+    [ "$(readlink "$work/via/current")" = "versions/1.1.0" ] || { echo "the resumed update did not switch" >&2; exit 1; }
+    sleep 0.1
+    local after; after=$(cat "$count")
+    row "$mb" "" "$1: $(ratio $((after - before)) "$size") of the package$lost" "" ""
+    kill "$proxy" 2>/dev/null || true
+    wait "$proxy" 2>/dev/null || true
+    rm -f "$count" "$count.kill"
+  }
+  interrupted "killed at 50 %, resumed" 0 no
+  interrupted "power lost at 50 %, resumed" 0 yes
+  if [ "$mb" = "${sizes%% *}" ]; then
+    interrupted "power lost at 50 % on a $link_mb MB/s link" $((link_mb * 1000 * 1000)) yes
+  fi
+  rm -rf "$work/install" "$work/via" "$work/pristine"
 done

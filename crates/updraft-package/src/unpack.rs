@@ -35,30 +35,45 @@ pub struct Unpack {
     syncer: Option<Syncer>,
 }
 
-/// Syncs closed files on a thread of its own, so their bytes reach the disk
-/// while the rest of the package is still being written.
+/// Syncs closed files on threads of their own, so their bytes reach the disk
+/// while the rest of the package is still being written. A flush waits for
+/// the disk; a few at once keep it busy.
 #[derive(Debug)]
 struct Syncer {
     files: std::sync::mpsc::Sender<PathBuf>,
-    thread: std::thread::JoinHandle<Result<(), String>>,
+    threads: Vec<std::thread::JoinHandle<Result<(), String>>>,
 }
+
+/// Files synced at once.
+const SYNC_THREADS: usize = 4;
 
 impl Syncer {
     fn start() -> Self {
         let (files, queue) = std::sync::mpsc::channel::<PathBuf>();
-        let thread = std::thread::spawn(move || {
-            let mut first_error = None;
-            for path in queue {
-                let synced = fs::File::open(&path).and_then(|file| file.sync_data());
-                if let Err(error) = synced {
-                    first_error.get_or_insert_with(|| {
-                        format!("cannot sync `{}`: {error}", path.display())
-                    });
-                }
-            }
-            first_error.map_or(Ok(()), Err)
-        });
-        Self { files, thread }
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        let threads = (0..SYNC_THREADS)
+            .map(|_| {
+                let queue = std::sync::Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    let mut first_error = None;
+                    loop {
+                        let next = queue
+                            .lock()
+                            .map_err(|_| "the sync queue failed".to_owned())?
+                            .recv();
+                        let Ok(path) = next else { break };
+                        let synced = fs::File::open(&path).and_then(|file| file.sync_data());
+                        if let Err(error) = synced {
+                            first_error.get_or_insert_with(|| {
+                                format!("cannot sync `{}`: {error}", path.display())
+                            });
+                        }
+                    }
+                    first_error.map_or(Ok(()), Err)
+                })
+            })
+            .collect();
+        Self { files, threads }
     }
 }
 
@@ -90,10 +105,11 @@ impl Unpack {
             return Ok(());
         };
         drop(syncer.files);
-        syncer
-            .thread
-            .join()
-            .map_err(|_| "the sync thread failed".to_owned())??;
+        for thread in syncer.threads {
+            thread
+                .join()
+                .map_err(|_| "a sync thread failed".to_owned())??;
+        }
         sync_dirs(&self.into).map_err(|e| format!("cannot sync `{}`: {e}", self.into.display()))
     }
 
