@@ -22,10 +22,7 @@ fn report(dir: &Path, version: &str) {
     let Ok(manager) = updraft_client::UpdateManager::builder(dir).build() else {
         return;
     };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(runtime) = crate::commands::runtime() else {
         return;
     };
     runtime.block_on(manager.report(

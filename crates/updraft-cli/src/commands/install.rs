@@ -14,9 +14,7 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
     let (platform, arch) = updraft_client::host();
     let bar = progress_bar(&format!("Installing {}", args.app));
     let progress = progress_fn(bar.as_ref());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::commands::runtime()?;
     let request = updraft_client::InstallRequest {
         install_dir: &args.dir,
         base_url: &args.server,

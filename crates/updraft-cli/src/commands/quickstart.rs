@@ -112,9 +112,7 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
         report.targets_checked, report.packages_checked
     );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::commands::runtime()?;
     let mut config = updraft_server::ServerConfig::new(store.clone());
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let server = runtime.block_on(updraft_server::Server::bind(config))?;

@@ -29,9 +29,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.max_connections = args.max_connections.max(1);
     config.max_connections_per_address = args.max_connections_per_address.max(1);
     config.header_timeout = std::time::Duration::from_secs(args.header_timeout);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::commands::runtime()?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
         let scheme = if server.uses_tls() { "https" } else { "http" };
