@@ -1239,7 +1239,7 @@ mod tests {
     /// A package of 5 MiB with chunk digests (or not), served from a folder.
     fn package(dir: &Path, chunked: bool) -> (DownloadRequest, Vec<u8>) {
         let bytes: Vec<u8> = (0..5u32 << 20)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
             .collect();
         let source = dir.join("package.bin");
         std::fs::write(&source, &bytes).unwrap();
