@@ -164,16 +164,19 @@ fn headless(options: &Options, version: &str) -> Result<(), String> {
         if !options.auto_update {
             return Ok(());
         }
-        let downloaded = manager
-            .download(&offer, None, &CancellationToken::new())
-            .await
-            .map_err(|e| e.to_string())?;
         let handoff = Handoff {
             restart_args: Some(vec!["--headless".into(), "--auto-update".into()]),
             ..Handoff::default()
         };
+        // The library's workflow: download, verify, unpack beside this version, hand off.
+        let quiet = |_: &updraft_client::UpdateEvent| {};
         manager
-            .install_on_exit(&offer, &downloaded, &handoff)
+            .update(
+                &offer,
+                &updraft_client::Finish::HandOff(handoff),
+                &quiet,
+                &CancellationToken::new(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         log(
