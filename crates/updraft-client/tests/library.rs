@@ -260,20 +260,29 @@ async fn the_workflow_tells_the_same_events_over_a_folder_and_over_http() {
         let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
             panic!("{name}: no offer")
         };
-        let events = Mutex::new(Vec::new());
-        let sink = |event: &updraft_client::UpdateEvent| events.lock().unwrap().push(event.clone());
+        // A closure subscribes from sync code, a channel from async code.
+        let collected = Mutex::new(Vec::new());
+        let closure =
+            |event: &updraft_client::UpdateEvent| collected.lock().unwrap().push(event.clone());
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let sink: &dyn updraft_client::EventSink =
+            if name == "folder" { &closure } else { &sender };
         let finish = updraft_client::Finish::Now { restart: None };
         let outcome = manager
-            .update(&offer, &finish, &sink, &CancellationToken::new())
+            .update(&offer, &finish, sink, &CancellationToken::new())
             .await
             .unwrap();
+        drop(sender);
+        let mut events = collected.into_inner().unwrap();
+        while let Some(event) = receiver.recv().await {
+            events.push(event);
+        }
         assert!(outcome.updated && outcome.switched, "{name}: {outcome:?}");
         assert_eq!(outcome.version, "1.1.0");
         assert_eq!(
             std::fs::read_link(target.join("current")).unwrap(),
             Path::new("versions/1.1.0")
         );
-        let events = events.into_inner().unwrap();
         let fractions: Vec<f64> = events
             .iter()
             .filter_map(|e| match e {
