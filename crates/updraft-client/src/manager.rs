@@ -533,7 +533,8 @@ impl UpdateManager {
             &staging,
             target.length.saturating_add(offer.custom.installed_size),
         )?;
-        updraft_fs::create_dir_all_durable(&staged.tree)?;
+        updraft_package::create_root(&staged.tree)
+            .map_err(|e| Error::io("create", &staged.tree, e))?;
         updraft_fs::fault::point("download.checked");
         let unpack: download::ConsumeFn<()> = {
             let (tree, manifest, version) =

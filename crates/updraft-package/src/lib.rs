@@ -26,7 +26,7 @@ use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
 
 mod unpack;
 
-pub use unpack::{SAFE_MODE_MASK, Unpack};
+pub use unpack::{SAFE_MODE_MASK, Unpack, create_root};
 
 /// Most entries a package may have.
 pub const MAX_ENTRIES: usize = 1_000_000;

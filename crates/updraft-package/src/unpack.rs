@@ -77,8 +77,21 @@ impl Syncer {
     }
 }
 
+/// Creates `into`, the folder a release is unpacked into (and that becomes
+/// the version's folder), with mode `0755` whatever the umask: a version
+/// folder another user could write to would let them change the app.
+pub fn create_root(into: &Path) -> io::Result<()> {
+    create_dirs(into)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(into, fs::Permissions::from_mode(SAFE_MODE_MASK))?;
+    }
+    Ok(())
+}
+
 impl Unpack {
-    /// A sink writing into `into` (which must exist).
+    /// A sink writing into `into` (which must exist: [`create_root`]).
     pub fn new(into: &Path) -> Self {
         Self {
             into: into.to_path_buf(),
@@ -136,11 +149,21 @@ impl Unpack {
 
     fn parent_of(dest: &Path) -> Result<(), String> {
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)
+            create_dirs(parent)
                 .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
         }
         Ok(())
     }
+}
+
+/// Creates `dir` and its missing parents, never wider than `0755` whatever
+/// the umask.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, SAFE_MODE_MASK);
+    builder.create(dir)
 }
 
 /// True when `path` is a regular file (not a link) of `entry`'s size and SHA-256.
@@ -182,7 +205,7 @@ impl Sink for Unpack {
         if !fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_dir()) {
             clear(&dest)?;
         }
-        fs::create_dir_all(&dest).map_err(|e| format!("cannot create `{path}`: {e}"))?;
+        create_dirs(&dest).map_err(|e| format!("cannot create `{path}`: {e}"))?;
         set_mode(&dest, mode)
     }
 
