@@ -107,6 +107,14 @@ fn main() -> std::process::ExitCode {
     let version = own_version();
     let result = if options.headless {
         headless(&options, &version)
+    } else if !display_available() {
+        // Not the new version's fault: run as --headless would, so it still
+        // confirms its healthy start and is not rolled back.
+        log(
+            options.dir.as_deref(),
+            "No display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set); running without a window, as with --headless.",
+        );
+        headless(&options, &version)
     } else {
         windowed(&options, &version)
     };
@@ -120,6 +128,33 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// True unless this is Linux or another Unix desktop without X11 or Wayland
+/// (a server, an SSH session, CI).
+fn display_available() -> bool {
+    if cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd"
+    )) {
+        ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+    } else {
+        true
+    }
+}
+
+/// One sentence for a windowing error, without the source locations winit
+/// puts in it (`os error at /home/…/winit-0.30/src/…/mod.rs:765: …`).
+fn plain(error: &impl std::fmt::Display) -> String {
+    error
+        .to_string()
+        .split(": ")
+        .filter(|part| !part.contains(".rs:"))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Without a window: start, confirm, check, and (with `--auto-update`)
@@ -257,7 +292,7 @@ fn windowed(options: &Options, version: &str) -> Result<(), String> {
             Ok(Box::new(demo))
         }),
     )
-    .map_err(|e| format!("could not open the window: {e}"))
+    .map_err(|e| format!("could not open the window: {}", plain(&e)))
 }
 
 impl Demo {
@@ -422,5 +457,18 @@ impl eframe::App for Demo {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// winit's error names its own source file; the user never sees it.
+    #[test]
+    fn windowing_errors_lose_their_source_locations() {
+        let error = "EventLoopError: os error at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/winit-0.30.13/src/platform_impl/linux/mod.rs:765: neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set.";
+        assert_eq!(
+            super::plain(&error),
+            "EventLoopError: neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set."
+        );
     }
 }

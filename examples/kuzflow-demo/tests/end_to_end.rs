@@ -176,3 +176,27 @@ fn the_demo_updates_itself_through_the_updater_and_confirms() {
         "1.1.0\n"
     );
 }
+
+/// Issue 17: started where there is no display, the demo says so in plain
+/// words (no source paths) and runs as with `--headless`, exiting 0, so a
+/// new version started this way is not counted as failing its health check.
+#[test]
+fn without_a_display_the_demo_runs_headless_and_says_so() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kuzflow-demo"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("UPDRAFT_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("No display to open a window on"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(".rs:"), "a source path leaked: {stdout}");
+}
