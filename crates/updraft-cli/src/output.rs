@@ -51,6 +51,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         return match error.kind() {
             updraft_installer::ErrorKind::Usage => EXIT_USAGE,
             updraft_installer::ErrorKind::Install => EXIT_INSTALL,
+            updraft_installer::ErrorKind::Verification => EXIT_VERIFICATION,
             _ => EXIT_OTHER,
         };
     }

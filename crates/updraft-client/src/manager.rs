@@ -839,6 +839,9 @@ pub async fn bootstrap(
         )));
     }
     updraft_fs::create_dir_all_durable(&layout.state_dir())?;
+    // A folder another user can write to (made under a wide umask, or theirs)
+    // would let them change what this install runs.
+    layout.check_trusted()?;
     let defaults = UpdateConfig::default();
     let config = UpdateConfig {
         app: Some(app.to_string()),

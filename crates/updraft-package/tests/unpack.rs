@@ -166,6 +166,54 @@ fn unpacked_modes_are_never_setuid_or_writable_by_others() {
     assert_eq!(mode("bin"), 0o755);
 }
 
+/// THREATS.md "local privilege escalation", folders made under a wide umask:
+/// the folders a file needs but the manifest does not list are 0755 even
+/// under `umask 000`.
+#[cfg(unix)]
+#[test]
+fn folders_made_for_a_file_are_0755_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.zst");
+    let encoder = zstd::stream::write::Encoder::new(std::fs::File::create(&path).unwrap(), 3)
+        .unwrap()
+        .auto_finish();
+    let mut builder = tar::Builder::new(encoder);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(2);
+    builder
+        .append_data(&mut header, "lib/deep/data", &b"ok"[..])
+        .unwrap();
+    builder.into_inner().unwrap();
+    let manifest: updraft_protocol::ReleaseManifest = serde_json::from_value(serde_json::json!({
+        "format_version": 1, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
+        "platform": "linux", "arch": "x86_64", "main": "lib/deep/data", "release_date": "2026-01-01T00:00:00Z",
+        "files": [{"path": "lib/deep/data", "size": 2, "sha256": updraft_protocol::Sha256Digest::of(b"ok").to_hex(), "mode": 0o644}],
+    }))
+    .unwrap();
+    let into = dir.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    let previous = rustix::process::umask(rustix::fs::Mode::empty());
+    let unpacked =
+        updraft_package::walk(&path, &manifest, &mut updraft_package::Unpack::new(&into));
+    rustix::process::umask(previous);
+    unpacked.unwrap();
+    for (folder, expected) in [
+        ("lib", 0o755),
+        ("lib/deep", 0o755),
+        ("lib/deep/data", 0o644),
+    ] {
+        let mode = std::fs::metadata(into.join(folder))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(mode, expected, "{folder}");
+    }
+}
+
 /// Resuming an interrupted unpack keeps files that hash right and rewrites
 /// the rest, never trusting a file by its name alone.
 #[test]
