@@ -90,6 +90,11 @@ struct InstallArgs {
     /// Version to install (default: the newest offered).
     #[arg(long = "version", value_name = "VER")]
     release_version: Option<Version>,
+    /// Accept a plain http:// server that is not on loopback (sets
+    /// `update_server.allow_insecure_http`): anyone on the way sees which app
+    /// and version this is.
+    #[arg(long)]
+    allow_insecure_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +366,10 @@ struct PublishArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `serve` sets up its own logging; every other command prints warnings.
+    if !matches!(cli.command, Command::Serve(_)) {
+        output::show_warnings();
+    }
     let result = match cli.command {
         Command::Quickstart(args) => commands::quickstart::run(&args.dir, args.gui),
         Command::Keygen(args) => {

@@ -51,6 +51,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         return match error.kind() {
             updraft_installer::ErrorKind::Usage => EXIT_USAGE,
             updraft_installer::ErrorKind::Install => EXIT_INSTALL,
+            updraft_installer::ErrorKind::Verification => EXIT_VERIFICATION,
             _ => EXIT_OTHER,
         };
     }
@@ -73,6 +74,21 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         };
     }
     EXIT_OTHER
+}
+
+/// Prints the libraries' warnings (a bad setting, an unknown configuration
+/// key, `verify_ssl: false`) to stderr, one line each; `UPDRAFT_LOG` (an
+/// `EnvFilter`) shows more.
+pub(crate) fn show_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UPDRAFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(interactive())
+        .without_time()
+        .with_target(false)
+        .try_init();
 }
 
 /// True when stderr is a terminal, so progress and colour are welcome.

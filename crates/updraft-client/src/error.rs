@@ -131,6 +131,7 @@ impl Error {
             Self::Installer(error) => match error.kind() {
                 updraft_installer::ErrorKind::Usage => ErrorKind::Usage,
                 updraft_installer::ErrorKind::Install => ErrorKind::Install,
+                updraft_installer::ErrorKind::Verification => ErrorKind::Verification,
                 _ => ErrorKind::Other,
             },
             _ => ErrorKind::Other,

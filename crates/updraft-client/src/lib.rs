@@ -40,7 +40,9 @@ pub use repository::{
     Repository, verify_bytes,
 };
 pub use tokio_util::sync::CancellationToken;
-pub use transport::{Body, BoxFuture, Fetcher, FileTransport, HttpTransport, Response, Transport};
+pub use transport::{
+    Body, BoxFuture, Fetcher, FileTransport, HttpTransport, Response, Transport, insecure_http,
+};
 pub use updraft_installer::{
     CheckSettings, DownloadSettings, Handoff, Install, InstallSettings, InstallState, Loaded,
     RollbackReason, ServerSettings, Switched, UiSettings, UpdateConfig,

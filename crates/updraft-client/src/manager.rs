@@ -159,6 +159,21 @@ impl UpdateManagerBuilder {
         for warning in &loaded.warnings {
             tracing::warn!("{warning}");
         }
+        let server = &loaded.config.update_server;
+        for (key, url) in loaded.config.keyed_base_urls() {
+            if let Some(reason) = crate::transport::insecure_http(url, server.allow_insecure_http) {
+                return Err(Error::Config {
+                    path: layout.config(),
+                    reason: format!("`{key}`: {reason}"),
+                });
+            }
+        }
+        if !loaded.config.download_settings.verify_ssl {
+            tracing::warn!(
+                "`download_settings.verify_ssl` is false in `{}`: TLS certificates are not checked, so anyone on the way can read and change what updraft sends and receives (the signed metadata still guards what is installed); set it to true",
+                layout.config().display()
+            );
+        }
         let state = InstallState::load(&layout)?;
         let platform = self
             .platform
@@ -813,6 +828,9 @@ pub struct InstallRequest<'a> {
     pub platform: Platform,
     /// This machine's arch.
     pub arch: Arch,
+    /// Accept a plain `http://` `base_url` to a host that is not loopback
+    /// (written to the install's `update_server.allow_insecure_http`).
+    pub allow_insecure_http: bool,
 }
 
 /// Creates a fresh install from the store at `base_url`: trusts the root,
@@ -830,7 +848,13 @@ pub async fn bootstrap(
         version,
         platform,
         arch,
+        allow_insecure_http,
     } = request.clone();
+    if let Some(reason) = crate::transport::insecure_http(base_url, allow_insecure_http) {
+        return Err(Error::Usage(format!(
+            "Refusing to install from {reason} (`updraft install` takes `--allow-insecure-http`)"
+        )));
+    }
     let layout = Layout::new(install_dir);
     if layout.state().exists() {
         return Err(Error::Usage(format!(
@@ -839,12 +863,16 @@ pub async fn bootstrap(
         )));
     }
     updraft_fs::create_dir_all_durable(&layout.state_dir())?;
+    // A folder another user can write to (made under a wide umask, or theirs)
+    // would let them change what this install runs.
+    layout.check_trusted()?;
     let defaults = UpdateConfig::default();
     let config = UpdateConfig {
         app: Some(app.to_string()),
         channel: channel.to_string(),
         update_server: updraft_installer::ServerSettings {
             base_url: base_url.trim_end_matches('/').to_owned(),
+            allow_insecure_http,
             ..defaults.update_server.clone()
         },
         ..defaults

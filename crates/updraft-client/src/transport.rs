@@ -6,6 +6,12 @@
 //! (metadata, manifests, ranged package downloads) is written once. Every
 //! fetch has a size cap and a deadline; nothing here decides what is
 //! trusted (the signed metadata does).
+//!
+//! Plain `http://` is for loopback only (127.0.0.0/8, `::1`, `localhost`),
+//! unless `update_server.allow_insecure_http` says otherwise: signed
+//! metadata keeps the bytes safe over any transport, but not the user's
+//! privacy (which app, which version, the install id). [`HttpTransport`]
+//! holds every request and every redirect to that rule.
 
 use std::future::Future;
 use std::io::SeekFrom;
@@ -78,21 +84,73 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, std::result::Result<(u16, serde_json::Value), String>>;
 }
 
+/// Why plain HTTP to `url` is refused, if it is: an `http://` URL to a
+/// host that is not loopback, without `allow_insecure_http`.
+pub fn insecure_http(url: &str, allow_insecure_http: bool) -> Option<String> {
+    if allow_insecure_http
+        || !url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    {
+        return None;
+    }
+    let loopback = reqwest::Url::parse(url).ok().is_some_and(|parsed| {
+        parsed.host_str().is_some_and(|host| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+    });
+    (!loopback).then(|| {
+        format!(
+            "`{url}` is plain HTTP to a host that is not loopback, so anyone on the way sees which app and version this is; use https://, or set `update_server.allow_insecure_http: true` in update_config.json to accept that"
+        )
+    })
+}
+
+/// Redirects followed before giving up (reqwest's default).
+const MAX_REDIRECTS: usize = 10;
+
 /// `http://` and `https://` through reqwest.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
+    allow_insecure_http: bool,
 }
 
 impl HttpTransport {
     /// A client with connect and read timeouts of `timeout`, verifying
-    /// certificates unless `verify_ssl` is false.
+    /// certificates unless `verify_ssl` is false, and refusing plain
+    /// `http://` to hosts that are not loopback.
     pub fn new(timeout: Duration, verify_ssl: bool) -> Result<Self> {
+        Self::build(timeout, verify_ssl, false)
+    }
+
+    /// Like [`new`](Self::new), but plain `http://` to any host is accepted
+    /// (`update_server.allow_insecure_http`).
+    pub fn with_insecure_http(timeout: Duration, verify_ssl: bool) -> Result<Self> {
+        Self::build(timeout, verify_ssl, true)
+    }
+
+    fn build(timeout: Duration, verify_ssl: bool, allow_insecure_http: bool) -> Result<Self> {
         // reqwest is built without a default crypto provider; use ring, like the server.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // A redirect is held to the same rule as the URL it came from.
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if let Some(reason) = insecure_http(attempt.url().as_str(), allow_insecure_http) {
+                attempt.error(format!("refusing the redirect: {reason}"))
+            } else if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        });
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
             .read_timeout(timeout)
+            .redirect(redirects)
             .tls_danger_accept_invalid_certs(!verify_ssl)
             .user_agent(concat!("updraft/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -100,7 +158,17 @@ impl HttpTransport {
                 url: "(client setup)".into(),
                 reason: e.to_string(),
             })?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            allow_insecure_http,
+        })
+    }
+
+    /// Refuses `url` before connecting when it is plain HTTP this transport must not use.
+    fn check_url(&self, url: &str) -> std::result::Result<(), String> {
+        insecure_http(url, self.allow_insecure_http).map_or(Ok(()), |reason| {
+            Err(format!("refusing to connect: {reason}"))
+        })
     }
 }
 
@@ -121,6 +189,7 @@ impl Transport for HttpTransport {
         timeout: Option<Duration>,
     ) -> BoxFuture<'a, std::result::Result<Response, String>> {
         Box::pin(async move {
+            self.check_url(url)?;
             let mut request = self.client.get(url);
             if let Some(range) = range {
                 request = request.header(
@@ -162,6 +231,7 @@ impl Transport for HttpTransport {
         timeout: Duration,
     ) -> BoxFuture<'a, std::result::Result<(u16, serde_json::Value), String>> {
         Box::pin(async move {
+            self.check_url(url)?;
             let response = self
                 .client
                 .post(url)
@@ -309,15 +379,24 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher honouring `update_server.timeout` and `download_settings.verify_ssl`.
+    /// A fetcher honouring `update_server.timeout`,
+    /// `update_server.allow_insecure_http` and `download_settings.verify_ssl`.
     pub fn new(config: &UpdateConfig) -> Result<Self> {
-        Self::with(
-            Duration::from_secs(config.update_server.timeout),
-            config.download_settings.verify_ssl,
-        )
+        let timeout = Duration::from_secs(config.update_server.timeout);
+        let verify_ssl = config.download_settings.verify_ssl;
+        let http = if config.update_server.allow_insecure_http {
+            HttpTransport::with_insecure_http(timeout, verify_ssl)?
+        } else {
+            HttpTransport::new(timeout, verify_ssl)?
+        };
+        Ok(Self {
+            http: Arc::new(http),
+            file: Arc::new(FileTransport),
+            timeout,
+        })
     }
 
-    /// A fetcher with an explicit per-request timeout.
+    /// A fetcher with an explicit per-request timeout; plain HTTP only to loopback.
     pub fn with(timeout: Duration, verify_ssl: bool) -> Result<Self> {
         Ok(Self {
             http: Arc::new(HttpTransport::new(timeout, verify_ssl)?),
@@ -478,5 +557,79 @@ mod tests {
         let fetcher = Fetcher::with(Duration::from_secs(5), true).unwrap();
         assert_eq!(fetcher.fetch(&missing, 100).await.unwrap(), None);
         assert!(fetcher.fetch(&url, 5).await.is_err(), "over the cap");
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3/store",
+            "http://[::1]:9000",
+            "http://localhost:8080",
+            "HTTP://LOCALHOST",
+            "https://updates.example.com",
+            "file:///srv/store",
+        ] {
+            assert_eq!(insecure_http(url, false), None, "{url}");
+        }
+        for url in [
+            "http://updates.example.com",
+            "http://10.0.0.5:8080",
+            "http://[::ffff:127.0.0.1]",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.nip.io",
+            "http://127.0.0.1@evil.com",
+            "http://",
+        ] {
+            let reason = insecure_http(url, false).unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(
+                reason.contains(&format!("`{url}`"))
+                    && reason.contains("`update_server.allow_insecure_http: true`"),
+                "{reason}"
+            );
+            assert_eq!(insecure_http(url, true), None, "{url} when allowed");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetcher_refuses_plain_http_before_connecting() {
+        let fetcher = Fetcher::with(Duration::from_secs(1), true).unwrap();
+        let url = "http://updates.example.com/metadata/timestamp.json";
+        let error = fetcher.fetch(url, 1024).await.unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("refusing to connect: `{url}` is plain HTTP")),
+            "{error}"
+        );
+        let error = fetcher
+            .post_json(url, &serde_json::Value::Null, 1024)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("refusing to connect"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_plain_http_elsewhere_is_not_followed() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let answer = "HTTP/1.1 302 Found\r\nLocation: http://updates.example.com/timestamp.json\r\nContent-Length: 0\r\n\r\n";
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let fetcher = Fetcher::with(Duration::from_secs(5), true).unwrap();
+        let error = fetcher
+            .fetch(&format!("{base}/timestamp.json"), 1024)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("refusing the redirect")
+                && error.contains("`http://updates.example.com/timestamp.json` is plain HTTP"),
+            "{error}"
+        );
     }
 }

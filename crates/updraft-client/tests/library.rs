@@ -50,6 +50,7 @@ async fn install(store: &TestStore, base: &str, dir: &Path, version: &str) {
         version: Some(&version),
         platform,
         arch,
+        allow_insecure_http: false,
     };
     updraft_client::bootstrap(&request, None).await.unwrap();
 }

@@ -61,14 +61,24 @@ impl StoreLock {
     }
 }
 
+/// Opens (creating, mode 0600) the lock file. Only its owner may open it:
+/// anyone who can open a file can `flock` it, and so hold the lock forever.
 fn open(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Only ever narrowed by the umask, which never takes the owner's bits.
+        options.mode(LOCK_MODE);
+    }
+    options
         .open(path)
         .map_err(|source| Error::io("open the lock file", path, source))
 }
+
+/// The mode of a new lock file.
+pub const LOCK_MODE: u32 = 0o600;
 
 #[cfg(test)]
 mod tests {

@@ -351,6 +351,39 @@ mod tests {
         assert!(!root.join(".tx").exists());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_store_written_under_a_wide_umask_gets_safe_modes() {
+        use crate::test_umask::{Umask, mode_of};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let _umask = Umask::set(0);
+        let mut tx = Transaction::begin(root, &root.join(".tx")).unwrap();
+        tx.stage_bytes(Path::new("metadata/timestamp.json"), b"{}")
+            .unwrap();
+        let mut package = tx
+            .stage_file(Path::new("releases/v1.0.0/app_full.tar.zst"))
+            .unwrap();
+        package.write_all(b"package").unwrap();
+        package.commit().unwrap();
+        tx.stage_link(
+            Path::new("releases/v1.0.0/ab12.app_full.tar.zst"),
+            Path::new("releases/v1.0.0/app_full.tar.zst"),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        for (path, expected) in [
+            ("metadata", 0o755),
+            ("releases", 0o755),
+            ("releases/v1.0.0", 0o755),
+            ("metadata/timestamp.json", 0o644),
+            ("releases/v1.0.0/app_full.tar.zst", 0o644),
+            ("releases/v1.0.0/ab12.app_full.tar.zst", 0o644),
+        ] {
+            assert_eq!(mode_of(&root.join(path)), expected, "{path}");
+        }
+    }
+
     #[test]
     fn a_dropped_transaction_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();

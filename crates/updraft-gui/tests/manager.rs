@@ -40,6 +40,7 @@ fn installed() -> (tempfile::TempDir, PathBuf, Arc<UpdateManager>, Offer) {
             version: Some(&"1.0.0".parse().unwrap()),
             platform,
             arch,
+            allow_insecure_http: false,
         };
         updraft_client::bootstrap(&request, None).await.unwrap();
         let manager = UpdateManager::builder(&install).build().unwrap();

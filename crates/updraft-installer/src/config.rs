@@ -56,6 +56,11 @@ pub struct ServerSettings {
     pub api_version: String,
     /// Seconds allowed to connect and between bytes.
     pub timeout: u64,
+    /// Accept plain `http://` URLs to hosts that are not loopback. Off by
+    /// default: signed metadata keeps the bytes safe, but over plain HTTP
+    /// anyone on the way sees which app and version this is, and its install id.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 /// `check_settings`.
@@ -121,6 +126,7 @@ impl Default for UpdateConfig {
                 mirrors: Vec::new(),
                 api_version: "v1".into(),
                 timeout: 30,
+                allow_insecure_http: false,
             },
             check_settings: CheckSettings {
                 auto_check: true,
@@ -217,6 +223,10 @@ impl UpdateConfig {
                         }
                         "api_version" => s.api_version = string(v, "update_server.api_version")?,
                         "timeout" => s.timeout = number(v, "update_server.timeout", 1, 3600)?,
+                        "allow_insecure_http" => {
+                            s.allow_insecure_http =
+                                boolean(v, "update_server.allow_insecure_http")?;
+                        }
                         _ => return Ok(false),
                     }
                     Ok(true)
@@ -357,11 +367,28 @@ impl UpdateConfig {
         })
     }
 
+    /// Every base URL with the key it comes from
+    /// (`update_server.base_url`, `update_server.mirrors`), the primary first.
+    pub fn keyed_base_urls(&self) -> Vec<(&'static str, &str)> {
+        std::iter::once((
+            "update_server.base_url",
+            self.update_server.base_url.as_str(),
+        ))
+        .chain(
+            self.update_server
+                .mirrors
+                .iter()
+                .map(|m| ("update_server.mirrors", m.as_str())),
+        )
+        .filter(|(_, u)| !u.is_empty())
+        .collect()
+    }
+
     /// Every base URL, the primary first.
     pub fn base_urls(&self) -> Vec<String> {
-        std::iter::once(self.update_server.base_url.clone())
-            .chain(self.update_server.mirrors.iter().cloned())
-            .filter(|u| !u.is_empty())
+        self.keyed_base_urls()
+            .into_iter()
+            .map(|(_, url)| url.to_owned())
             .collect()
     }
 
@@ -468,6 +495,10 @@ mod tests {
                 "`check_settings.auto_check` must be true or false",
             ),
             (r#"{"channel": "Beta"}"#, "`channel`"),
+            (
+                r#"{"update_server": {"allow_insecure_http": "yes"}}"#,
+                "`update_server.allow_insecure_http` must be true or false",
+            ),
             ("[1]", "must be a JSON object"),
             ("{", "not valid JSON"),
         ] {
@@ -485,6 +516,24 @@ mod tests {
             loaded.warnings
         );
         assert_eq!(loaded.config, UpdateConfig::default());
+    }
+
+    #[test]
+    fn allow_insecure_http_is_read_and_off_by_default() {
+        assert!(!UpdateConfig::default().update_server.allow_insecure_http);
+        let loaded = parse(
+            r#"{"update_server": {"base_url": "http://updates.lan", "mirrors": ["https://m.example.com"], "allow_insecure_http": true}}"#,
+        )
+        .unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert!(loaded.config.update_server.allow_insecure_http);
+        assert_eq!(
+            loaded.config.keyed_base_urls(),
+            vec![
+                ("update_server.base_url", "http://updates.lan"),
+                ("update_server.mirrors", "https://m.example.com")
+            ]
+        );
     }
 
     #[test]

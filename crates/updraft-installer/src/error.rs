@@ -35,6 +35,16 @@ pub enum Error {
     /// A usage problem (a missing install, a bad argument).
     #[error("{0}")]
     Usage(String),
+    /// A path of the install no longer belongs to it (another user owns or
+    /// can write it, or `current` points outside `versions/`): updraft
+    /// refuses to use the install rather than run what someone else put there.
+    #[error("Refusing to use the install: `{path}` {reason}")]
+    Untrusted {
+        /// The path concerned.
+        path: PathBuf,
+        /// What is wrong with it and what to do.
+        reason: String,
+    },
     /// A crash-safe file operation failed, or another updraft holds the install's lock.
     #[error(transparent)]
     Fs(#[from] updraft_fs::Error),
@@ -48,6 +58,8 @@ pub enum ErrorKind {
     Usage,
     /// Exit 5: the previous version is intact.
     Install,
+    /// Exit 4: the install was tampered with ([`Error::Untrusted`]).
+    Verification,
     /// Exit 1.
     Other,
 }
@@ -70,6 +82,7 @@ impl Error {
         match self {
             Self::Config { .. } | Self::Usage(_) => ErrorKind::Usage,
             Self::Install { .. } | Self::Fs(updraft_fs::Error::Locked { .. }) => ErrorKind::Install,
+            Self::Untrusted { .. } => ErrorKind::Verification,
             _ => ErrorKind::Other,
         }
     }

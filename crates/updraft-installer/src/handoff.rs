@@ -83,11 +83,7 @@ pub fn install_updater(layout: &Layout, program: &Path) -> Result<()> {
 pub fn start_updater(layout: &Layout, handoff: &Handoff) -> Result<u32> {
     let updater = updater_path(layout)?;
     let log_path = layout.updater_log();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io("open", &log_path, e))?;
+    let log = os::open_private_log(&log_path)?;
     let mut command = Command::new(&updater);
     command
         .arg("apply")

@@ -84,6 +84,8 @@ pub fn run(install_dir: &Path, args: &[String]) -> Result<RunOutcome> {
                 version: state.current_version.clone(),
                 reason: "its main program is not recorded".into(),
             })?;
+        // The program and every folder above it still belong to this install.
+        crate::trust::check_program(&layout, &state.current_version, &main)?;
         let program = layout.versions().join(&state.current_version).join(main);
         // Taken under the install's lock: no prune can slip in before it.
         let running = install.hold_running(&state.current_version)?;

@@ -72,6 +72,7 @@ impl Install {
     /// state is then what [`InstallState::read`] returns.
     pub fn open_if_free(dir: &Path) -> Result<Option<Self>> {
         let layout = Layout::new(dir);
+        check_trusted(&layout)?;
         match take_lock(&layout, Wait::No) {
             Ok(lock) => Self::recovered(layout, lock).map(Some),
             Err(_) => Ok(None),
@@ -80,6 +81,7 @@ impl Install {
 
     fn lock(dir: &Path, wait: Wait) -> Result<Self> {
         let layout = Layout::new(dir);
+        check_trusted(&layout)?;
         let lock = take_lock(&layout, wait)?;
         Self::recovered(layout, lock)
     }
@@ -263,6 +265,16 @@ impl Install {
     pub(crate) fn hold_running(&self, version: &str) -> Result<std::fs::File> {
         crate::os::hold_shared(&self.layout.running_lock(version))
     }
+}
+
+/// Refuses an install that no longer belongs to this user
+/// ([`Layout::check_trusted`]) before its lock file is even opened; a folder
+/// that is not an install yet is left to the caller to report.
+fn check_trusted(layout: &Layout) -> Result<()> {
+    if layout.state().exists() {
+        layout.check_trusted()?;
+    }
+    Ok(())
 }
 
 /// Takes `.updraft/lock`, waiting as `wait` says.

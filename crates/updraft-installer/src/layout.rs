@@ -106,6 +106,17 @@ impl Layout {
     pub fn updater_log(&self) -> PathBuf {
         self.state_dir().join("updater.log")
     }
+
+    /// Refuses ([`Error::Untrusted`], naming the path and what to do) an
+    /// install that no longer belongs to the user running updraft: the
+    /// folder, `update_config.json`, `.updraft/` and the state, the trusted
+    /// metadata, the updater, `versions/` or `current` owned by another user
+    /// (not root) or writable by group or others, or `current` not a link to
+    /// `versions/{version}`. Paths that do not exist yet are skipped.
+    /// Opening an [`Install`] and [`InstallState::load`] run it first.
+    pub fn check_trusted(&self) -> Result<()> {
+        crate::trust::check_install(self)
+    }
 }
 
 /// What updraft remembers about an install.
@@ -157,9 +168,11 @@ impl InstallState {
     /// when no other updraft holds the install's lock; when one does, reads
     /// the last committed state.
     pub fn load(layout: &Layout) -> Result<Self> {
-        if layout.state().exists()
-            && let Some(install) = Install::open_if_free(&layout.root)?
-        {
+        if !layout.state().exists() {
+            return Self::read(layout);
+        }
+        layout.check_trusted()?;
+        if let Some(install) = Install::open_if_free(&layout.root)? {
             return install.state();
         }
         Self::read(layout)

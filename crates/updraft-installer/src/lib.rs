@@ -12,6 +12,10 @@
 //!   [`install_updater`].
 //! - [`Layout`] and [`InstallState`], the folder's paths and the state kept in it.
 //! - [`UpdateConfig`], the install's `update_config.json`.
+//! - Trust: every folder and file is created with an explicit safe mode
+//!   whatever the umask, and an install some path of which another user owns
+//!   or can write, or whose `current` points outside `versions/`, is refused
+//!   ([`Error::Untrusted`], [`Layout::check_trusted`]) before it is used.
 //!
 //! The client crate (`updraft-client`) checks, downloads and verifies; it
 //! hands this crate a verified package and its signed manifest. Everything
@@ -43,6 +47,7 @@ mod journal;
 mod layout;
 mod os;
 mod release;
+mod trust;
 
 pub use config::{
     CheckSettings, DownloadSettings, InstallSettings, Loaded, ServerSettings, UiSettings,

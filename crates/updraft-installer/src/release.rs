@@ -26,6 +26,9 @@ pub fn install_release(layout: &Layout, staged: &Path, manifest: &ReleaseManifes
     updraft_fs::create_dir_all_durable(&layout.versions())?;
     let final_dir = layout.versions().join(&version);
     updraft_fs::fault::point("prepare.unpacked");
+    // The version folder is 0755 whatever the umask its staging folder was
+    // made under (its contents' modes were set by the unpack).
+    crate::os::set_mode(staged, updraft_fs::DIR_MODE);
     if final_dir.exists() {
         fs::remove_dir_all(&final_dir).map_err(|e| Error::io("replace", &final_dir, e))?;
     }

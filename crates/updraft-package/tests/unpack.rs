@@ -118,52 +118,81 @@ mod unpack {
     }
 }
 
-/// THREATS.md "local privilege escalation": whatever the signed manifest
-/// says, nothing unpacked is setuid, setgid, sticky, or writable by others.
+/// Unpacks, under `umask`, a package of folders `dirs` and files `files`
+/// (path, mode; each file holds `ok`), the same modes in the package and the
+/// signed manifest, into a fresh folder, which it returns.
 #[cfg(unix)]
-#[test]
-fn unpacked_modes_are_never_setuid_or_writable_by_others() {
-    use std::os::unix::fs::PermissionsExt;
+fn unpacked(
+    dirs: &[(&str, u32)],
+    files: &[(&str, u32)],
+    umask: u32,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.tar.zst");
     let encoder = zstd::stream::write::Encoder::new(std::fs::File::create(&path).unwrap(), 3)
         .unwrap()
         .auto_finish();
     let mut builder = tar::Builder::new(encoder);
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Directory);
-    header.set_mode(0o1777);
-    header.set_size(0);
-    builder
-        .append_data(&mut header, "bin", std::io::empty())
-        .unwrap();
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(0o6777);
-    header.set_size(2);
-    builder
-        .append_data(&mut header, "bin/app", &b"ok"[..])
-        .unwrap();
+    for (kind, entries, data) in [
+        (tar::EntryType::Directory, dirs, &b""[..]),
+        (tar::EntryType::Regular, files, &b"ok"[..]),
+    ] {
+        for (name, mode) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(*mode);
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, name, data).unwrap();
+        }
+    }
     builder.into_inner().unwrap();
+    let digest = updraft_protocol::Sha256Digest::of(b"ok").to_hex();
     let manifest: updraft_protocol::ReleaseManifest = serde_json::from_value(serde_json::json!({
         "format_version": 1, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
-        "platform": "linux", "arch": "x86_64", "main": "bin/app", "release_date": "2026-01-01T00:00:00Z",
-        "files": [{"path": "bin/app", "size": 2, "sha256": updraft_protocol::Sha256Digest::of(b"ok").to_hex(), "mode": 0o6777}],
-        "dirs": [{"path": "bin", "mode": 0o1777}],
+        "platform": "linux", "arch": "x86_64", "main": files[0].0, "release_date": "2026-01-01T00:00:00Z",
+        "files": files.iter().map(|(path, mode)| serde_json::json!({"path": path, "size": 2, "sha256": digest, "mode": mode})).collect::<Vec<_>>(),
+        "dirs": dirs.iter().map(|(path, mode)| serde_json::json!({"path": path, "mode": mode})).collect::<Vec<_>>(),
     }))
     .unwrap();
     let into = dir.path().join("into");
     std::fs::create_dir(&into).unwrap();
-    updraft_package::walk(&path, &manifest, &mut updraft_package::Unpack::new(&into)).unwrap();
-    let mode = |p: &str| {
-        std::fs::metadata(into.join(p))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777
-    };
-    assert_eq!(mode("bin/app"), 0o755);
-    assert_eq!(mode("bin"), 0o755);
+    let previous = rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
+    let result = updraft_package::walk(&path, &manifest, &mut updraft_package::Unpack::new(&into));
+    rustix::process::umask(previous);
+    result.unwrap();
+    (dir, into)
+}
+
+#[cfg(unix)]
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// THREATS.md "local privilege escalation": whatever the signed manifest
+/// says, nothing unpacked is setuid, setgid, sticky, or writable by others.
+#[cfg(unix)]
+#[test]
+fn unpacked_modes_are_never_setuid_or_writable_by_others() {
+    let (_dir, into) = unpacked(&[("bin", 0o1777)], &[("bin/app", 0o6777)], 0o022);
+    assert_eq!(mode_of(&into.join("bin/app")), 0o755);
+    assert_eq!(mode_of(&into.join("bin")), 0o755);
+}
+
+/// THREATS.md "local privilege escalation", folders made under a wide umask:
+/// the folders a file needs but the manifest does not list are 0755 even
+/// under `umask 000`.
+#[cfg(unix)]
+#[test]
+fn folders_made_for_a_file_are_0755_whatever_the_umask() {
+    let (_dir, into) = unpacked(&[], &[("lib/deep/data", 0o644)], 0o000);
+    for (path, expected) in [
+        ("lib", 0o755),
+        ("lib/deep", 0o755),
+        ("lib/deep/data", 0o644),
+    ] {
+        assert_eq!(mode_of(&into.join(path)), expected, "{path}");
+    }
 }
 
 /// Resuming an interrupted unpack keeps files that hash right and rewrites

@@ -183,6 +183,137 @@ impl TestStore {
         .unwrap()
     }
 
+    /// Rewrites the published `version` so that its package and its manifest
+    /// give the entries named in `modes` (path, mode) those modes, and signs
+    /// the store's targets, snapshot and timestamp again: what a publisher
+    /// that kept any mode (setuid, world-writable) would have published,
+    /// whatever the publisher of today refuses or normalises.
+    pub fn set_published_modes(&self, version: &str, modes: &[(&str, u32)]) {
+        use std::io::Read;
+        use updraft_protocol::manifest::{FileRef, PackageChunks};
+        use updraft_protocol::tuf::{Envelope, MetaFile, RoleName, TargetFile};
+        use updraft_protocol::{PackageCustom, ReleaseManifest, Sha256Digest, TargetPath};
+
+        let mode_for = |path: &str| modes.iter().find(|(p, _)| *p == path).map(|(_, m)| *m);
+        let current = updraft_publisher::store::load_chain(&self.store, None).unwrap();
+        let mut targets = current.targets().signed.clone();
+        let package_path = targets
+            .targets
+            .keys()
+            .find(|k| k.contains(&format!("/v{version}/")) && k.ends_with("_full.tar.zst"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{version} is not published"));
+        let mut custom = PackageCustom::from_custom(
+            &package_path,
+            targets.targets[&package_path].custom.as_ref(),
+        )
+        .unwrap()
+        .unwrap();
+        let manifest_path = custom.manifest.path.to_string();
+
+        // The package, every header of a named entry given its new mode.
+        let old = fs::read(self.store.join(&package_path)).unwrap();
+        let tar_bytes = zstd::decode_all(&old[..]).unwrap();
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let mut builder = tar::Builder::new(Vec::new());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut header = entry.header().clone();
+            let path = entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_owned();
+            if let Some(mode) = mode_for(&path) {
+                header.set_mode(mode);
+                header.set_cksum();
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            builder.append(&header, &data[..]).unwrap();
+        }
+        let package = zstd::encode_all(&builder.into_inner().unwrap()[..], 1).unwrap();
+
+        // The manifest, with the same modes and the new package's chunks.
+        let mut manifest = ReleaseManifest::from_slice(
+            &manifest_path,
+            &fs::read(self.store.join(&manifest_path)).unwrap(),
+        )
+        .unwrap();
+        for file in &mut manifest.files {
+            file.mode = mode_for(file.path.as_str()).unwrap_or(file.mode);
+        }
+        for dir in &mut manifest.dirs {
+            dir.mode = mode_for(dir.path.as_str()).unwrap_or(dir.mode);
+        }
+        if manifest.chunks.is_some() {
+            let size = PackageChunks::size_for(package.len() as u64);
+            manifest.chunks = Some(PackageChunks {
+                size,
+                sha256: package
+                    .chunks(usize::try_from(size).unwrap())
+                    .map(Sha256Digest::of)
+                    .collect(),
+            });
+        }
+        let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+        manifest_bytes.push(b'\n');
+
+        // Both files under their plain and their hash-prefixed names.
+        let manifest_custom = targets.targets[&manifest_path].custom.clone();
+        let mut place = |path: &str, bytes: &[u8], custom: Option<serde_json::Value>| {
+            let digest = Sha256Digest::of(bytes);
+            let target = TargetPath::new(path).unwrap();
+            fs::write(self.store.join(path), bytes).unwrap();
+            fs::write(self.store.join(target.with_hash_prefix(&digest)), bytes).unwrap();
+            targets.targets.insert(
+                path.to_owned(),
+                TargetFile::new(bytes.len() as u64, &digest, custom),
+            );
+            FileRef {
+                path: target,
+                length: bytes.len() as u64,
+                sha256: digest,
+            }
+        };
+        custom.manifest = place(&manifest_path, &manifest_bytes, manifest_custom);
+        place(&package_path, &package, Some(custom.to_custom()));
+
+        // Signed again: targets, the snapshot pinning it, the timestamp pinning that.
+        let keys = updraft_publisher::keys::KeyDir::open(&self.keys).unwrap();
+        let key = |role| keys.role_key(role).unwrap().key;
+        targets.version += 1;
+        let targets = Envelope::sign(targets, &[&key(RoleName::Targets)]);
+        let mut snapshot = current.snapshot().signed.clone();
+        snapshot.version += 1;
+        snapshot.meta.insert(
+            "targets.json".into(),
+            MetaFile::pinned(targets.signed.version, &targets.to_bytes()),
+        );
+        let snapshot = Envelope::sign(snapshot, &[&key(RoleName::Snapshot)]);
+        let mut timestamp = current.timestamp().signed.clone();
+        timestamp.version += 1;
+        timestamp.meta.insert(
+            "snapshot.json".into(),
+            MetaFile::pinned(snapshot.signed.version, &snapshot.to_bytes()),
+        );
+        let timestamp = Envelope::sign(timestamp, &[&key(RoleName::Timestamp)]);
+        let metadata = self.store.join("metadata");
+        let name = updraft_publisher::store::metadata_name;
+        fs::write(
+            metadata.join(name("targets", targets.signed.version, true)),
+            targets.to_bytes(),
+        )
+        .unwrap();
+        fs::write(
+            metadata.join(name("snapshot", snapshot.signed.version, true)),
+            snapshot.to_bytes(),
+        )
+        .unwrap();
+        fs::write(metadata.join("timestamp.json"), timestamp.to_bytes()).unwrap();
+    }
+
     /// The store's content, excluding updraft's private `.updraft` folder.
     pub fn snapshot(&self) -> BTreeMap<String, String> {
         snapshot_tree(&self.store, &[".updraft"])

@@ -24,6 +24,7 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
         version: args.release_version.as_ref(),
         platform,
         arch,
+        allow_insecure_http: args.allow_insecure_http,
     };
     let version = runtime.block_on(updraft_client::bootstrap(&request, progress))?;
     if let Some(bar) = bar {

@@ -223,6 +223,7 @@ fn install_and_update(
         version: Some(&version),
         platform,
         arch,
+        allow_insecure_http: false,
     };
     let bar = progress_bar("Installing 1.0.0");
     runtime.block_on(updraft_client::bootstrap(

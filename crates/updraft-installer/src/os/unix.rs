@@ -102,13 +102,15 @@ pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> Result<()> {
 /// Windows: `LockFileEx` without `LOCKFILE_EXCLUSIVE_LOCK` (std's
 /// `File::lock_shared` already maps to it). macOS: the same `flock`.
 pub(crate) fn hold_shared(path: &Path) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        updraft_fs::create_dir_all_durable(dir)?;
     }
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(updraft_fs::LOCK_MODE)
         .open(path)
         .map_err(|e| Error::io("open", path, e))?;
     file.lock_shared().map_err(|e| Error::io("lock", path, e))?;
@@ -128,8 +130,62 @@ pub(crate) fn held_elsewhere(path: &Path) -> bool {
 /// Windows: nothing (the per-user install folder's ACLs already exclude
 /// other users).
 pub(crate) fn make_private(dir: &Path) {
+    set_mode(dir, 0o700);
+}
+
+/// Sets `path`'s permission bits to exactly `mode`, best effort.
+///
+/// Windows: nothing (ACLs are inherited from the install folder).
+pub(crate) fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+}
+
+/// Opens `path` for appending, creating it private to this user (0600).
+///
+/// Windows: `OpenOptions::append` (the folder's ACLs apply).
+pub(crate) fn open_private_log(path: &Path) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))
+}
+
+/// Why this process must not trust `meta`, the `lstat` of a path of its
+/// install, if it must not: it belongs to a user other than this one or
+/// root, or (a link's own bits mean nothing) it is writable by group or
+/// others, or it is setuid or setgid. The reason says what to do.
+///
+/// Windows: the owner SID from `GetSecurityInfo` against the current
+/// user's and the Administrators', and an ACL granting write to anyone else.
+/// macOS: as here.
+pub(crate) fn distrust(meta: &fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let owner = meta.uid();
+    if owner != me && owner != 0 {
+        return Some(format!(
+            "belongs to user {owner}, not to this user ({me}) or root, so that user could change what runs; check it, then give it back with `chown` or reinstall"
+        ));
+    }
+    if meta.file_type().is_symlink() {
+        return None;
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "is writable by other users (mode {mode:04o}), so they could change what runs; check it, then run `chmod go-w` on it or reinstall"
+        ));
+    }
+    if meta.is_file() && mode & 0o6000 != 0 {
+        return Some(format!(
+            "is setuid or setgid (mode {mode:04o}), which updraft never installs; check it, then run `chmod ug-s` on it or reinstall"
+        ));
+    }
+    None
 }
 
 /// Puts the process `command` will start in its own process group, so a
