@@ -46,7 +46,10 @@ impl Store {
                 });
             }
         }
-        updraft_fs::create_dir_all_durable(&path.join(STATE_DIR))?;
+        // The store is served to everyone; its own state (locks, journal, the
+        // server's database) is for its owner only.
+        updraft_fs::create_dir_all_durable(path)?;
+        updraft_fs::create_dir_all_durable_with_mode(&path.join(STATE_DIR), 0o700)?;
         Self::lock(path)
     }
 

@@ -610,3 +610,16 @@ fn names_starting_with_dots_are_ordinary_names() {
         assert!(paths.contains(&name), "{name} missing from {paths:?}");
     }
 }
+
+/// The store is served to everyone; its own state (locks, the publish
+/// journal, the server's database) is its owner's alone, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn the_stores_own_state_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store.store.join(".updraft")), 0o700);
+    assert_eq!(mode(&store.store.join("metadata")), 0o755);
+}
