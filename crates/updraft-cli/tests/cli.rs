@@ -553,3 +553,18 @@ fn serve_refuses_bad_settings_with_exit_2() {
         stderr(&output)
     );
 }
+
+/// Issue 17: a port already in use is named, with `--listen` to get round it.
+#[test]
+fn serve_on_a_busy_port_suggests_another_address() {
+    let setup = setup();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let output = run(&["serve", "--repo", &setup.store, "--listen", &address]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&address) && text.contains("--listen 127.0.0.1:PORT"),
+        "{text}"
+    );
+}

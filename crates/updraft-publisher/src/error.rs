@@ -71,8 +71,16 @@ pub enum Error {
         /// What changed.
         reason: String,
     },
+    /// The keys folder does not exist.
+    #[error(
+        "The keys folder `{path}` does not exist: pass the `--keys` folder this store was created with, or, for a new store, create keys with `updraft keygen --out {path}` (new keys cannot sign an existing store)"
+    )]
+    MissingKeysFolder {
+        /// The folder given.
+        path: PathBuf,
+    },
     /// A key file is missing.
-    #[error("The {role} key `{path}` is missing; create keys with `updraft keygen --out {dir}`", dir = path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
+    #[error("The {role} key `{path}` is missing: pass the `--keys` folder this store was created with, or, for a new store, create keys with `updraft keygen --out {dir}` (new keys cannot sign an existing store)", dir = path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
     MissingKey {
         /// The role.
         role: String,
@@ -182,6 +190,7 @@ impl Error {
             | Self::MainNotRunnable { .. }
             | Self::BadName { .. }
             | Self::MissingKey { .. }
+            | Self::MissingKeysFolder { .. }
             | Self::WrongKey { .. }
             | Self::NotAStore { .. } => ErrorKind::Usage,
             Self::Verification { .. } => ErrorKind::Verification,

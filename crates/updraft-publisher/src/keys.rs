@@ -192,9 +192,8 @@ impl KeyDir {
     /// Opens a keys folder.
     pub fn open(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(Error::MissingKey {
-                role: "any".into(),
-                path: dir.join(KEYSET),
+            return Err(Error::MissingKeysFolder {
+                path: dir.to_path_buf(),
             });
         }
         Ok(Self {

@@ -23,6 +23,14 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The address to listen on is taken by another program.
+    #[error(
+        "Could not listen on `{address}`: another program (perhaps another `updraft serve`) already uses it; stop it, or choose another address with `--listen 127.0.0.1:PORT`"
+    )]
+    AddressInUse {
+        /// The address.
+        address: String,
+    },
     /// A socket or file operation failed.
     #[error("Could not {action} `{target}`: {source}")]
     Io {

@@ -166,13 +166,19 @@ impl Server {
             tokio::task::block_in_place(|| view_ref.reload_if_changed(&repo))?;
         }
         let (recorder, stats_stop, stats_task) = Recorder::start(Arc::clone(&storage));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Io {
-                action: "listen on",
-                target: config.listen.to_string(),
-                source,
-            })?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                Error::AddressInUse {
+                    address: config.listen.to_string(),
+                }
+            } else {
+                Error::Io {
+                    action: "listen on",
+                    target: config.listen.to_string(),
+                    source,
+                }
+            }
+        })?;
         let local = listener.local_addr().map_err(|source| Error::Io {
             action: "read the address of",
             target: config.listen.to_string(),

@@ -623,3 +623,30 @@ fn the_stores_own_state_is_private() {
     assert_eq!(mode(&store.store.join(".updraft")), 0o700);
     assert_eq!(mode(&store.store.join("metadata")), 0o755);
 }
+
+/// Issue 17: a keys folder that does not exist is named as such, with what
+/// to do, not as a key of role "any".
+#[test]
+fn a_missing_keys_folder_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let source = dir.path().join("app");
+    write_app(&source, "1.0.0");
+    let request = TestStore::request("1.0.0", &source);
+    let missing = dir.path().join("no-such-keys");
+    let error = updraft_publisher::publish(
+        &store.store,
+        &missing,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, Error::MissingKeysFolder { .. }), "{text}");
+    assert!(
+        text.contains("no-such-keys") && text.contains("--keys") && !text.contains("any key"),
+        "{text}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Usage);
+}
