@@ -1492,3 +1492,49 @@ fn check_json_carries_every_seed_field() {
     }
     assert!(newest["latest_version"].is_null() && newest["file_size"].is_null());
 }
+
+/// Issue 17: `install` is all or nothing. With another store's root it is
+/// refused with a hint, and leaves nothing behind, so the retry with the
+/// right root simply works; a folder that existed keeps what it had.
+#[test]
+fn an_install_with_the_wrong_root_leaves_nothing_behind() {
+    let setup = setup();
+    let other = TestStore::new(&setup._dir.path().join("other"));
+    for existed in [false, true] {
+        let install = setup._dir.path().join(format!("fresh-{existed}"));
+        if existed {
+            std::fs::create_dir_all(install.join("keep")).unwrap();
+        }
+        let output = updraft()
+            .args([
+                "install",
+                "--server",
+                &setup.server.url(),
+                "--app",
+                "kuzflow",
+                "--dir",
+            ])
+            .arg(&install)
+            .arg("--trusted-root")
+            .arg(other.store.join("metadata/1.root.json"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("does not seem to belong to the store"),
+            "{}",
+            stderr(&output)
+        );
+        if existed {
+            let left: Vec<_> = std::fs::read_dir(&install)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(left, ["keep"], "only what was there before");
+        } else {
+            assert!(!install.exists(), "a half-made install was left");
+        }
+        install_1_0(&setup.server.url(), &setup.store, &install);
+    }
+}

@@ -835,7 +835,64 @@ pub struct InstallRequest<'a> {
 
 /// Creates a fresh install from the store at `base_url`: trusts the root,
 /// writes the configuration, and installs the chosen version. Returns it.
+///
+/// All or nothing: if anything fails, whatever this call created in
+/// `install_dir` is removed again (the folder itself too, when it did not
+/// exist), so a retry starts afresh.
 pub async fn bootstrap(
+    request: &InstallRequest<'_>,
+    progress: Option<ProgressFn>,
+) -> Result<String> {
+    // What was there before: `None` when the folder did not exist. A folder
+    // that cannot be listed is never cleaned up.
+    let before = match std::fs::read_dir(request.install_dir) {
+        Ok(entries) => Some(Some(
+            entries
+                .flatten()
+                .map(|e| e.file_name())
+                .collect::<std::collections::BTreeSet<_>>(),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(None),
+        Err(_) => None,
+    };
+    let result = bootstrap_into(request, progress).await;
+    if result.is_err()
+        && let Some(before) = before
+    {
+        remove_created(request.install_dir, before.as_ref());
+    }
+    result.map_err(|error| match error {
+        // The store answered, but nothing it signed matches the root given.
+        Error::Verification(message) if message.contains("valid signature") => {
+            Error::Verification(format!(
+                "{message}. The trusted root given does not seem to belong to the store `{}` serves: use that store's `metadata/root.json`",
+                request.base_url
+            ))
+        }
+        other => other,
+    })
+}
+
+/// Removes what a failed [`bootstrap`] made in `dir`: every entry that was
+/// not there `before`, or the folder itself when it did not exist.
+fn remove_created(dir: &Path, before: Option<&std::collections::BTreeSet<std::ffi::OsString>>) {
+    let Some(before) = before else {
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    };
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !before.contains(&entry.file_name()) {
+            let path = entry.path();
+            let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+async fn bootstrap_into(
     request: &InstallRequest<'_>,
     progress: Option<ProgressFn>,
 ) -> Result<String> {
