@@ -1036,7 +1036,10 @@ fn the_app_hands_off_and_the_updater_waits_switches_and_restarts() {
     );
     // The restarted 1.1.0 got the arguments and confirmed its healthy start.
     let started = install.join("data/started");
-    wait_until("the restarted app", WAIT, || started.exists());
+    // Wait for the whole line: the file exists a moment before it is written.
+    wait_until("the restarted app", WAIT, || {
+        std::fs::read_to_string(&started).is_ok_and(|s| s.ends_with('\n'))
+    });
     assert_eq!(
         std::fs::read_to_string(&started).unwrap(),
         "1.1.0 --after-update two words\n"
@@ -1104,7 +1107,10 @@ fn the_library_hands_off_in_one_call() {
     app.kill().unwrap();
     app.wait().unwrap();
     let started = install.join("data/started");
-    wait_until("the restarted app", WAIT, || started.exists());
+    // Wait for the whole line: the file exists a moment before it is written.
+    wait_until("the restarted app", WAIT, || {
+        std::fs::read_to_string(&started).is_ok_and(|s| s.ends_with('\n'))
+    });
     let log = std::fs::read_to_string(install.join(".updraft/updater.log")).unwrap_or_default();
     assert_eq!(
         std::fs::read_to_string(&started).unwrap_or_default(),
@@ -1499,9 +1505,10 @@ fn check_json_carries_every_seed_field() {
 #[test]
 fn an_install_with_the_wrong_root_leaves_nothing_behind() {
     let setup = setup();
-    let other = TestStore::new(&setup._dir.path().join("other"));
+    let dir = tempfile::tempdir().unwrap();
+    let other = TestStore::new(&dir.path().join("other"));
     for existed in [false, true] {
-        let install = setup._dir.path().join(format!("fresh-{existed}"));
+        let install = dir.path().join(format!("fresh-{existed}"));
         if existed {
             std::fs::create_dir_all(install.join("keep")).unwrap();
         }

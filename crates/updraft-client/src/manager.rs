@@ -26,6 +26,9 @@ use crate::transport::Fetcher;
 /// How long an updater waits for the install's lock before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
+/// How long preparing waits for the install's lock.
+const PREPARE_WAIT: Duration = Duration::from_secs(10);
+
 /// A signed update this install may take.
 #[derive(Debug, Clone, Serialize)]
 pub struct Offer {
@@ -614,7 +617,11 @@ impl UpdateManager {
         let (tree, manifest) = (downloaded.staged.clone(), downloaded.manifest.clone());
         let version = offer.version.clone();
         tokio::task::spawn_blocking(move || {
-            let install = Install::try_open(&layout.root)?;
+            // Preparing is one rename now: wait for `status`, `run` or
+            // `confirm`, which hold the lock for moments, instead of failing
+            // when one of them happens to hold it. (A second updater is
+            // refused earlier, at the staged download's own lock.)
+            let install = Install::open_within(&layout.root, PREPARE_WAIT)?;
             updraft_fs::fault::point("prepare.checked");
             install.prepare(&tree, &manifest)?;
             Ok::<_, Error>(install.state()?)
