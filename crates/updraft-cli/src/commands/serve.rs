@@ -32,12 +32,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = crate::commands::runtime()?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
+        let shutdown = shutdown_signal();
         let scheme = if server.uses_tls() { "https" } else { "http" };
         eprintln!(
             "updraft serving on {scheme}://{} (Ctrl-C to stop)",
             server.local_addr()
         );
-        server.run(shutdown_signal()).await
+        server.run(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
