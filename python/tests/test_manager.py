@@ -37,6 +37,9 @@ def test_download_reports_progress_in_order_then_install_switches_and_confirm_ro
     downloading = [e for e in events if e.phase == "downloading"]
     assert downloading[-1].downloaded == downloading[-1].total == info.file_size
     assert downloading[-1].current_percent == 100
+    assert downloading[0].status == "Downloading and verifying"
+    assert " of 3.0 MB" in downloading[-1].detail or " of 3.1 MB" in downloading[-1].detail
+    assert events[-1].detail == "" and events[-1].status == "Installing"
 
     result = manager.install(info)
     assert result["switched"] is True and result["version"] == "1.1.0"

@@ -55,7 +55,9 @@ class ProgressInfo:
     @property
     def phase(self) -> str: ...  # "downloading" | "installing" | "waiting" | "switching" | "restarting"
     @property
-    def status(self) -> str: ...
+    def status(self) -> str: ...  # the step in words: "Downloading and verifying", ...
+    @property
+    def detail(self) -> str: ...  # "1.3 MB of 3.0 MB, 2.4 MB/s, 1 s left" while downloading
     @property
     def downloaded(self) -> int: ...
     @property

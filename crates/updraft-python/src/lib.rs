@@ -20,8 +20,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3::{IntoPyObjectExt, create_exception};
 use updraft_client::{
-    CancellationToken, CheckOutcome, ErrorKind, Finish, Handoff, Install, Offer, Outcome, Progress,
-    RollbackReason, UpdateEvent,
+    CancellationToken, CheckOutcome, ErrorKind, Finish, Handoff, Install, Offer, Outcome, Phase,
+    Progress, RollbackReason, UpdateEvent,
 };
 
 create_exception!(
@@ -229,10 +229,37 @@ impl ProgressInfo {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
     }
-    /// The same as `phase` (the seed's name).
+    /// The step in words, for a status label: "Downloading and verifying", ...
     #[getter]
-    fn status(&self) -> String {
-        self.phase()
+    fn status(&self) -> &'static str {
+        match self.progress.phase {
+            Phase::Downloading => "Downloading and verifying",
+            Phase::Installing => "Installing",
+            Phase::Waiting => "Waiting for the app to close",
+            Phase::Switching => "Switching to the new version",
+            Phase::Restarting => "Restarting",
+        }
+    }
+    /// Bytes, rate and time left while downloading ("1.3 MB of 3.0 MB, 2.4 MB/s, 1 s left"), else "".
+    #[getter]
+    #[allow(clippy::cast_precision_loss)] // byte counts far below 2^52
+    fn detail(&self) -> String {
+        let progress = &self.progress;
+        if progress.phase != Phase::Downloading || progress.total == 0 {
+            return String::new();
+        }
+        let mut parts = vec![format!(
+            "{} of {}",
+            human_bytes(progress.downloaded as f64),
+            human_bytes(progress.total as f64)
+        )];
+        if progress.rate > 0.0 {
+            parts.push(format!("{}/s", human_bytes(progress.rate)));
+        }
+        if let Some(eta) = progress.eta_seconds {
+            parts.push(format!("{eta:.0} s left"));
+        }
+        parts.join(", ")
     }
     /// Bytes of the package received (or found intact from an earlier run).
     #[getter]
@@ -287,6 +314,21 @@ impl ProgressInfo {
             self.overall_percent()
         )
     }
+}
+
+/// Decimal units, one decimal: "3.0 MB".
+fn human_bytes(count: f64) -> String {
+    if count < 1000.0 {
+        return format!("{count:.0} B");
+    }
+    let mut value = count;
+    for unit in ["KB", "MB", "GB"] {
+        value /= 1000.0;
+        if value < 1000.0 || unit == "GB" {
+            return format!("{value:.1} {unit}");
+        }
+    }
+    unreachable!("the loop returns at GB")
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 0..=100
