@@ -3,7 +3,8 @@
 The classes here wrap the Rust client (``updraft-client``) one to one; every
 blocking call releases the GIL and can be stopped with
 :meth:`UpdateManager.cancel`. ``updraft.qt`` adds PyQt5 signals, the update
-dialog and the progress widget.
+dialog and the progress widget; ``updraft.fastapi`` mounts the update server's
+endpoints in a FastAPI app.
 
 >>> import updraft
 >>> manager = updraft.UpdateManager("/opt/kuzflow")     # doctest: +SKIP
@@ -13,6 +14,7 @@ dialog and the progress widget.
 
 from updraft._updraft import (
     DownloadError,
+    EmbeddedServer,
     InstallError,
     ProgressInfo,
     UpdateCancelled,
@@ -25,6 +27,7 @@ from updraft._updraft import (
 
 __all__ = [
     "DownloadError",
+    "EmbeddedServer",
     "InstallError",
     "ProgressInfo",
     "UpdateCancelled",

@@ -593,6 +593,73 @@ impl UpdateManager {
     }
 }
 
+/// `updraft serve` inside this process, on an ephemeral loopback port: what
+/// `updraft.fastapi` forwards the seed's endpoints to, so they are answered
+/// by the server's own rules (channels, rollout, forced updates, Range,
+/// If-Range, ETag) from the signed store.
+#[pyclass(frozen, module = "updraft")]
+#[derive(Debug)]
+pub struct EmbeddedServer {
+    url: String,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+#[pymethods]
+impl EmbeddedServer {
+    /// Serves the store in `store` (made by `updraft repo init` and `publish`).
+    /// `public_url` is the base URL put in answers (`download_url`); by
+    /// default the request's `Host`.
+    #[new]
+    #[pyo3(signature = (store, public_url = None))]
+    fn new(py: Python<'_>, store: PathBuf, public_url: Option<String>) -> PyResult<Self> {
+        let runtime = runtime()?;
+        let mut config = updraft_server::ServerConfig::new(store);
+        config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.public_url = public_url;
+        let server = py
+            .detach(|| runtime.block_on(updraft_server::Server::bind(config)))
+            .map_err(|error| UpdateError::new_err(error.to_string()))?;
+        let url = format!("http://{}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(async move {
+            // The server logs its own failures; nothing waits for this task.
+            let _ = server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            url,
+            stop: Mutex::new(Some(stop)),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops serving (also when the object is garbage-collected).
+    fn stop(&self) {
+        if let Some(stop) = self
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The `updraft._updraft` module.
 #[pymodule]
 fn _updraft(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -600,6 +667,7 @@ fn _updraft(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<UpdateManager>()?;
     m.add_class::<UpdateInfo>()?;
     m.add_class::<ProgressInfo>()?;
+    m.add_class::<EmbeddedServer>()?;
     m.add("UpdateError", py.get_type::<UpdateError>())?;
     m.add("DownloadError", py.get_type::<DownloadError>())?;
     m.add("VerificationError", py.get_type::<VerificationError>())?;
