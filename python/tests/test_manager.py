@@ -52,7 +52,7 @@ def test_download_reports_progress_in_order_then_install_switches_and_confirm_ro
     assert current_version(install) == "1.0.0"
 
 
-def test_skip_and_remind_later_hide_the_offer(install):
+def test_skip_hides_the_offer(install):
     manager = updraft.UpdateManager(install)
     manager.skip(manager.check())
     assert manager.check() is None
