@@ -429,9 +429,9 @@ impl UpdateManager {
 impl UpdateManager {
     /// Opens the install in `install_dir` (made by `updraft install`).
     #[new]
-    fn new(install_dir: PathBuf) -> PyResult<Self> {
-        let manager = updraft_client::UpdateManager::builder(&install_dir)
-            .build()
+    fn new(py: Python<'_>, install_dir: PathBuf) -> PyResult<Self> {
+        let manager = py
+            .detach(|| updraft_client::UpdateManager::builder(&install_dir).build())
             .map_err(|error| to_py(&error))?;
         Ok(Self {
             manager,
