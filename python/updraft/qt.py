@@ -265,7 +265,6 @@ class ProgressWidget(QWidget):
         self.current_bar.setFormat(self.texts["current"] + "  %p%")
         self.detail_label = QLabel("", self)
         self.detail_label.setObjectName("detail")
-        self.detail_label.setStyleSheet("color: palette(mid);")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for widget in (self.status_label, self.overall_bar, self.current_bar, self.detail_label):
