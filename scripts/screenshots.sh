@@ -33,3 +33,8 @@ for language in en zh-CN; do
         echo "$out/$language-$state.png"
     done
 done
+
+# The PyQt5 dialog and progress widget, offscreen (no display), from a real
+# offer: needs the package installed (pip install ./python) and PyQt5.
+UPDRAFT_SCREENSHOTS=$out QT_QPA_PLATFORM=offscreen \
+    python3 -m pytest -q -p no:cacheprovider python/tests/test_screenshots.py

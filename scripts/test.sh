@@ -3,8 +3,8 @@
 # then runs every test in the workspace, doc examples included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! python3 -c 'import tuf.ngclient' 2>/dev/null; then
-  echo "installing python-tuf for the interop tests (scripts/requirements-test.txt)"
+if ! python3 -c 'import tuf.ngclient, maturin, PyQt5, pytestqt, fastapi, uvicorn' 2>/dev/null; then
+  echo "installing python-tuf, maturin, PyQt5, pytest-qt and FastAPI for the tests (scripts/requirements-test.txt)"
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 # A CJK font for the Chinese update-dialog tests (egui has none built in).
@@ -24,3 +24,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 cargo nextest run --workspace --no-fail-fast "$@"
 cargo test --workspace --doc --quiet
+# The Python package: the wheel reuses the dev build above (python/pyproject.toml),
+# then its tests run offscreen against the `updraft` binary nextest just built.
+target_dir=${CARGO_TARGET_DIR:-target}
+python3 -m pip install --quiet --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps ./python
+UPDRAFT_BIN=${UPDRAFT_BIN:-$target_dir/debug/updraft} QT_QPA_PLATFORM=offscreen \
+  python3 -m pytest -q -p no:cacheprovider python/tests
