@@ -429,8 +429,8 @@ pub async fn download(
 
 /// Downloads `request` into its partial file while `consume` reads it, in
 /// order, on a blocking thread ([`PackageReader`]). Returns what `consume`
-/// returned once the whole package has arrived and its signed length and
-/// SHA-256 matched. The partial file stays (complete) for the caller to
+/// returned once the whole package has arrived and matched its signed length
+/// and hash (each chunk's, or the whole file's). The partial file stays (complete) for the caller to
 /// remove ([`discard_partial`]) or keep; after a failure it stays for the
 /// next run to resume. The caller checks for free space first
 /// ([`ensure_space`]): the partial file claims the package's length at once.
@@ -556,6 +556,11 @@ async fn download_inner<T: Send + 'static>(
             ));
         };
         let complete = length == request.length;
+        let stats = DownloadStats {
+            fetched,
+            resumed,
+            already_complete: false,
+        };
         let Some(digest) = digest else {
             // Chunked: every byte read passed its chunk's signed digest, so
             // the package is the signed one once all of it was read, and a
@@ -567,14 +572,7 @@ async fn download_inner<T: Send + 'static>(
                     request.what, request.length
                 )));
             }
-            return Ok((
-                value,
-                DownloadStats {
-                    fetched,
-                    resumed,
-                    already_complete: false,
-                },
-            ));
+            return Ok((value, stats));
         };
         // A consumer may stop early (an entry that does not match): the
         // whole file decides whether the download or the package is at fault.
@@ -600,15 +598,7 @@ async fn download_inner<T: Send + 'static>(
             }
             continue;
         }
-        let value = outcome?;
-        return Ok((
-            value,
-            DownloadStats {
-                fetched,
-                resumed,
-                already_complete: false,
-            },
-        ));
+        return outcome.map(|value| (value, stats));
     }
 }
 

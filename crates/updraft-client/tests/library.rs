@@ -55,6 +55,19 @@ async fn install(store: &TestStore, base: &str, dir: &Path, version: &str) {
     updraft_client::bootstrap(&request, None).await.unwrap();
 }
 
+/// A store with 1.0.0 and 1.1.0 in a local folder, and an install of 1.0.0
+/// from it (no server).
+async fn folder_feed_at_1_0() -> (tempfile::TempDir, TestStore, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    publish(&store, "1.1.0", |_| {});
+    let base = format!("file://{}", store.store.display());
+    let target = dir.path().join("install");
+    install(&store, &base, &target, "1.0.0").await;
+    (dir, store, target)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_static_feed_from_a_local_folder_updates_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,13 +103,7 @@ async fn a_static_feed_from_a_local_folder_updates_without_a_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn skip_and_remind_later_persist_but_never_hide_a_forced_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::new(dir.path());
-    publish(&store, "1.0.0", |_| {});
-    publish(&store, "1.1.0", |_| {});
-    let base = format!("file://{}", store.store.display());
-    let target = dir.path().join("install");
-    install(&store, &base, &target, "1.0.0").await;
+    let (_dir, store, target) = folder_feed_at_1_0().await;
 
     let manager = UpdateManager::builder(&target).build().unwrap();
     manager.skip("1.1.0").unwrap();
@@ -127,13 +134,7 @@ async fn skip_and_remind_later_persist_but_never_hide_a_forced_update() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_scheduler_checks_on_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::new(dir.path());
-    publish(&store, "1.0.0", |_| {});
-    publish(&store, "1.1.0", |_| {});
-    let base = format!("file://{}", store.store.display());
-    let target = dir.path().join("install");
-    install(&store, &base, &target, "1.0.0").await;
+    let (_dir, _store, target) = folder_feed_at_1_0().await;
     let manager = Arc::new(UpdateManager::builder(&target).build().unwrap());
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -338,13 +339,7 @@ async fn the_workflow_tells_the_same_events_over_a_folder_and_over_http() {
 /// as it was and keeps what it fetched for the next run.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_update_changes_nothing_and_resumes_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::new(dir.path());
-    publish(&store, "1.0.0", |_| {});
-    publish(&store, "1.1.0", |_| {});
-    let base = format!("file://{}", store.store.display());
-    let target = dir.path().join("install");
-    install(&store, &base, &target, "1.0.0").await;
+    let (_dir, _store, target) = folder_feed_at_1_0().await;
     let manager = UpdateManager::builder(&target).build().unwrap();
     let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
         panic!("no offer")
