@@ -1545,3 +1545,33 @@ fn an_install_with_the_wrong_root_leaves_nothing_behind() {
         install_1_0(&setup.server.url(), &setup.store, &install);
     }
 }
+
+/// Issue 17: an error about the trusted root names the file given.
+#[test]
+fn a_bad_trusted_root_is_named_by_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("my-root.json");
+    std::fs::write(&root, "{\"signed\": {}}").unwrap();
+    let install = dir.path().join("install");
+    let output = updraft()
+        .args([
+            "install",
+            "--server",
+            "http://127.0.0.1:9",
+            "--app",
+            "kuzflow",
+            "--dir",
+        ])
+        .arg(&install)
+        .arg("--trusted-root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("`{}`", root.display())) && !text.contains("`root.json`"),
+        "{text}"
+    );
+    assert!(!install.exists(), "nothing is left behind");
+}

@@ -26,7 +26,9 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
         arch,
         allow_insecure_http: args.allow_insecure_http,
     };
-    let version = runtime.block_on(updraft_client::bootstrap(&request, progress))?;
+    let version = runtime
+        .block_on(updraft_client::bootstrap(&request, progress))
+        .map_err(|error| name_the_root(error, &args.trusted_root))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -39,4 +41,24 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
         args.dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Errors about the trusted root name the file the user gave, not the
+/// `root.json` it becomes inside the install.
+fn name_the_root(error: updraft_client::Error, path: &std::path::Path) -> updraft_client::Error {
+    const PREFIX: &str = "The trusted root is not valid: ";
+    match error {
+        updraft_client::Error::Verification(message) if message.starts_with(PREFIX) => {
+            let reason = &message[PREFIX.len()..];
+            let reason = reason
+                .strip_prefix("`root.json` is not valid: ")
+                .unwrap_or(reason)
+                .replace("`root.json`", "it");
+            updraft_client::Error::Verification(format!(
+                "The trusted root `{}` is not valid: {reason}",
+                path.display()
+            ))
+        }
+        other => other,
+    }
 }
