@@ -409,26 +409,9 @@ fn a_bad_mirror_is_skipped() {
 #[test]
 fn a_killed_update_resumes_where_it_stopped() {
     let setup = setup();
-    setup
-        .server
-        .add(PACKAGE_1_1, Fault::Throttle(600_000), None);
-    let mut child = updraft()
-        .args(["update", "--yes", "--json", "--dir"])
-        .arg(&setup.install)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Let about half the package arrive, then kill -9.
     let length = package_length(&setup);
-    for _ in 0..200 {
-        if setup.server.sent(PACKAGE_1_1) > length / 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let first = setup.server.sent(PACKAGE_1_1);
+    let first = kill_half_way(&setup, 600_000);
     assert!(
         first > length / 4 && first < length,
         "killed after {first} of {length} bytes"
@@ -461,15 +444,12 @@ fn package_length(setup: &Setup) -> u64 {
         .unwrap()
 }
 
-/// Kills an update once half the package has been sent, optionally
-/// simulates a power loss (`bench/powerloss.py`: unsynced bytes and unpacked
-/// files lost), resumes it, and returns the bytes sent in all and the length.
-fn interrupted_update_bytes(power_loss: bool) -> (u64, u64) {
-    let setup = setup();
-    let length = package_length(&setup);
-    setup
-        .server
-        .add(PACKAGE_1_1, Fault::Throttle(300_000), None);
+/// Starts an update from a server throttled to `rate` bytes/s per answer,
+/// SIGKILLs it once half the package has been sent (or after 10 s), and
+/// returns the bytes sent by then.
+fn kill_half_way(setup: &Setup, rate: u64) -> u64 {
+    let length = package_length(setup);
+    setup.server.add(PACKAGE_1_1, Fault::Throttle(rate), None);
     let mut child = updraft()
         .args(["update", "--yes", "--json", "--dir"])
         .arg(&setup.install)
@@ -484,7 +464,16 @@ fn interrupted_update_bytes(power_loss: bool) -> (u64, u64) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let first = setup.server.sent(PACKAGE_1_1);
+    setup.server.sent(PACKAGE_1_1)
+}
+
+/// Kills an update once half the package has been sent, optionally
+/// simulates a power loss (`bench/powerloss.py`: unsynced bytes and unpacked
+/// files lost), resumes it, and returns the bytes sent in all and the length.
+fn interrupted_update_bytes(power_loss: bool) -> (u64, u64) {
+    let setup = setup();
+    let length = package_length(&setup);
+    let first = kill_half_way(&setup, 300_000);
     assert!(
         first < length,
         "killed only after {first} of {length} bytes"
