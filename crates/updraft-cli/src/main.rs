@@ -75,6 +75,11 @@ struct InstallArgs {
     /// Update server (or static store) URL.
     #[arg(long, value_name = "URL")]
     server: String,
+    /// Another copy of the same store (an http(s):// server or a file://
+    /// folder), tried when the server cannot be reached; repeatable
+    /// (`update_server.mirrors`).
+    #[arg(long, value_name = "URL")]
+    mirror: Vec<String>,
     /// Application id.
     #[arg(long)]
     app: AppId,

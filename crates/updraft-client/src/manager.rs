@@ -277,7 +277,9 @@ impl UpdateManager {
             })
     }
 
-    async fn repository(&self, now: OffsetDateTime) -> Result<Repository> {
+    /// Refreshes the signed metadata from the first server or mirror that
+    /// answers, and says which one did: the version check goes to the same.
+    async fn repository(&self, now: OffsetDateTime) -> Result<(Repository, String)> {
         let mut last = None;
         for base in self.config.base_urls() {
             match Repository::refresh(
@@ -288,7 +290,7 @@ impl UpdateManager {
             )
             .await
             {
-                Ok(repository) => return Ok(repository),
+                Ok(repository) => return Ok((repository, base)),
                 // A bad mirror: try the next; verification errors stay errors.
                 Err(error @ Error::Network { .. }) => last = Some(error),
                 Err(error) => return Err(error),
@@ -305,7 +307,7 @@ impl UpdateManager {
     /// accepts only an offer that is a signed package of this app.
     pub async fn check(&self) -> Result<CheckOutcome> {
         let now = OffsetDateTime::now_utc();
-        let repository = self.repository(now).await?;
+        let (repository, base) = self.repository(now).await?;
         let state = self.state();
         let app = AppId::new(&state.app).map_err(|e| Error::Usage(e.to_string()))?;
         let channel =
@@ -321,7 +323,7 @@ impl UpdateManager {
             rollout_id: Some(&state.install_id),
         };
         let (releases, _) = crate::releases(repository.targets());
-        let chosen = match self.dynamic_offer(&state, &asker).await? {
+        let chosen = match self.dynamic_offer(&base, &state, &asker).await? {
             Some(DynamicAnswer::NoUpdate) => None,
             Some(DynamicAnswer::Target(target)) => {
                 // The server only chooses; the choice must be a signed package of this app.
@@ -406,12 +408,14 @@ impl UpdateManager {
         Ok(CheckOutcome::Available(offer))
     }
 
+    /// Asks the update server at `base` (the one the metadata came from) to
+    /// choose; `None` when `base` is a static store that cannot.
     async fn dynamic_offer(
         &self,
+        base: &str,
         state: &InstallState,
         asker: &Asker<'_>,
     ) -> Result<Option<DynamicAnswer>> {
-        let base = self.base()?;
         if base.starts_with("file://") {
             return Ok(None);
         }
@@ -823,6 +827,9 @@ pub struct InstallRequest<'a> {
     pub install_dir: &'a Path,
     /// The update server or static store.
     pub base_url: &'a str,
+    /// Other copies of the same store, tried in order when `base_url` cannot
+    /// be reached (`update_server.mirrors`).
+    pub mirrors: &'a [String],
     /// The app.
     pub app: &'a AppId,
     /// Its channel.
@@ -906,6 +913,7 @@ async fn bootstrap_into(
     let InstallRequest {
         install_dir,
         base_url,
+        mirrors,
         app,
         channel,
         trusted_root,
@@ -914,10 +922,20 @@ async fn bootstrap_into(
         arch,
         allow_insecure_http,
     } = request.clone();
-    if let Some(reason) = crate::transport::insecure_http(base_url, allow_insecure_http) {
-        return Err(Error::Usage(format!(
-            "Refusing to install from {reason} (`updraft install` takes `--allow-insecure-http`)"
-        )));
+    for url in std::iter::once(base_url).chain(mirrors.iter().map(String::as_str)) {
+        if !(url.starts_with("http://")
+            || url.starts_with("https://")
+            || url.starts_with("file://"))
+        {
+            return Err(Error::Usage(format!(
+                "`{url}` is not an http://, https:// or file:// URL"
+            )));
+        }
+        if let Some(reason) = crate::transport::insecure_http(url, allow_insecure_http) {
+            return Err(Error::Usage(format!(
+                "Refusing to install from {reason} (`updraft install` takes `--allow-insecure-http`)"
+            )));
+        }
     }
     let layout = Layout::new(install_dir);
     if layout.state().exists() {
@@ -936,6 +954,10 @@ async fn bootstrap_into(
         channel: channel.to_string(),
         update_server: updraft_installer::ServerSettings {
             base_url: base_url.trim_end_matches('/').to_owned(),
+            mirrors: mirrors
+                .iter()
+                .map(|m| m.trim_end_matches('/').to_owned())
+                .collect(),
             allow_insecure_http,
             ..defaults.update_server.clone()
         },
@@ -964,7 +986,7 @@ async fn bootstrap_into(
         .platform(platform)
         .arch(arch)
         .build()?;
-    let repository = manager.repository(OffsetDateTime::now_utc()).await?;
+    let (repository, _) = manager.repository(OffsetDateTime::now_utc()).await?;
     let (releases, _) = crate::releases(repository.targets());
     let zero = Version::new(0, 0, 0);
     let asker = Asker {

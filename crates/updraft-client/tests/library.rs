@@ -44,6 +44,7 @@ async fn install(store: &TestStore, base: &str, dir: &Path, version: &str) {
     let request = InstallRequest {
         install_dir: dir,
         base_url: base,
+        mirrors: &[],
         app: &"kuzflow".parse().unwrap(),
         channel: &"stable".parse().unwrap(),
         trusted_root: &root,

@@ -34,6 +34,7 @@ fn installed() -> (tempfile::TempDir, PathBuf, Arc<UpdateManager>, Offer) {
         let request = InstallRequest {
             install_dir: &install,
             base_url: &base,
+            mirrors: &[],
             app: &"kuzflow".parse().unwrap(),
             channel: &"stable".parse().unwrap(),
             trusted_root: &root,

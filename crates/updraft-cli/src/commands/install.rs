@@ -18,6 +18,7 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
     let request = updraft_client::InstallRequest {
         install_dir: &args.dir,
         base_url: &args.server,
+        mirrors: &args.mirror,
         app: &args.app,
         channel: &args.channel,
         trusted_root: &root,
