@@ -45,7 +45,7 @@ mod progress;
 pub use app::{DialogOptions, show_update_dialog};
 pub use backend::{DOWNLOAD_SHARE, InstallMode, ManagerBackend, UpdateBackend};
 pub use dialog::{Action, Command, DialogModel, DialogOutcome, DialogState, UpdateDialog};
-pub use error::Error;
+pub use error::{Error, display_available, plain};
 pub use fonts::{CJK_FONT_ENV, CjkFont, find_cjk_font, install_cjk_font};
 pub use i18n::{Language, LanguageSetting, ParseLanguageError};
 pub use markdown::show_markdown;

@@ -107,7 +107,7 @@ fn main() -> std::process::ExitCode {
     let version = own_version();
     let result = if options.headless {
         headless(&options, &version)
-    } else if !display_available() {
+    } else if !updraft_gui::display_available() {
         // Not the new version's fault: run as --headless would, so it still
         // confirms its healthy start and is not rolled back.
         log(
@@ -128,33 +128,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// True unless this is Linux or another Unix desktop without X11 or Wayland
-/// (a server, an SSH session, CI).
-fn display_available() -> bool {
-    if cfg!(any(
-        target_os = "linux",
-        target_os = "freebsd",
-        target_os = "openbsd"
-    )) {
-        ["DISPLAY", "WAYLAND_DISPLAY"]
-            .iter()
-            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
-    } else {
-        true
-    }
-}
-
-/// One sentence for a windowing error, without the source locations winit
-/// puts in it (`os error at /home/…/winit-0.30/src/…/mod.rs:765: …`).
-fn plain(error: &impl std::fmt::Display) -> String {
-    error
-        .to_string()
-        .split(": ")
-        .filter(|part| !part.contains(".rs:"))
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// Without a window: start, confirm, check, and (with `--auto-update`)
@@ -178,7 +151,19 @@ fn headless(options: &Options, version: &str) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let offer = match manager.check().await.map_err(|e| e.to_string())? {
+        let outcome = match manager.check().await {
+            Ok(outcome) => outcome,
+            // The app itself works: a check that cannot reach the server is
+            // no reason to count this version as failed.
+            Err(error) => {
+                log(
+                    Some(dir),
+                    &format!("Could not check for updates ({error}); {version} keeps running"),
+                );
+                return Ok(());
+            }
+        };
+        let offer = match outcome {
             CheckOutcome::Available(offer) => offer,
             CheckOutcome::UpToDate { .. } => {
                 log(Some(dir), &format!("{version} is up to date"));
@@ -292,7 +277,7 @@ fn windowed(options: &Options, version: &str) -> Result<(), String> {
             Ok(Box::new(demo))
         }),
     )
-    .map_err(|e| format!("could not open the window: {}", plain(&e)))
+    .map_err(|e| format!("could not open the window: {}", updraft_gui::plain(&e)))
 }
 
 impl Demo {
@@ -457,18 +442,5 @@ impl eframe::App for Demo {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// winit's error names its own source file; the user never sees it.
-    #[test]
-    fn windowing_errors_lose_their_source_locations() {
-        let error = "EventLoopError: os error at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/winit-0.30.13/src/platform_impl/linux/mod.rs:765: neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set.";
-        assert_eq!(
-            super::plain(&error),
-            "EventLoopError: neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set."
-        );
     }
 }

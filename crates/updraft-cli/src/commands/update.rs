@@ -174,6 +174,12 @@ pub(crate) fn with_dialog(
     handoff: &HandoffArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    if !updraft_gui::display_available() {
+        return Err(updraft_client::Error::Usage(
+            "There is no display to open the update dialog on (neither DISPLAY nor WAYLAND_DISPLAY is set); leave out --gui to answer in the terminal".into(),
+        )
+        .into());
+    }
     let language: LanguageSetting = manager
         .config()
         .ui
@@ -192,8 +198,8 @@ pub(crate) fn with_dialog(
     let options = DialogOptions::new(app)
         .language(language)
         .restarts(handoff.restart);
-    let outcome = show_update_dialog(offer, backend, options)
-        .map_err(|e| anyhow::anyhow!("Could not open the update dialog: {e}"))?;
+    let outcome =
+        show_update_dialog(offer, backend, options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let choice = match &outcome {
         DialogOutcome::Installed => "installed",
         DialogOutcome::RemindLater => "remind_later",
