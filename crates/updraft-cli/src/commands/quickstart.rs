@@ -19,12 +19,25 @@ const MARKER: &str = ".updraft-quickstart";
 
 const STEPS: usize = 10;
 
+/// The release the quickstart makes ready for the user to publish.
+const NEXT_VERSION: &str = "1.2.0";
+
 /// zstd level for the demo's packages: quick to pack (real releases use 19).
 const LEVEL: i32 = 6;
 
 /// Runs the flow in `dir`.
 pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
     prepare_dir(dir)?;
+    let gui = gui
+        && {
+            let display = updraft_gui::display_available();
+            if !display {
+                println!(
+                    "(There is no display for the update dialog (neither DISPLAY nor WAYLAND_DISPLAY is set), so the update runs in the terminal.)"
+                );
+            }
+            display
+        };
     let demo = demo_program();
     if demo.is_none() {
         println!(
@@ -42,27 +55,30 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
     step(2, "updraft repo init --repo store --keys keys");
     updraft_publisher::init(&store, &keys, now, &policy)?;
 
+    // 1.2.0 is made ready but not published: the closing lines say how to.
+    for (version, note) in [
+        ("1.0.0", "First release."),
+        (
+            "1.1.0",
+            "Faster start-up and a new greeting.\n- **Resumable downloads** and automatic rollback.",
+        ),
+        (NEXT_VERSION, "Published by you, after the quickstart."),
+    ] {
+        write_demo_app(
+            &dir.join(format!("dist/{version}")),
+            version,
+            demo.as_deref(),
+        )?;
+        let notes = dir.join(format!("dist/CHANGELOG-{version}.md"));
+        fs::write(&notes, format!("## {APP} {version}\n\n- {note}\n"))
+            .with_context(|| format!("Could not write `{}`", notes.display()))?;
+    }
     for (index, version) in ["1.0.0", "1.1.0"].into_iter().enumerate() {
         let source = dir.join(format!("dist/{version}"));
-        write_demo_app(&source, version, demo.as_deref())?;
         let notes = dir.join(format!("dist/CHANGELOG-{version}.md"));
-        fs::write(
-            &notes,
-            format!(
-                "## {APP} {version}\n\n- {}\n",
-                if index == 0 {
-                    "First release."
-                } else {
-                    "Faster start-up and a new greeting.\n- **Resumable downloads** and automatic rollback."
-                }
-            ),
-        )
-        .with_context(|| format!("Could not write `{}`", notes.display()))?;
         step(
             3 + index,
-            &format!(
-                "updraft publish --repo store --keys keys --app {APP} --version {version} --platform {platform} --arch {arch} --main bin/{APP} --notes dist/CHANGELOG-{version}.md --level {LEVEL} dist/{version}"
-            ),
+            &format!("updraft {}", publish_args(Path::new(""), version)),
         );
         let request = PublishRequest {
             app: APP.parse()?,
@@ -128,10 +144,22 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
             url.trim_start_matches("http://")
         ),
     );
-    let outcome = install_and_update(&runtime, dir, &store, &url, gui);
+    let mirror = store_url(&store)?;
+    let outcome = install_and_update(&runtime, dir, &store, &url, &mirror, gui);
     let _ = stop.send(());
     runtime.block_on(running)??;
     outcome?;
+    print_done(dir, &url, gui);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The closing lines: where everything is, and commands that work exactly as
+/// printed from the folder the quickstart ran in (`updraft` as it can be
+/// run from there, the folder as it was given).
+fn print_done(dir: &Path, url: &str, gui: bool) {
+    let updraft = program();
+    let at = shell_word(&dir.display().to_string());
+    let listen = url.trim_start_matches("http://");
 
     println!("\nDone. Everything is in `{}`:", dir.display());
     println!("  keys/                  signing keys (private, 0600)");
@@ -145,20 +173,90 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
     println!(
         "  app/data/              the app's own files (demo.log), kept across updates and rollbacks"
     );
-    println!("\nNext:");
-    println!("  updraft status --dir {}/app", dir.display());
     println!(
-        "  updraft run --dir {}/app            # the demo's window: Help > Check for updates, Revert to previous version",
-        dir.display()
+        "\nThe quickstart's server has stopped; the install also lists the store folder as a mirror, so it keeps checking."
     );
-    println!(
-        "  updraft serve --repo {}/store        # serve the store yourself",
-        dir.display()
-    );
-    if !gui {
-        println!("  updraft quickstart --gui            # the same, with the update dialog");
+    if updraft != "updraft" {
+        println!(
+            "(`updraft` is not on PATH here, so these commands name it by its path; `cargo install --locked --path crates/updraft-cli` puts it there.)"
+        );
     }
-    Ok(ExitCode::SUCCESS)
+    println!("Next:");
+    println!("  {updraft} status --dir {at}/app");
+    println!("  {updraft} check --dir {at}/app      # 1.1.0 is the newest version");
+    println!(
+        "  {updraft} run --dir {at}/app        # the demo (a window when there is a display): Help > Check for updates"
+    );
+    println!(
+        "To see an update arrive, publish 1.2.0 (made ready in dist/{NEXT_VERSION}) and update:"
+    );
+    println!("  {updraft} {}", publish_args(dir, NEXT_VERSION));
+    println!("  {updraft} update --dir {at}/app --yes");
+    println!("To serve the store at the address the install was given:");
+    println!("  {updraft} serve --repo {at}/store --listen {listen}      # Ctrl-C stops it");
+    if !gui {
+        println!(
+            "  {updraft} quickstart --dir {at} --gui       # all of it again, with the update dialog"
+        );
+    }
+}
+
+/// The arguments of `updraft publish` for a demo release, with paths under `dir`.
+fn publish_args(dir: &Path, version: &str) -> String {
+    let (platform, arch) = updraft_client::host();
+    let at = |path: &str| shell_word(&dir.join(path).display().to_string());
+    format!(
+        "publish --repo {} --keys {} --app {APP} --version {version} --platform {platform} --arch {arch} --main bin/{APP} --notes {} --level {LEVEL} {}",
+        at("store"),
+        at("keys"),
+        at(&format!("dist/CHANGELOG-{version}.md")),
+        at(&format!("dist/{version}")),
+    )
+}
+
+/// How to run this `updraft` from the current folder: `updraft` when that
+/// name on PATH is this program, else its path (relative when it is below
+/// the current folder, as `target/debug/updraft` is after the README's
+/// first command).
+fn program() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(fs::canonicalize) else {
+        return "updraft".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|folder| fs::canonicalize(folder.join("updraft")).is_ok_and(|found| found == exe))
+    });
+    if on_path {
+        return "updraft".into();
+    }
+    let relative = std::env::current_dir()
+        .and_then(fs::canonicalize)
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    match relative {
+        Some(relative) => shell_word(&relative.display().to_string()),
+        None => shell_word(&exe.display().to_string()),
+    }
+}
+
+/// `text` as one word for a POSIX shell: as is when it is plain, else quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@%,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// The store folder as a `file://` mirror URL (absolute, so it works from anywhere).
+fn store_url(store: &Path) -> anyhow::Result<String> {
+    let absolute = fs::canonicalize(store)
+        .with_context(|| format!("Could not resolve `{}`", store.display()))?;
+    Ok(format!("file://{}", absolute.display()))
 }
 
 /// Makes `dir` an empty folder. A folder left by an earlier quickstart (it
@@ -201,6 +299,7 @@ fn install_and_update(
     dir: &Path,
     store: &Path,
     url: &str,
+    mirror: &str,
     gui: bool,
 ) -> anyhow::Result<()> {
     let (platform, arch) = updraft_client::host();
@@ -208,7 +307,8 @@ fn install_and_update(
     step(
         8,
         &format!(
-            "updraft install --server {url} --app {APP} --version 1.0.0 --dir app --trusted-root store/metadata/root.json"
+            "updraft install --server {url} --mirror {} --app {APP} --version 1.0.0 --dir app --trusted-root store/metadata/root.json",
+            shell_word(mirror)
         ),
     );
     let root = fs::read(store.join("metadata/root.json"))
@@ -217,6 +317,7 @@ fn install_and_update(
     let request = updraft_client::InstallRequest {
         install_dir: &install_dir,
         base_url: url,
+        mirrors: &[mirror.to_owned()],
         app: &APP.parse()?,
         channel: &updraft_protocol::Channel::stable(),
         trusted_root: &root,
