@@ -34,6 +34,12 @@ pub struct Store {
     recovery: Recovery,
 }
 
+/// How long opening a store waits for another updraft that holds its lock:
+/// a server's own changes (timestamp re-signing, admin changes) take
+/// milliseconds, a publish of a large release may take longer and is then
+/// reported as locked.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Store {
     /// Creates the skeleton of a new store in `path`, which must be missing or empty.
     pub fn create(path: &Path) -> Result<Self> {
@@ -53,8 +59,9 @@ impl Store {
         Self::lock(path)
     }
 
-    /// Opens an existing store: takes its lock (failing at once if another
-    /// updraft holds it) and undoes any publish that was interrupted.
+    /// Opens an existing store: takes its lock (waiting up to
+    /// [`LOCK_WAIT`] for another updraft, such as a server re-signing its
+    /// timestamp, to finish) and undoes any publish that was interrupted.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.join(METADATA_DIR).join("root.json").is_file()
             && !path.join(METADATA_DIR).join("1.root.json").is_file()
@@ -69,7 +76,7 @@ impl Store {
     }
 
     fn lock(path: &Path) -> Result<Self> {
-        let lock = StoreLock::try_acquire(&path.join(STATE_DIR).join("lock"))?;
+        let lock = StoreLock::acquire_within(&path.join(STATE_DIR).join("lock"), LOCK_WAIT)?;
         let recovery = updraft_fs::recover(path, &path.join(STATE_DIR).join("tx"))?;
         Ok(Self {
             root: path.to_path_buf(),
