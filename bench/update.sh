@@ -26,6 +26,9 @@ measure() { python3 "$here/measure.py" "$@"; }
 arch=$(uname -m | sed 's/amd64/x86_64/')
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+# Each measured command starts on a quiet disk: what `cp` and the last
+# round left is synced, and the journal has committed (a second).
+quiet() { sync; sleep 1; }
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/healthz" && return; sleep 0.05; done; }
 row() { printf '| %-6s | %-5s | %-52s | %8s | %11s |\n' "$@"; }
 ratio() { python3 -c "import sys; print(f'{int(sys.argv[1]) / int(sys.argv[2]):.3f}x')" "$1" "$2"; }
@@ -56,14 +59,14 @@ for mb in $sizes; do
   row "$mb" "" "package: $size bytes, $mb files" "" ""
   for round in $(seq "$rounds"); do
     rm -rf "$work/install" && cp -a "$work/pristine" "$work/install"
-    sync
+    quiet
     r=$(measure sh -c "'$updraft' update --dir '$work/install' --yes --json > '$work/update.json'")
     [ "$(readlink "$work/install/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
     row "$mb" "$round" "updraft update (whole command, durable)" "${r%% *}" "${r##* }"
-    rm -f "$work/curl.out"; sync
+    rm -f "$work/curl.out"; quiet
     r=$(measure curl -sf -o "$work/curl.out" "$url")
     row "$mb" "$round" "curl -o (download only, not synced)" "${r%% *}" "${r##* }"
-    rm -f "$work/curl.out"; sync
+    rm -f "$work/curl.out"; quiet
     r=$(measure sh -c "curl -sf -o '$work/curl.out' '$url' && sync '$work/curl.out'")
     row "$mb" "$round" "curl -o, then sync the file (durable)" "${r%% *}" "${r##* }"
     rm -f "$work/curl.out"

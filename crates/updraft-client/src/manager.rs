@@ -571,7 +571,15 @@ impl UpdateManager {
                     version: version.clone(),
                     reason,
                 };
-                updraft_package::walk_reader(reader, &manifest, &mut sink).map_err(installing)?;
+                // A chunked package reaches the walk only chunk by verified
+                // chunk: its files are the signed ones without hashing them again.
+                let digests = if manifest.chunks.is_some() {
+                    updraft_package::FileDigests::CoveredByChunks
+                } else {
+                    updraft_package::FileDigests::Check
+                };
+                updraft_package::walk_reader_with(reader, &manifest, &mut sink, digests)
+                    .map_err(installing)?;
                 updraft_fs::fault::point("download.unpacked");
                 sink.finish().map_err(installing)
             })

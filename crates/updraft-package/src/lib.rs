@@ -85,11 +85,34 @@ pub fn walk_reader(
     manifest: &ReleaseManifest,
     sink: &mut impl Sink,
 ) -> Result<(), String> {
+    walk_reader_with(package, manifest, sink, FileDigests::Check)
+}
+
+/// Whether a walk hashes every file against the manifest's SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileDigests {
+    /// Hash every file and compare: the package bytes are not yet trusted.
+    Check,
+    /// The package bytes were each checked against signed chunk digests
+    /// before the walk read them (the manifest's `chunks`), so the files they
+    /// hold are exactly what was signed: hashing them again would only cost
+    /// time. Paths, types, sizes, modes and link targets are still checked.
+    CoveredByChunks,
+}
+
+/// [`walk_reader`], saying whether the package's bytes are already
+/// authenticated ([`FileDigests::CoveredByChunks`]).
+pub fn walk_reader_with(
+    package: impl Read,
+    manifest: &ReleaseManifest,
+    sink: &mut impl Sink,
+    digests: FileDigests,
+) -> Result<(), String> {
     let mut decoder = zstd::stream::read::Decoder::new(package)
         .map_err(|e| format!("the package is not zstd: {e}"))?;
     decoder.window_log_max(27).map_err(|e| e.to_string())?;
     let mut archive = tar::Archive::new(decoder);
-    walk_archive(&mut archive, manifest, sink)?;
+    walk_archive(&mut archive, manifest, sink, digests)?;
     // Whatever follows the tar's end (its zero blocks, the zstd checksum)
     // still belongs to the signed package.
     let mut rest = archive.into_inner();
@@ -101,7 +124,9 @@ fn walk_archive<R: Read>(
     archive: &mut tar::Archive<R>,
     manifest: &ReleaseManifest,
     sink: &mut impl Sink,
+    digests: FileDigests,
 ) -> Result<(), String> {
+    let mut buffer = vec![0u8; 256 * 1024];
     let mut files: BTreeMap<&str, &FileEntry> = manifest
         .files
         .iter()
@@ -152,7 +177,8 @@ fn walk_archive<R: Read>(
                         expected.mode
                     ));
                 }
-                copy_checked(&raw, &mut entry, expected, sink.open_file(&path, expected)?)?;
+                let out = sink.open_file(&path, expected)?;
+                copy_checked(&raw, &mut entry, expected, out, digests, &mut buffer)?;
                 sink.close_file(&path, expected)?;
             }
             tar::EntryType::Symlink => {
@@ -185,20 +211,22 @@ fn walk_archive<R: Read>(
 }
 
 /// Copies one file's bytes to `out`, never more than the manifest's size, and
-/// checks size and SHA-256 at the end.
+/// checks size and (unless the bytes are covered by chunk digests) SHA-256 at
+/// the end.
 fn copy_checked(
     raw: &str,
     entry: &mut impl Read,
     expected: &FileEntry,
     mut out: Box<dyn Write + '_>,
+    digests: FileDigests,
+    buffer: &mut [u8],
 ) -> Result<(), String> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
+    let mut hasher = (digests == FileDigests::Check).then(Sha256::new);
     let mut written = 0u64;
     let mut limited = entry.take(expected.size + 1);
     loop {
         let n = limited
-            .read(&mut buffer)
+            .read(buffer)
             .map_err(|e| format!("cannot unpack `{raw}`: {e}"))?;
         if n == 0 {
             break;
@@ -207,14 +235,16 @@ fn copy_checked(
         if written > expected.size {
             return Err(format!("`{raw}` is larger than the manifest says"));
         }
-        hasher.update(&buffer[..n]);
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&buffer[..n]);
+        }
         out.write_all(&buffer[..n])
             .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
     }
     out.flush()
         .map_err(|e| format!("cannot write `{raw}`: {e}"))?;
     if written != expected.size
-        || Sha256Digest::from_bytes(hasher.finalize().into()) != expected.sha256
+        || hasher.is_some_and(|h| Sha256Digest::from_bytes(h.finalize().into()) != expected.sha256)
     {
         return Err(format!("`{raw}` differs from the signed manifest"));
     }

@@ -54,6 +54,76 @@ mod unpack {
         }
     }
 
+    /// A file whose bytes differ from the manifest's digest is refused when
+    /// the package is not yet trusted; with chunk-verified bytes the digest
+    /// is not computed again, but every other check still holds.
+    #[test]
+    fn file_digests_are_checked_unless_chunks_covered_the_bytes() {
+        use updraft_package::{CheckOnly, FileDigests, walk_reader_with};
+        let dir = tempfile::tempdir().unwrap();
+        let path = package(
+            dir.path(),
+            &[("app", tar::EntryType::Regular, b"good", None)],
+        );
+        let read = || fs::File::open(&path).unwrap();
+        let mut other = entry("app", b"evil");
+        let error = walk_reader_with(
+            read(),
+            &manifest(&[other.clone()]),
+            &mut CheckOnly,
+            FileDigests::Check,
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("differs from the signed manifest"),
+            "{error}"
+        );
+        walk_reader_with(
+            read(),
+            &manifest(&[other.clone()]),
+            &mut CheckOnly,
+            FileDigests::CoveredByChunks,
+        )
+        .unwrap();
+        walk_reader_with(
+            read(),
+            &manifest(&[entry("app", b"good")]),
+            &mut CheckOnly,
+            FileDigests::Check,
+        )
+        .unwrap();
+        other.size = 5;
+        let error = walk_reader_with(
+            read(),
+            &manifest(&[other.clone()]),
+            &mut CheckOnly,
+            FileDigests::CoveredByChunks,
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("differs from the signed manifest"),
+            "{error}"
+        );
+        other.size = 4;
+        other.mode = 0o755;
+        let error = walk_reader_with(
+            read(),
+            &manifest(&[other]),
+            &mut CheckOnly,
+            FileDigests::CoveredByChunks,
+        )
+        .unwrap_err();
+        assert!(error.contains("mode"), "{error}");
+        let error = walk_reader_with(
+            read(),
+            &manifest(&[]),
+            &mut CheckOnly,
+            FileDigests::CoveredByChunks,
+        )
+        .unwrap_err();
+        assert!(error.contains("not in the manifest"), "{error}");
+    }
+
     #[test]
     fn hostile_archives_are_refused_and_nothing_escapes() {
         let dir = tempfile::tempdir().unwrap();
