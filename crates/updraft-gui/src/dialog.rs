@@ -264,9 +264,9 @@ type Worker = JoinHandle<(Box<dyn UpdateBackend>, Result<(), String>)>;
 /// fn embed(ctx: &egui::Context, dialog: &mut UpdateDialog) {
 ///     if dialog.outcome().is_none() {
 ///         egui::Window::new(dialog.window_title())
-///             .fixed_size([520.0, dialog.fit_height().min(420.0)])
+///             .auto_sized()
 ///             .collapsible(false)
-///             .show(ctx, |ui| dialog.ui(ui));
+///             .show(ctx, |ui| dialog.fitted_ui(ui, egui::vec2(520.0, 420.0)));
 ///     }
 /// }
 /// ```
@@ -495,12 +495,14 @@ impl UpdateDialog {
         let mut chosen = None;
         let header = egui::Panel::top("updraft-dialog-header")
             .frame(egui::Frame::NONE)
+            .show_separator_line(false)
             .show(ui, |ui| self.header_ui(ui, texts))
             .response
             .rect
             .height();
         let footer = egui::Panel::bottom("updraft-dialog-footer")
             .frame(egui::Frame::NONE)
+            .show_separator_line(false)
             .show(ui, |ui| chosen = self.footer_ui(ui, texts))
             .response
             .rect
@@ -512,6 +514,17 @@ impl UpdateDialog {
         if let Some(action) = chosen {
             self.choose(action);
         }
+    }
+
+    /// Draws the dialog `max.x` wide and as tall as it needs up to `max.y`
+    /// ([`Self::fit_height`]), for a window that takes its content's size,
+    /// such as an [`egui::Window`] with `.auto_sized()`.
+    pub fn fitted_ui(&mut self, ui: &mut egui::Ui, max: egui::Vec2) {
+        let size = egui::vec2(max.x, self.fit_height.min(max.y));
+        ui.allocate_ui(size, |ui| {
+            ui.set_min_size(size);
+            self.ui(ui);
+        });
     }
 
     /// Draws the dialog as the whole content of a window: the window's
@@ -611,7 +624,7 @@ impl UpdateDialog {
         frame.show(ui, |ui| {
             let output = egui::ScrollArea::vertical()
                 .auto_shrink([false, true])
-                .max_height((ui.available_height() - framing).max(40.0))
+                .max_height(ui.available_height().max(40.0))
                 .show(ui, |ui| {
                     if self.notes.is_empty() {
                         ui.label(RichText::new(texts.no_notes()).weak());
@@ -673,12 +686,13 @@ impl UpdateDialog {
                 ui.add_space(6.0);
             }
             DialogState::Failed(error) => {
-                ui.add(
-                    egui::Label::new(
-                        RichText::new(texts.failure(error)).color(ui.visuals().error_fg_color),
-                    )
-                    .wrap(),
-                );
+                // A deep red that reads as a sentence, not an alarm.
+                let red = if ui.visuals().dark_mode {
+                    Color32::from_rgb(0xf2, 0x8b, 0x82)
+                } else {
+                    Color32::from_rgb(0xb3, 0x26, 0x1e)
+                };
+                ui.add(egui::Label::new(RichText::new(texts.failure(error)).color(red)).wrap());
                 ui.add_space(2.0);
                 ui.label(texts.keeps_running());
                 ui.add_space(6.0);
