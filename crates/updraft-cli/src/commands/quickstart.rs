@@ -49,7 +49,7 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
         fs::write(
             &notes,
             format!(
-                "## {APP} {version}\n\n- {}\n",
+                "- {}\n",
                 if index == 0 {
                     "First release."
                 } else {
