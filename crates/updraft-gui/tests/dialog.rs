@@ -479,3 +479,62 @@ fn short_notes_leave_no_empty_block_to_fit() {
     assert!(short < 300.0, "{short}");
     assert!(long > 480.0, "{long}");
 }
+
+/// Embedded in an auto-sized `egui::Window`, `fitted_ui` gets the dialog the
+/// height it needs (a fixed-size window counts its title bar and clipped the
+/// notes), and no more than the maximum.
+#[test]
+fn an_auto_sized_window_gives_the_fitted_dialog_its_height() {
+    use updraft_gui::egui;
+    let given = Arc::new(Mutex::new(0.0_f32));
+    let seen = Arc::clone(&given);
+    let (fake, _) = backend(Ok(()));
+    let short = OfferView {
+        changelogs: vec![("1.1.0".into(), "- One fix\n- Another".into())],
+        ..offer(false)
+    };
+    let dialog = UpdateDialog::new(short, fake, Language::English);
+    let mut harness = Harness::builder().with_size([800.0, 700.0]).build_ui_state(
+        move |ui, dialog: &mut UpdateDialog| {
+            egui::Window::new(dialog.window_title())
+                .auto_sized()
+                .show(ui.ctx(), |ui| {
+                    let top = ui.cursor().top();
+                    dialog.fitted_ui(ui, egui::vec2(520.0, 400.0));
+                    *seen.lock().unwrap() = ui.min_rect().bottom() - top;
+                });
+        },
+        dialog,
+    );
+    harness.run();
+    let fit = harness.state().fit_height();
+    let given = *given.lock().unwrap();
+    assert!(fit < 400.0, "short notes need less than the maximum: {fit}");
+    assert!((given - fit).abs() < 1.0, "given {given}, needs {fit}");
+    harness.get_by_label("Another");
+
+    let (fake, _) = backend(Ok(()));
+    let long = OfferView {
+        changelogs: vec![("1.1.0".into(), "- A fix\n".repeat(40))],
+        ..offer(false)
+    };
+    let dialog = UpdateDialog::new(long, fake, Language::English);
+    let given = Arc::new(Mutex::new(0.0_f32));
+    let seen = Arc::clone(&given);
+    let mut harness = Harness::builder().with_size([800.0, 700.0]).build_ui_state(
+        move |ui, dialog: &mut UpdateDialog| {
+            egui::Window::new("t").auto_sized().show(ui.ctx(), |ui| {
+                let top = ui.cursor().top();
+                dialog.fitted_ui(ui, egui::vec2(520.0, 400.0));
+                *seen.lock().unwrap() = ui.min_rect().bottom() - top;
+            });
+        },
+        dialog,
+    );
+    harness.run();
+    let given = *given.lock().unwrap();
+    assert!(
+        (given - 400.0).abs() < 1.0,
+        "long notes get the maximum: {given}"
+    );
+}
