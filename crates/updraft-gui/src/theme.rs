@@ -181,18 +181,26 @@ fn color_scheme(value: &str) -> Option<Theme> {
 /// exists and answers within [`GSETTINGS_TIMEOUT`].
 #[cfg(all(unix, not(target_os = "macos")))]
 fn gsettings_color_scheme() -> Option<String> {
+    let mut gsettings = std::process::Command::new("gsettings");
+    gsettings.args(["get", "org.gnome.desktop.interface", "color-scheme"]);
+    output_within(&mut gsettings, GSETTINGS_TIMEOUT)
+}
+
+/// What `command` prints, trimmed, if it succeeds within `timeout`; it is
+/// killed when it takes longer.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn output_within(command: &mut std::process::Command, timeout: Duration) -> Option<String> {
     use std::io::Read;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::time::Instant;
 
-    let mut child = Command::new("gsettings")
-        .args(["get", "org.gnome.desktop.interface", "color-scheme"])
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let deadline = Instant::now() + GSETTINGS_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => {
@@ -384,6 +392,30 @@ mod tests {
             "`blue` is not a theme: use `auto`, `light` or `dark`"
         );
         assert_eq!(ThemeSetting::Dark.to_string(), "dark");
+    }
+
+    #[cfg(all(unix, not(target_os = "macos")))]
+    #[test]
+    fn a_slow_or_missing_settings_program_is_given_up_on_quickly() {
+        use std::process::Command;
+        use std::time::Instant;
+        let limit = Duration::from_millis(300);
+        let started = Instant::now();
+        let mut slow = Command::new("sh");
+        slow.args(["-c", "sleep 5; echo prefer-dark"]);
+        assert_eq!(output_within(&mut slow, limit), None);
+        assert!(started.elapsed() < Duration::from_secs(2), "it waited");
+        let mut answers = Command::new("sh");
+        answers.args(["-c", "echo \"'prefer-dark'\""]);
+        assert_eq!(
+            output_within(&mut answers, Duration::from_secs(5)).as_deref(),
+            Some("'prefer-dark'")
+        );
+        let mut fails = Command::new("sh");
+        fails.args(["-c", "echo oops; exit 1"]);
+        assert_eq!(output_within(&mut fails, Duration::from_secs(5)), None);
+        let mut missing = Command::new("updraft-no-such-program");
+        assert_eq!(output_within(&mut missing, limit), None);
     }
 
     #[test]
