@@ -439,6 +439,11 @@ fn quickstart_runs_twice_and_never_deletes_foreign_files() {
     }
     let verify = run(&["repo", "verify", "--repo", &format!("{target}/store")]);
     assert!(verify.status.success(), "{}", stderr(&verify));
+    // The update dialog calls the demo by its name, not its id.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{target}/app/update_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["ui"]["display_name"], "Kuzflow", "{config}");
 
     let foreign = dir.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();

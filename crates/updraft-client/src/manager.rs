@@ -61,6 +61,11 @@ pub struct Offer {
 }
 
 impl Offer {
+    /// The app offered (`kuzflow`), as the signed release names it.
+    pub fn app(&self) -> &str {
+        self.custom.release.app.as_str()
+    }
+
     /// The offer with the check API's fields (`latest_version`,
     /// `update_type`, `force_update`, ...), as `check --json` prints it.
     pub fn to_json(&self, status: &str) -> serde_json::Value {

@@ -1,12 +1,13 @@
 //! Saves a PNG of the update dialog in one state and language:
 //!
 //! ```text
-//! screenshots <en|zh-CN> <prompt|forced|installing|success|failure> OUT.png
+//! screenshots <en|zh-CN> <prompt|forced|installing|success|failure> <light|dark> OUT.png
 //! ```
 //!
 //! It opens the real window (so it needs a display; `scripts/screenshots.sh`
 //! runs every state under Xvfb), brings the dialog into the state with a
-//! scripted backend, and saves what eframe rendered.
+//! scripted backend, sizes the window to the dialog as `show_update_dialog`
+//! does, and saves what eframe rendered.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use updraft_gui::egui;
 use updraft_gui::{
-    Action, DialogState, Language, LanguageSetting, OfferView, ProgressSink, Stage, UpdateBackend,
-    UpdateDialog,
+    Action, DialogState, Language, LanguageSetting, OfferView, ProgressSink, Stage, ThemeFollower,
+    ThemeSetting, UpdateBackend, UpdateDialog,
 };
+
+const WIDTH: f32 = 560.0;
+const MAX_HEIGHT: f32 = 480.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shot {
@@ -102,12 +106,16 @@ fn offer(language: Language, forced: bool) -> OfferView {
         release_date: "2024-09-02T10:00:00Z".into(),
         changelog: new.into(),
         changelogs: vec![("1.1.0".into(), new.into()), ("1.0.1".into(), fixes.into())],
+        app_id: "kuzflow".into(),
         ..OfferView::new("1.1.0", "1.0.0")
     }
+    .with_display_name("Kuzflow")
 }
 
 struct ShotApp {
     dialog: UpdateDialog,
+    theme: ThemeFollower,
+    height: f32,
     shot: Shot,
     out: PathBuf,
     reached_at: Option<Instant>,
@@ -118,7 +126,15 @@ struct ShotApp {
 impl eframe::App for ShotApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        self.theme.apply(&ctx);
         self.dialog.window_ui(ui);
+        let height = self.dialog.fit_height().clamp(280.0, MAX_HEIGHT).ceil();
+        if (height - self.height).abs() >= 1.0 {
+            // Sized as show_update_dialog sizes it; the picture waits for it.
+            self.height = height;
+            self.reached_at = None;
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(egui::vec2(WIDTH, height)));
+        }
         if let Some(result) = self.saved.lock().unwrap().take() {
             if let Err(error) = result {
                 eprintln!("screenshots: {error}");
@@ -176,12 +192,13 @@ fn save_png(path: &Path, image: &egui::ColorImage) -> Result<(), String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [language, shot, out] = args.as_slice() else {
+    let [language, shot, theme, out] = args.as_slice() else {
         return Err(
-            "usage: screenshots <en|zh-CN> <prompt|forced|installing|success|failure> OUT.png"
+            "usage: screenshots <en|zh-CN> <prompt|forced|installing|success|failure> <light|dark> OUT.png"
                 .into(),
         );
     };
+    let theme: ThemeSetting = theme.parse()?;
     let language = match language.parse::<LanguageSetting>()? {
         LanguageSetting::Fixed(language) => language,
         LanguageSetting::Auto => Language::from_system(),
@@ -198,9 +215,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if matches!(shot, Shot::Installing | Shot::Success | Shot::Failure) {
         dialog.choose(Action::InstallNow);
     }
-    let title = dialog.window_title("Kuzflow");
+    let title = dialog.window_title();
     let app = ShotApp {
         dialog,
+        theme: ThemeFollower::new(theme),
+        height: MAX_HEIGHT,
         shot,
         out: PathBuf::from(out),
         reached_at: None,
@@ -210,17 +229,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(title)
-            .with_inner_size([560.0, 480.0])
+            .with_icon(updraft_gui::update_icon())
+            .with_inner_size([WIDTH, MAX_HEIGHT])
             .with_resizable(false),
         ..eframe::NativeOptions::default()
     };
-    eframe::run_native(
-        "Kuzflow",
-        options,
-        Box::new(|creation| {
-            creation.egui_ctx.set_theme(egui::Theme::Light);
-            Ok(Box::new(app))
-        }),
-    )?;
+    eframe::run_native("Kuzflow", options, Box::new(|_creation| Ok(Box::new(app))))?;
     Ok(())
 }

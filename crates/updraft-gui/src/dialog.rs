@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use eframe::egui::{self, Color32, RichText};
 use crate::backend::UpdateBackend;
 use crate::fonts;
 use crate::i18n::{Language, LanguageSetting, Texts};
+use crate::icon;
 use crate::markdown::{self, Block};
 use crate::offer::OfferView;
 use crate::progress::{Progress, ProgressSink, ProgressWidget};
@@ -261,10 +263,10 @@ type Worker = JoinHandle<(Box<dyn UpdateBackend>, Result<(), String>)>;
 /// use updraft_gui::{Language, OfferView, UpdateBackend, UpdateDialog};
 /// fn embed(ctx: &egui::Context, dialog: &mut UpdateDialog) {
 ///     if dialog.outcome().is_none() {
-///         egui::Window::new(dialog.window_title("Kuzflow"))
-///             .default_size([520.0, 420.0])
+///         egui::Window::new(dialog.window_title())
+///             .auto_sized()
 ///             .collapsible(false)
-///             .show(ctx, |ui| dialog.ui(ui));
+///             .show(ctx, |ui| dialog.fitted_ui(ui, egui::vec2(520.0, 420.0)));
 ///     }
 /// }
 /// ```
@@ -277,6 +279,9 @@ pub struct UpdateDialog {
     notes: Vec<(String, Vec<Block>)>,
     ctx: Option<egui::Context>,
     restarts: bool,
+    icon: Arc<egui::IconData>,
+    icon_texture: Option<egui::TextureHandle>,
+    fit_height: f32,
 }
 
 impl fmt::Debug for UpdateDialog {
@@ -318,7 +323,27 @@ impl UpdateDialog {
             notes,
             ctx: None,
             restarts: true,
+            icon: Arc::new(icon::update_icon()),
+            icon_texture: None,
+            fit_height: DEFAULT_FIT_HEIGHT,
         }
+    }
+
+    /// Shows `icon` (the app's, usually) in the header instead of updraft's
+    /// arrow ([`update_icon`](crate::update_icon)).
+    #[must_use]
+    pub fn icon(mut self, icon: impl Into<Arc<egui::IconData>>) -> Self {
+        self.icon = icon.into();
+        self.icon_texture = None;
+        self
+    }
+
+    /// The height in points the dialog needs to show everything without
+    /// scrolling, as measured in the last frame (the notes as long as they
+    /// are, the header, the buttons or the progress). A window sized to it,
+    /// up to a maximum, has no empty space when the notes are short.
+    pub fn fit_height(&self) -> f32 {
+        self.fit_height
     }
 
     /// Whether the app restarts after the install (the default). When it
@@ -346,9 +371,17 @@ impl UpdateDialog {
         self.model.outcome().cloned()
     }
 
-    /// A window title: "Kuzflow update" / "Kuzflow 更新".
-    pub fn window_title(&self, app_name: &str) -> String {
-        Texts(self.language).window_title(app_name)
+    /// The window title: "Kuzflow update" / "Kuzflow 更新", with the offer's
+    /// [app name](OfferView::app_name).
+    pub fn window_title(&self) -> String {
+        Texts(self.language).window_title(self.model.offer().app_name())
+    }
+
+    /// The heading, which follows the state: "Version 1.1.0 is available",
+    /// "Installing version 1.1.0…", "Version 1.1.0 is installed", "The update
+    /// could not be installed".
+    pub fn heading(&self) -> String {
+        Texts(self.language).heading(self.model.state(), &self.model.offer().version)
     }
 
     /// Does what a click on `action` does (ignored when it is not offered now).
@@ -457,18 +490,41 @@ impl UpdateDialog {
             // Progress reports repaint too; this is the safety net.
             ui.ctx().request_repaint_after(Duration::from_millis(250));
         }
+        style(ui);
         let texts = Texts(self.language);
         let mut chosen = None;
-        egui::Panel::top("updraft-dialog-header")
+        let header = egui::Panel::top("updraft-dialog-header")
             .frame(egui::Frame::NONE)
-            .show(ui, |ui| self.header_ui(ui, texts));
-        egui::Panel::bottom("updraft-dialog-footer")
+            .show_separator_line(false)
+            .show(ui, |ui| self.header_ui(ui, texts))
+            .response
+            .rect
+            .height();
+        let footer = egui::Panel::bottom("updraft-dialog-footer")
             .frame(egui::Frame::NONE)
-            .show(ui, |ui| chosen = self.footer_ui(ui, texts));
-        egui::CentralPanel::no_frame().show(ui, |ui| self.notes_ui(ui, texts));
+            .show_separator_line(false)
+            .show(ui, |ui| chosen = self.footer_ui(ui, texts))
+            .response
+            .rect
+            .height();
+        let notes = egui::CentralPanel::no_frame()
+            .show(ui, |ui| self.notes_ui(ui, texts))
+            .inner;
+        self.fit_height = (header + notes + footer).ceil();
         if let Some(action) = chosen {
             self.choose(action);
         }
+    }
+
+    /// Draws the dialog `max.x` wide and as tall as it needs up to `max.y`
+    /// ([`Self::fit_height`]), for a window that takes its content's size,
+    /// such as an [`egui::Window`] with `.auto_sized()`.
+    pub fn fitted_ui(&mut self, ui: &mut egui::Ui, max: egui::Vec2) {
+        let size = egui::vec2(max.x, self.fit_height.min(max.y));
+        ui.allocate_ui(size, |ui| {
+            ui.set_min_size(size);
+            self.ui(ui);
+        });
     }
 
     /// Draws the dialog as the whole content of a window: the window's
@@ -476,78 +532,138 @@ impl UpdateDialog {
     /// viewport; [`show_update_dialog`](crate::show_update_dialog) uses it.
     pub fn window_ui(&mut self, ui: &mut egui::Ui) {
         egui::CentralPanel::default()
-            .frame(egui::Frame::central_panel(ui.style()).inner_margin(16.0))
+            .frame(egui::Frame::central_panel(ui.style()).inner_margin(WINDOW_MARGIN))
             .show(ui, |ui| self.ui(ui));
+        self.fit_height += 2.0 * WINDOW_MARGIN;
     }
 
-    fn header_ui(&self, ui: &mut egui::Ui, texts: Texts) {
+    fn header_ui(&mut self, ui: &mut egui::Ui, texts: Texts) {
+        let icon = self.icon_texture(ui.ctx());
         let offer = self.model.offer();
-        ui.label(
-            RichText::new(texts.title(&offer.version))
-                .heading()
-                .strong(),
-        );
-        ui.add_space(4.0);
-        let mut facts = vec![texts.installed_version(&offer.current_version)];
-        if offer.file_size > 0 {
-            facts.push(texts.download_size(offer.file_size));
-        }
-        if let Some(day) = offer.release_day() {
-            facts.push(texts.released(day));
-        }
-        ui.horizontal_wrapped(|ui| {
-            for (index, fact) in facts.into_iter().enumerate() {
-                if index > 0 {
-                    ui.label(RichText::new("·").weak());
-                }
-                ui.label(RichText::new(fact).weak());
-            }
-        });
-        if offer.force_update {
-            ui.add_space(2.0);
-            ui.label(RichText::new(texts.required()).color(ui.visuals().warn_fg_color));
-        }
-        ui.add_space(6.0);
-    }
-
-    fn notes_ui(&self, ui: &mut egui::Ui, texts: Texts) {
-        ui.add_space(6.0);
-        ui.label(RichText::new(texts.whats_new()).strong());
-        ui.add_space(4.0);
-        egui::ScrollArea::vertical()
-            .auto_shrink([false, false])
-            .show(ui, |ui| {
-                if self.notes.is_empty() {
-                    ui.label(RichText::new(texts.no_notes()).weak());
-                }
-                let headed = self.notes.len() > 1;
-                for (index, (version, blocks)) in self.notes.iter().enumerate() {
-                    if index > 0 {
-                        ui.add_space(10.0);
-                    }
-                    if headed {
-                        ui.label(
-                            RichText::new(texts.version_heading(version))
+        let state = self.model.state();
+        ui.horizontal_top(|ui| {
+            ui.add(egui::Image::new(&icon).fit_to_exact_size(egui::vec2(ICON_SIZE, ICON_SIZE)));
+            ui.add_space(14.0);
+            ui.vertical(|ui| {
+                ui.add_space(2.0);
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(texts.heading(state, &offer.version))
+                            .size(HEADING_SIZE)
+                            .strong()
+                            .color(ui.visuals().strong_text_color()),
+                    )
+                    .wrap(),
+                );
+                ui.add_space(4.0);
+                ui.add(
+                    egui::Label::new(texts.summary(
+                        state,
+                        offer.app_name(),
+                        (&offer.version, &offer.current_version),
+                        offer.file_size,
+                    ))
+                    .wrap(),
+                );
+                if offer.force_update && *state == DialogState::Prompt {
+                    ui.add_space(4.0);
+                    ui.add(
+                        egui::Label::new(
+                            RichText::new(texts.required())
                                 .strong()
-                                .size(ui.style().text_styles[&egui::TextStyle::Body].size + 3.5),
-                        );
-                        ui.add_space(2.0);
-                    }
-                    markdown::show_blocks(ui, blocks);
+                                .color(ui.visuals().warn_fg_color),
+                        )
+                        .wrap(),
+                    );
                 }
             });
+        });
+        ui.add_space(16.0);
+    }
+
+    fn icon_texture(&mut self, ctx: &egui::Context) -> egui::TextureHandle {
+        self.icon_texture
+            .get_or_insert_with(|| {
+                ctx.load_texture(
+                    "updraft-dialog-icon",
+                    icon::icon_image(&self.icon),
+                    egui::TextureOptions::LINEAR,
+                )
+            })
+            .clone()
+    }
+
+    /// The notes' heading and frame; returns the height they need to show
+    /// the notes in full.
+    fn notes_ui(&self, ui: &mut egui::Ui, texts: Texts) -> f32 {
+        let offer = self.model.offer();
+        let top = ui.cursor().top();
+        let heading = RichText::new(texts.whats_new(offer.app_name()))
+            .strong()
+            .size(SUBHEADING_SIZE)
+            .color(ui.visuals().strong_text_color());
+        egui::containers::Sides::new().show(
+            ui,
+            |ui| ui.label(heading),
+            |ui| {
+                if let Some(day) = offer.release_day() {
+                    ui.label(RichText::new(texts.released(day)).weak());
+                }
+            },
+        );
+        ui.add_space(6.0);
+        let above = ui.cursor().top() - top;
+        let visuals = ui.visuals();
+        let frame = egui::Frame::new()
+            .fill(visuals.extreme_bg_color)
+            .stroke(visuals.widgets.noninteractive.bg_stroke)
+            .corner_radius(6.0)
+            .inner_margin(egui::Margin::symmetric(14, 10));
+        let framing = frame.total_margin().sum().y;
+        let mut content = 0.0;
+        frame.show(ui, |ui| {
+            let output = egui::ScrollArea::vertical()
+                .auto_shrink([false, true])
+                .max_height(ui.available_height().max(40.0))
+                .show(ui, |ui| {
+                    if self.notes.is_empty() {
+                        ui.label(RichText::new(texts.no_notes()).weak());
+                    }
+                    let headed = self.notes.len() > 1;
+                    for (index, (version, blocks)) in self.notes.iter().enumerate() {
+                        if index > 0 {
+                            ui.add_space(12.0);
+                        }
+                        if headed {
+                            ui.label(
+                                RichText::new(texts.version_heading(version))
+                                    .strong()
+                                    .size(SUBHEADING_SIZE)
+                                    .color(ui.visuals().strong_text_color()),
+                            );
+                            ui.add_space(2.0);
+                        }
+                        markdown::show_blocks(ui, blocks);
+                    }
+                });
+            content = output.content_size.y;
+        });
+        above + content + framing + ui.spacing().item_spacing.y
     }
 
     fn footer_ui(&self, ui: &mut egui::Ui, texts: Texts) -> Option<Action> {
-        ui.add_space(8.0);
+        ui.add_space(14.0);
         match self.model.state() {
             DialogState::Prompt => {
                 if let Some(notice) = self.model.notice() {
-                    ui.label(
-                        RichText::new(texts.choice_failed(notice))
-                            .color(ui.visuals().error_fg_color),
+                    ui.add(
+                        egui::Label::new(
+                            RichText::new(texts.choice_failed(notice))
+                                .color(ui.visuals().error_fg_color),
+                        )
+                        .wrap(),
                     );
-                    ui.add_space(4.0);
+                    ui.add_space(6.0);
                 }
             }
             DialogState::Installing(progress) => {
@@ -560,20 +676,26 @@ impl UpdateDialog {
                     Color32::from_rgb(0x1e, 0x7b, 0x34)
                 };
                 ui.add(
-                    egui::Label::new(RichText::new(texts.success(self.restarts)).color(green))
-                        .wrap(),
-                );
-                ui.add_space(4.0);
-            }
-            DialogState::Failed(error) => {
-                ui.add(
                     egui::Label::new(
-                        RichText::new(texts.failure(error)).color(ui.visuals().error_fg_color),
+                        RichText::new(texts.success(self.restarts))
+                            .strong()
+                            .color(green),
                     )
                     .wrap(),
                 );
+                ui.add_space(6.0);
+            }
+            DialogState::Failed(error) => {
+                // A deep red that reads as a sentence, not an alarm.
+                let red = if ui.visuals().dark_mode {
+                    Color32::from_rgb(0xf2, 0x8b, 0x82)
+                } else {
+                    Color32::from_rgb(0xb3, 0x26, 0x1e)
+                };
+                ui.add(egui::Label::new(RichText::new(texts.failure(error)).color(red)).wrap());
+                ui.add_space(2.0);
                 ui.label(texts.keeps_running());
-                ui.add_space(4.0);
+                ui.add_space(6.0);
             }
         }
         let actions = self.model.actions();
@@ -581,7 +703,7 @@ impl UpdateDialog {
             return None;
         }
         // Skip sits apart on the left; the rest on the right, default rightmost.
-        let (left, right) = egui::containers::Sides::new().height(30.0).show(
+        let (left, right) = egui::containers::Sides::new().height(BUTTON_HEIGHT).show(
             ui,
             |ui| {
                 (actions.contains(&Action::Skip) && button(ui, texts.skip(), false))
@@ -602,9 +724,37 @@ impl UpdateDialog {
                 chosen
             },
         );
-        ui.add_space(2.0);
         left.or(right)
     }
+}
+
+/// The margin around the dialog in a window of its own.
+const WINDOW_MARGIN: f32 = 20.0;
+const ICON_SIZE: f32 = 52.0;
+const HEADING_SIZE: f32 = 20.0;
+const SUBHEADING_SIZE: f32 = 15.0;
+const BODY_SIZE: f32 = 14.0;
+const BUTTON_HEIGHT: f32 = 30.0;
+/// [`UpdateDialog::fit_height`] before the first frame has measured it.
+const DEFAULT_FIT_HEIGHT: f32 = 420.0;
+
+/// The dialog's type sizes and spacing, for this `ui` only (an embedding
+/// app's own style is left alone).
+fn style(ui: &mut egui::Ui) {
+    let style = ui.style_mut();
+    for (text_style, size) in [
+        (egui::TextStyle::Body, BODY_SIZE),
+        (egui::TextStyle::Button, BODY_SIZE),
+        (egui::TextStyle::Monospace, BODY_SIZE - 1.0),
+        (egui::TextStyle::Heading, HEADING_SIZE),
+        (egui::TextStyle::Small, BODY_SIZE - 2.0),
+    ] {
+        if let Some(font) = style.text_styles.get_mut(&text_style) {
+            font.size = size;
+        }
+    }
+    style.spacing.item_spacing = egui::vec2(8.0, 5.0);
+    style.spacing.button_padding = egui::vec2(14.0, 5.0);
 }
 
 fn label(texts: Texts, action: Action) -> &'static str {
@@ -631,7 +781,8 @@ fn button(ui: &mut egui::Ui, text: &str, primary: bool) -> bool {
     } else {
         egui::Button::new(text)
     };
-    ui.add(button.min_size(egui::vec2(96.0, 28.0))).clicked()
+    ui.add(button.min_size(egui::vec2(104.0, BUTTON_HEIGHT)))
+        .clicked()
 }
 
 fn warn_no_cjk_font() {

@@ -4,6 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::dialog::DialogState;
+
 /// A language the dialog speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -140,35 +142,67 @@ impl Texts {
     }
 
     pub(crate) fn window_title(self, app_name: &str) -> String {
-        if self.zh() {
-            format!("{app_name} 更新")
-        } else {
-            format!("{app_name} update")
+        match (self.zh(), app_name.trim()) {
+            (false, "") => "Software update".to_owned(),
+            (true, "") => "软件更新".to_owned(),
+            (false, name) => format!("{name} update"),
+            (true, name) => format!("{name} 更新"),
         }
     }
 
-    pub(crate) fn title(self, version: &str) -> String {
-        if self.zh() {
-            format!("发现新版本 {version}")
-        } else {
-            format!("Version {version} is available")
+    /// The heading, which says where the update is.
+    pub(crate) fn heading(self, state: &DialogState, version: &str) -> String {
+        match (state, self.zh()) {
+            (DialogState::Prompt, false) => format!("Version {version} is available"),
+            (DialogState::Prompt, true) => format!("发现新版本 {version}"),
+            (DialogState::Installing(_), false) => format!("Installing version {version}…"),
+            (DialogState::Installing(_), true) => format!("正在安装版本 {version}…"),
+            (DialogState::Succeeded, false) => format!("Version {version} is installed"),
+            (DialogState::Succeeded, true) => format!("版本 {version} 已安装"),
+            (DialogState::Failed(_), false) => "The update could not be installed".to_owned(),
+            (DialogState::Failed(_), true) => "无法安装此更新".to_owned(),
         }
     }
 
-    pub(crate) fn installed_version(self, version: &str) -> String {
-        if self.zh() {
-            format!("当前版本：{version}")
-        } else {
-            format!("Installed version: {version}")
+    /// The line under the heading: "Kuzflow 1.1.0 is available — you have
+    /// 1.0.0. Download size 40.1 MB." (after the install: "Kuzflow is
+    /// updated from 1.0.0 to 1.1.0.").
+    pub(crate) fn summary(
+        self,
+        state: &DialogState,
+        app_name: &str,
+        offer: (&str, &str),
+        file_size: u64,
+    ) -> String {
+        let (version, current) = offer;
+        let app = app_name.trim();
+        if *state == DialogState::Succeeded {
+            return match (self.zh(), app) {
+                (false, "") => format!("Updated from {current} to {version}."),
+                (true, "") => format!("已从 {current} 更新到 {version}。"),
+                (false, app) => format!("{app} is updated from {current} to {version}."),
+                (true, app) => format!("{app} 已从 {current} 更新到 {version}。"),
+            };
         }
-    }
-
-    pub(crate) fn download_size(self, bytes: u64) -> String {
-        if self.zh() {
-            format!("下载大小：{}", human_bytes(bytes))
-        } else {
-            format!("Download size: {}", human_bytes(bytes))
+        let mut summary = match (self.zh(), app) {
+            (false, "") => format!("Version {version} is available — you have {current}."),
+            (true, "") => format!("新版本 {version} 已发布，您当前使用的是 {current}。"),
+            (false, app) => format!("{app} {version} is available — you have {current}."),
+            (true, app) => format!("{app} {version} 已发布，您当前使用的是 {current}。"),
+        };
+        if file_size > 0 {
+            let size = human_bytes(file_size);
+            if self.zh() {
+                summary.push_str("下载大小 ");
+                summary.push_str(&size);
+                summary.push('。');
+            } else {
+                summary.push_str(" Download size ");
+                summary.push_str(&size);
+                summary.push('.');
+            }
         }
+        summary
     }
 
     pub(crate) fn released(self, date: &str) -> String {
@@ -186,8 +220,13 @@ impl Texts {
         )
     }
 
-    pub(crate) fn whats_new(self) -> &'static str {
-        self.pick("What's new", "更新内容")
+    pub(crate) fn whats_new(self, app_name: &str) -> String {
+        match (self.zh(), app_name.trim()) {
+            (false, "") => "What's new".to_owned(),
+            (true, "") => "更新内容".to_owned(),
+            (false, app) => format!("What's new in {app}"),
+            (true, app) => format!("{app} 更新内容"),
+        }
     }
 
     pub(crate) fn version_heading(self, version: &str) -> String {
@@ -472,5 +511,75 @@ mod tests {
         );
         let zh = Texts(Language::SimplifiedChinese);
         assert_eq!(zh.failure("磁盘已满"), "更新失败：磁盘已满。");
+    }
+
+    #[test]
+    fn the_heading_follows_the_state_in_both_languages() {
+        let states = [
+            DialogState::Prompt,
+            DialogState::Installing(crate::Progress::default()),
+            DialogState::Succeeded,
+            DialogState::Failed("disk full".into()),
+        ];
+        let heading = |language, state| Texts(language).heading(state, "1.1.0");
+        let english: Vec<String> = states
+            .iter()
+            .map(|state| heading(Language::English, state))
+            .collect();
+        assert_eq!(
+            english,
+            [
+                "Version 1.1.0 is available",
+                "Installing version 1.1.0…",
+                "Version 1.1.0 is installed",
+                "The update could not be installed",
+            ]
+        );
+        let chinese: Vec<String> = states
+            .iter()
+            .map(|state| heading(Language::SimplifiedChinese, state))
+            .collect();
+        assert_eq!(
+            chinese,
+            [
+                "发现新版本 1.1.0",
+                "正在安装版本 1.1.0…",
+                "版本 1.1.0 已安装",
+                "无法安装此更新",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_summary_names_the_app_both_versions_and_the_size() {
+        let en = Texts(Language::English);
+        let zh = Texts(Language::SimplifiedChinese);
+        let prompt = DialogState::Prompt;
+        assert_eq!(
+            en.summary(&prompt, "Kuzflow", ("1.1.0", "1.0.0"), 9_700_000),
+            "Kuzflow 1.1.0 is available — you have 1.0.0. Download size 9.7 MB."
+        );
+        assert_eq!(
+            zh.summary(&prompt, "Kuzflow", ("1.1.0", "1.0.0"), 9_700_000),
+            "Kuzflow 1.1.0 已发布，您当前使用的是 1.0.0。下载大小 9.7 MB。"
+        );
+        assert_eq!(
+            en.summary(&prompt, "", ("1.1.0", "1.0.0"), 0),
+            "Version 1.1.0 is available — you have 1.0.0."
+        );
+        assert_eq!(
+            en.summary(
+                &DialogState::Succeeded,
+                "Kuzflow",
+                ("1.1.0", "1.0.0"),
+                9_700_000
+            ),
+            "Kuzflow is updated from 1.0.0 to 1.1.0."
+        );
+        assert_eq!(en.whats_new("Kuzflow"), "What's new in Kuzflow");
+        assert_eq!(zh.whats_new("Kuzflow"), "Kuzflow 更新内容");
+        assert_eq!(en.whats_new(""), "What's new");
+        assert_eq!(en.window_title("Kuzflow"), "Kuzflow update");
+        assert_eq!(zh.window_title(" "), "软件更新");
     }
 }

@@ -12,6 +12,8 @@
 //! - [`Language`] and [`LanguageSetting`]: English or Chinese, from the
 //!   system locale or the `ui.language` setting (`auto`, `en`, `zh-CN`).
 //!   Chinese needs a CJK font on the system ([`find_cjk_font`]).
+//! - [`ThemeSetting`] and [`choose_theme`]: light or dark, as the desktop
+//!   prefers (light when it cannot tell); [`ThemeFollower`] applies it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,9 +40,11 @@ mod dialog;
 mod error;
 mod fonts;
 mod i18n;
+mod icon;
 mod markdown;
 mod offer;
 mod progress;
+mod theme;
 
 pub use app::{DialogOptions, show_update_dialog};
 pub use backend::{DOWNLOAD_SHARE, InstallMode, ManagerBackend, UpdateBackend};
@@ -48,9 +52,13 @@ pub use dialog::{Action, Command, DialogModel, DialogOutcome, DialogState, Updat
 pub use error::{Error, display_available, plain};
 pub use fonts::{CJK_FONT_ENV, CjkFont, find_cjk_font, install_cjk_font};
 pub use i18n::{Language, LanguageSetting, ParseLanguageError};
+pub use icon::update_icon;
 pub use markdown::show_markdown;
 pub use offer::OfferView;
 pub use progress::{Progress, ProgressSink, ProgressWidget, Stage};
+pub use theme::{
+    DesktopPreference, ParseThemeError, THEME_ENV, ThemeFollower, ThemeSetting, choose_theme,
+};
 
 /// The egui version the widgets are built with, for embedding apps.
 pub use eframe::egui;

@@ -14,8 +14,22 @@ use updraft_client::Offer;
 /// };
 /// assert_eq!(offer.notes(), [("1.1.0", "- Faster downloads")]);
 /// ```
+///
+/// The dialog names the app by `display_name` ("What's new in Kuzflow"),
+/// or by `app_id` when no display name is given:
+///
+/// ```
+/// use updraft_gui::OfferView;
+/// let offer = OfferView { app_id: "kuzflow".into(), ..OfferView::new("1.1.0", "1.0.0") };
+/// assert_eq!(offer.app_name(), "kuzflow");
+/// assert_eq!(offer.with_display_name("Kuzflow").app_name(), "Kuzflow");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OfferView {
+    /// The app's id (`kuzflow`), the name shown when there is no display name.
+    pub app_id: String,
+    /// The app's name as users know it (`Kuzflow`); empty when unknown.
+    pub display_name: String,
     /// The version offered.
     pub version: String,
     /// The installed version.
@@ -42,6 +56,26 @@ impl OfferView {
             current_version: current_version.into(),
             ..Self::default()
         }
+    }
+
+    /// The same offer, naming the app `display_name` (a blank name is ignored).
+    #[must_use]
+    pub fn with_display_name(mut self, display_name: impl Into<String>) -> Self {
+        let display_name = display_name.into();
+        if !display_name.trim().is_empty() {
+            display_name.trim().clone_into(&mut self.display_name);
+        }
+        self
+    }
+
+    /// The name the dialog calls the app: the display name, else the app
+    /// id (empty when neither is known).
+    pub fn app_name(&self) -> &str {
+        [&self.display_name, &self.app_id]
+            .into_iter()
+            .map(|name| name.trim())
+            .find(|name| !name.is_empty())
+            .unwrap_or("")
     }
 
     /// The notes to show, newest first: every version's from `changelogs`,
@@ -82,6 +116,8 @@ impl OfferView {
 impl From<&Offer> for OfferView {
     fn from(offer: &Offer) -> Self {
         Self {
+            app_id: offer.app().to_owned(),
+            display_name: String::new(),
             version: offer.version.clone(),
             current_version: offer.current_version.clone(),
             force_update: offer.force_update,
@@ -119,6 +155,22 @@ mod tests {
         assert_eq!(offer.notes(), [("1.3.0", "three")]);
         offer.changelog.clear();
         assert!(offer.notes().is_empty());
+    }
+
+    #[test]
+    fn the_display_name_wins_and_the_app_id_is_the_fallback() {
+        let offer = OfferView {
+            app_id: "kuzflow-demo".into(),
+            ..OfferView::new("1.1.0", "1.0.0")
+        };
+        assert_eq!(offer.app_name(), "kuzflow-demo");
+        let named = offer.clone().with_display_name(" Kuzflow ");
+        assert_eq!(named.app_name(), "Kuzflow");
+        assert_eq!(
+            offer.clone().with_display_name("  ").app_name(),
+            "kuzflow-demo"
+        );
+        assert_eq!(OfferView::new("1.1.0", "1.0.0").app_name(), "");
     }
 
     #[test]

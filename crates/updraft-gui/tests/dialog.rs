@@ -115,8 +115,10 @@ fn offer(force_update: bool) -> OfferView {
             ),
             ("1.0.5".into(), "1. First step\n2. Second step".into()),
         ],
+        app_id: "kuzflow".into(),
         ..OfferView::new("1.1.0", "1.0.0")
     }
+    .with_display_name("Kuzflow")
 }
 
 fn harness(offer: OfferView, language: Language) -> (Harness<'static, UpdateDialog>, Script) {
@@ -152,10 +154,9 @@ fn wait_for_label(harness: &mut Harness<'_, UpdateDialog>, label: &str) {
 fn the_prompt_shows_the_offer_its_notes_and_three_choices() {
     let (harness, script) = harness(offer(false), Language::English);
     harness.get_by_label("Version 1.1.0 is available");
-    harness.get_by_label("Installed version: 1.0.0");
-    harness.get_by_label("Download size: 40.1 MB");
+    harness.get_by_label("Kuzflow 1.1.0 is available — you have 1.0.0. Download size 40.1 MB.");
     harness.get_by_label("Released: 2024-09-02");
-    harness.get_by_label("What's new");
+    harness.get_by_label("What's new in Kuzflow");
     // Every version between the installed one and the offer, newest first.
     let first = harness.get_by_label("Version 1.1.0").rect();
     let second = harness.get_by_label("Version 1.0.5").rect();
@@ -217,6 +218,12 @@ fn install_now_shows_progress_until_the_update_is_installed() {
     harness.get_by_label("Install now").click();
     harness.run();
     harness.get_by_label("Preparing…");
+    harness.get_by_label("Installing version 1.1.0…");
+    assert!(
+        harness
+            .query_by_label("Version 1.1.0 is available")
+            .is_none()
+    );
     for gone in ["Install now", "Remind me later", "Skip this version"] {
         assert!(
             harness.query_by_label(gone).is_none(),
@@ -268,6 +275,19 @@ fn install_now_shows_progress_until_the_update_is_installed() {
         "Update installed. The app will restart to finish the update.",
     );
     assert_eq!(harness.state().outcome(), None, "the user restarts");
+    // The heading says it is done, not that it is available.
+    harness.get_by_label("Version 1.1.0 is installed");
+    harness.get_by_label("Kuzflow is updated from 1.0.0 to 1.1.0.");
+    assert!(
+        harness
+            .query_by_label("Version 1.1.0 is available")
+            .is_none()
+    );
+    assert!(
+        harness
+            .query_by_label("Installing version 1.1.0…")
+            .is_none()
+    );
     harness.get_by_label("Restart now").click();
     harness.run();
     assert_eq!(harness.state().outcome(), Some(DialogOutcome::Installed));
@@ -284,6 +304,12 @@ fn a_failure_says_what_happened_and_that_the_current_version_keeps_running() {
             .into(),
     ));
     wait_for_label(&mut harness, "The current version keeps running.");
+    harness.get_by_label("The update could not be installed");
+    assert!(
+        harness
+            .query_by_label("Version 1.1.0 is available")
+            .is_none()
+    );
     harness.get_by_label(
         "The update failed: Not enough free space in `/opt/kuzflow`: 40100000 bytes are needed and 1200 are free.",
     );
@@ -369,9 +395,8 @@ fn the_chinese_dialog_speaks_chinese_throughout() {
     let (mut harness, script) = harness(offer, Language::SimplifiedChinese);
     assert_eq!(harness.state().language(), Language::SimplifiedChinese);
     harness.get_by_label("发现新版本 1.1.0");
-    harness.get_by_label("当前版本：1.0.0");
-    harness.get_by_label("下载大小：40.1 MB");
-    harness.get_by_label("更新内容");
+    harness.get_by_label("Kuzflow 1.1.0 已发布，您当前使用的是 1.0.0。下载大小 40.1 MB。");
+    harness.get_by_label("Kuzflow 更新内容");
     harness.get_by_label("新功能");
     harness.get_by_label("支持断点续传");
     harness.get_by_label("稍后提醒");
@@ -379,6 +404,7 @@ fn the_chinese_dialog_speaks_chinese_throughout() {
     harness.get_by_label("立即更新").click();
     harness.run();
     harness.get_by_label("正在准备…");
+    harness.get_by_label("正在安装版本 1.1.0…");
     script.report(|sink| {
         sink.set_stage(Stage::Downloading);
         sink.set_bytes(12_300_000, 40_100_000);
@@ -389,6 +415,7 @@ fn the_chinese_dialog_speaks_chinese_throughout() {
     harness.get_by_label("12.3 MB / 40.1 MB");
     script.finish(Err("磁盘已满".into()));
     wait_for_label(&mut harness, "当前版本将继续运行。");
+    harness.get_by_label("无法安装此更新");
     harness.get_by_label("更新失败：磁盘已满。");
     harness.get_by_label("重试");
     harness.get_by_label("关闭");
@@ -405,6 +432,7 @@ fn the_chinese_success_and_forced_dialogs() {
     harness.run();
     script.finish(Ok(()));
     wait_for_label(&mut harness, "更新已安装。应用将重新启动以完成更新。");
+    harness.get_by_label("版本 1.1.0 已安装");
     harness.get_by_label("立即重启");
 }
 
@@ -413,8 +441,100 @@ fn the_window_title_follows_the_language() {
     require_cjk_font();
     let (english, _) = backend(Ok(()));
     let dialog = UpdateDialog::new(offer(false), english, Language::English);
-    assert_eq!(dialog.window_title("Kuzflow"), "Kuzflow update");
+    assert_eq!(dialog.window_title(), "Kuzflow update");
     let (chinese, _) = backend(Ok(()));
     let dialog = UpdateDialog::new(offer(false), chinese, Language::SimplifiedChinese);
-    assert_eq!(dialog.window_title("Kuzflow"), "Kuzflow 更新");
+    assert_eq!(dialog.window_title(), "Kuzflow 更新");
+}
+
+#[test]
+fn without_a_display_name_the_app_id_names_the_app() {
+    let offer = OfferView {
+        display_name: String::new(),
+        ..offer(false)
+    };
+    let (backend, _) = backend(Ok(()));
+    let dialog = UpdateDialog::new(offer.clone(), backend, Language::English);
+    assert_eq!(dialog.window_title(), "kuzflow update");
+    let (harness, _) = harness(offer, Language::English);
+    harness.get_by_label("What's new in kuzflow");
+    harness.get_by_label_contains("kuzflow 1.1.0 is available — you have 1.0.0.");
+    assert!(harness.query_by_label_contains("Kuzflow").is_none());
+}
+
+#[test]
+fn short_notes_leave_no_empty_block_to_fit() {
+    let short = OfferView {
+        changelogs: vec![("1.1.0".into(), "- One fix".into())],
+        ..offer(false)
+    };
+    let (short, _) = harness(short, Language::English);
+    let long = OfferView {
+        changelogs: vec![("1.1.0".into(), "- A fix\n".repeat(40))],
+        ..offer(false)
+    };
+    let (long, _) = harness(long, Language::English);
+    let (short, long) = (short.state().fit_height(), long.state().fit_height());
+    // The harness is 480 points tall: short notes need far less, long ones more.
+    assert!(short < 300.0, "{short}");
+    assert!(long > 480.0, "{long}");
+}
+
+/// Embedded in an auto-sized `egui::Window`, `fitted_ui` gets the dialog the
+/// height it needs (a fixed-size window counts its title bar and clipped the
+/// notes), and no more than the maximum.
+#[test]
+fn an_auto_sized_window_gives_the_fitted_dialog_its_height() {
+    use updraft_gui::egui;
+    let given = Arc::new(Mutex::new(0.0_f32));
+    let seen = Arc::clone(&given);
+    let (fake, _) = backend(Ok(()));
+    let short = OfferView {
+        changelogs: vec![("1.1.0".into(), "- One fix\n- Another".into())],
+        ..offer(false)
+    };
+    let dialog = UpdateDialog::new(short, fake, Language::English);
+    let mut harness = Harness::builder().with_size([800.0, 700.0]).build_ui_state(
+        move |ui, dialog: &mut UpdateDialog| {
+            egui::Window::new(dialog.window_title())
+                .auto_sized()
+                .show(ui.ctx(), |ui| {
+                    let top = ui.cursor().top();
+                    dialog.fitted_ui(ui, egui::vec2(520.0, 400.0));
+                    *seen.lock().unwrap() = ui.min_rect().bottom() - top;
+                });
+        },
+        dialog,
+    );
+    harness.run();
+    let fit = harness.state().fit_height();
+    let given = *given.lock().unwrap();
+    assert!(fit < 400.0, "short notes need less than the maximum: {fit}");
+    assert!((given - fit).abs() < 1.0, "given {given}, needs {fit}");
+    harness.get_by_label("Another");
+
+    let (fake, _) = backend(Ok(()));
+    let long = OfferView {
+        changelogs: vec![("1.1.0".into(), "- A fix\n".repeat(40))],
+        ..offer(false)
+    };
+    let dialog = UpdateDialog::new(long, fake, Language::English);
+    let given = Arc::new(Mutex::new(0.0_f32));
+    let seen = Arc::clone(&given);
+    let mut harness = Harness::builder().with_size([800.0, 700.0]).build_ui_state(
+        move |ui, dialog: &mut UpdateDialog| {
+            egui::Window::new("t").auto_sized().show(ui.ctx(), |ui| {
+                let top = ui.cursor().top();
+                dialog.fitted_ui(ui, egui::vec2(520.0, 400.0));
+                *seen.lock().unwrap() = ui.min_rect().bottom() - top;
+            });
+        },
+        dialog,
+    );
+    harness.run();
+    let given = *given.lock().unwrap();
+    assert!(
+        (given - 400.0).abs() < 1.0,
+        "long notes get the maximum: {given}"
+    );
 }

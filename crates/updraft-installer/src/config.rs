@@ -35,12 +35,17 @@ pub struct UpdateConfig {
 pub struct UiSettings {
     /// `auto` (the system locale), `en` or `zh-CN`.
     pub language: String,
+    /// The app's name as users know it (`Kuzflow`), for the dialog's title
+    /// and headings; empty means the app id is shown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display_name: String,
 }
 
 impl Default for UiSettings {
     fn default() -> Self {
         Self {
             language: "auto".into(),
+            display_name: String::new(),
         }
     }
 }
@@ -344,6 +349,10 @@ impl UpdateConfig {
                             }
                             config.ui.language = text;
                         }
+                        "display_name" => {
+                            let text = string(v, "ui.display_name")?;
+                            config.ui.display_name = text.trim().into();
+                        }
                         _ => return Ok(false),
                     }
                     Ok(true)
@@ -548,5 +557,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let loaded = UpdateConfig::load(&dir.path().join("missing.json")).unwrap();
         assert_eq!(loaded.config, UpdateConfig::default());
+    }
+
+    #[test]
+    fn the_display_name_is_read_trimmed_and_empty_by_default() {
+        let loaded = parse(r#"{"ui": {"display_name": " Kuzflow ", "language": "en"}}"#).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(loaded.config.ui.display_name, "Kuzflow");
+        assert_eq!(UpdateConfig::default().ui.display_name, "");
+        let error = parse(r#"{"ui": {"display_name": 3}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`ui.display_name`"), "{error}");
     }
 }

@@ -23,8 +23,15 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use updraft_client::{CancellationToken, CheckOutcome, Event, Handoff, Offer, UpdateManager};
 use updraft_gui::egui;
-use updraft_gui::{InstallMode, LanguageSetting, ManagerBackend, UpdateDialog};
+use updraft_gui::{
+    InstallMode, LanguageSetting, ManagerBackend, OfferView, ThemeFollower, ThemeSetting,
+    UpdateDialog,
+};
 use updraft_installer::{Install, InstallState, Layout, RollbackReason};
+
+/// The name users know the app by, unless `ui.display_name` in
+/// `update_config.json` says otherwise.
+const DISPLAY_NAME: &str = "Kuzflow";
 
 /// What the command line asked for.
 struct Options {
@@ -228,6 +235,7 @@ struct Demo {
     messages: Receiver<Message>,
     sender: Sender<Message>,
     confirmed: bool,
+    theme: ThemeFollower,
 }
 
 fn windowed(options: &Options, version: &str) -> Result<(), String> {
@@ -261,10 +269,13 @@ fn windowed(options: &Options, version: &str) -> Result<(), String> {
         messages,
         sender,
         confirmed: false,
+        // The desktop's light or dark, as the update dialog follows it.
+        theme: ThemeFollower::new(ThemeSetting::Auto),
     };
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(format!("Kuzflow demo {version}"))
+            .with_icon(updraft_gui::update_icon())
             .with_inner_size([640.0, 480.0]),
         ..eframe::NativeOptions::default()
     };
@@ -326,6 +337,21 @@ impl Demo {
         });
     }
 
+    /// "Updates are checked at start-up and every 24 hours." or why not.
+    fn updates_line(&self) -> String {
+        let Some(manager) = &self.manager else {
+            return "Updates are off: this copy was not installed with updraft.".into();
+        };
+        let checks = &manager.config().check_settings;
+        let every = every(checks.check_interval);
+        match (checks.auto_check, checks.check_on_startup) {
+            (true, true) => format!("Updates are checked at start-up and {every}."),
+            (true, false) => format!("Updates are checked {every}."),
+            (false, true) => "Updates are checked at start-up.".into(),
+            (false, false) => "Updates are checked from Help > Check for updates.".into(),
+        }
+    }
+
     fn revert(&mut self) {
         let Some(dir) = &self.dir else { return };
         self.status = match Install::open(dir)
@@ -359,6 +385,11 @@ impl Demo {
         // hands it to the updater, which switches once this window closes.
         let backend = ManagerBackend::new(Arc::clone(manager), offer.clone())
             .mode(InstallMode::HandOff(Handoff::default()));
+        let display_name = match manager.config().ui.display_name.as_str() {
+            "" => DISPLAY_NAME,
+            name => name,
+        };
+        let offer = OfferView::from(offer).with_display_name(display_name);
         self.dialog = Some(UpdateDialog::new(offer, backend, language));
     }
 }
@@ -366,6 +397,7 @@ impl Demo {
 impl eframe::App for Demo {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        self.theme.apply(&ctx);
         while let Ok(message) = self.messages.try_recv() {
             match message {
                 Message::Offer(offer) => self.open_dialog(&offer),
@@ -398,8 +430,12 @@ impl eframe::App for Demo {
         egui::CentralPanel::default().show(ui, |ui| {
             ui.heading(format!("Kuzflow demo {}", self.version));
             ui.label("A small app that updates itself with updraft.");
+            ui.add_space(4.0);
+            // What a user cares about is whether and when it updates; the
+            // install folder is there on hover, for support.
+            let updates = ui.label(self.updates_line());
             if let Some(dir) = &self.dir {
-                ui.label(format!("Installed in {}", dir.display()));
+                updates.on_hover_text(format!("Installed in {}", dir.display()));
             }
         });
         if !self.confirmed {
@@ -410,12 +446,12 @@ impl eframe::App for Demo {
             }
         }
         if let Some(dialog) = &mut self.dialog {
-            let title = dialog.window_title("Kuzflow demo");
-            egui::Window::new(title)
-                .default_size([520.0, 400.0])
+            egui::Window::new(dialog.window_title())
+                .auto_sized()
                 .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
                 .collapsible(false)
-                .show(&ctx, |ui| dialog.ui(ui));
+                // As tall as the dialog needs, up to 400 points (long notes scroll).
+                .show(&ctx, |ui| dialog.fitted_ui(ui, egui::vec2(520.0, 400.0)));
             match dialog.outcome() {
                 None => {}
                 // The updater is waiting for this process to exit.
@@ -442,5 +478,31 @@ impl eframe::App for Demo {
                 }
             }
         }
+    }
+}
+
+/// "every 24 hours", "every 30 minutes", "every 90 seconds".
+fn every(seconds: u64) -> String {
+    let (count, unit) = match seconds {
+        0 => return "continuously".into(),
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    if count == 1 {
+        format!("every {unit}")
+    } else {
+        format!("every {count} {unit}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn check_intervals_read_as_words() {
+        assert_eq!(super::every(86_400), "every 24 hours");
+        assert_eq!(super::every(3600), "every hour");
+        assert_eq!(super::every(1800), "every 30 minutes");
+        assert_eq!(super::every(90), "every 90 seconds");
     }
 }

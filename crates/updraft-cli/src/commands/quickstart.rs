@@ -70,7 +70,7 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
             demo.as_deref(),
         )?;
         let notes = dir.join(format!("dist/CHANGELOG-{version}.md"));
-        fs::write(&notes, format!("## {APP} {version}\n\n- {note}\n"))
+        fs::write(&notes, format!("- {note}\n"))
             .with_context(|| format!("Could not write `{}`", notes.display()))?;
     }
     for (index, version) in ["1.0.0", "1.1.0"].into_iter().enumerate() {
@@ -334,10 +334,12 @@ fn install_and_update(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    updraft_installer::install_updater(
-        &updraft_installer::Layout::new(&install_dir),
-        &std::env::current_exe()?,
-    )?;
+    let layout = updraft_installer::Layout::new(&install_dir);
+    updraft_installer::install_updater(&layout, &std::env::current_exe()?)?;
+    // The name the update dialog calls the demo ("What's new in Kuzflow").
+    let mut config = updraft_installer::UpdateConfig::load(&layout.config())?.config;
+    "Kuzflow".clone_into(&mut config.ui.display_name);
+    config.save(&layout.config())?;
     run_demo(&install_dir)?;
     let gui_flag = if gui { "--gui" } else { "--yes" };
     step(9, &format!("updraft update --dir app {gui_flag}"));

@@ -186,7 +186,11 @@ pub(crate) fn with_dialog(
         .language
         .parse()
         .unwrap_or(LanguageSetting::Auto);
-    let app = manager.state().app;
+    // The name users know the app by (`ui.display_name`), else its id.
+    let display_name = match manager.config().ui.display_name.as_str() {
+        "" => manager.state().app,
+        name => name.to_owned(),
+    };
     let manager = Arc::new(manager);
     let mode = if handoff.wait_pid.is_some() {
         InstallMode::PrepareOnly
@@ -195,7 +199,7 @@ pub(crate) fn with_dialog(
     };
     let backend = ManagerBackend::new(Arc::clone(&manager), offer.clone()).mode(mode);
     // Without an app to restart (`--restart`), the dialog says the new version runs next time.
-    let options = DialogOptions::new(app)
+    let options = DialogOptions::new(display_name)
         .language(language)
         .restarts(handoff.restart);
     let outcome =
