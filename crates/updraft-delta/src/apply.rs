@@ -9,7 +9,7 @@ use updraft_protocol::{ReleaseManifest, Sha256Digest};
 
 use crate::bsdiff;
 use crate::error::{Error, Result};
-use crate::format::{Entry, FORMAT_VERSION, Header, MAGIC, MAX_HEADER, WINDOW_LOG_MAX};
+use crate::format::{Codec, Entry, FORMAT_VERSION, Header, MAGIC, MAX_HEADER, WINDOW_LOG_MAX};
 use crate::make::Release;
 use crate::tree::{Hashing, open_beneath, read_verified};
 
@@ -100,6 +100,13 @@ fn check_header(header: &Header, old: &ReleaseManifest, new: &ReleaseManifest) -
         if total > 1u64 << WINDOW_LOG_MAX {
             return corrupt(format!("segment {i} refers to {total} bytes of old files"));
         }
+        if let Codec::Lzma2 { dict_size } = segment.codec
+            && (u64::from(dict_size) > 1u64 << WINDOW_LOG_MAX || u64::from(dict_size) < total)
+        {
+            return corrupt(format!(
+                "segment {i} needs a dictionary of {dict_size} bytes"
+            ));
+        }
     }
     for (i, entry) in header.files.iter().enumerate() {
         let new_file = &new.files[i];
@@ -188,13 +195,27 @@ pub fn apply(
             prefix.extend_from_slice(&bytes);
         }
         let mut frame = BufReader::new((&mut patch).take(segment.length));
-        let mut decoder = zstd::stream::raw::Decoder::with_ref_prefix(&prefix)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
-        decoder
-            .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(WINDOW_LOG_MAX))
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
-        let mut reader = zstd::stream::zio::Reader::new(&mut frame, decoder);
-        reader.set_single_frame();
+        let mut reader: Box<dyn Read + '_> = match segment.codec {
+            Codec::Zstd => {
+                let mut decoder = zstd::stream::raw::Decoder::with_ref_prefix(&prefix)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                decoder
+                    .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(WINDOW_LOG_MAX))
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                let mut reader = zstd::stream::zio::Reader::new(&mut frame, decoder);
+                reader.set_single_frame();
+                Box::new(reader)
+            }
+            Codec::Lzma2 { dict_size } => {
+                // The header was checked: the dictionary is within the bound
+                // and holds the whole reference.
+                Box::new(lzma_rust2::Lzma2Reader::new(
+                    &mut frame,
+                    dict_size,
+                    (!prefix.is_empty()).then_some(prefix.as_slice()),
+                ))
+            }
+        };
         let corrupt = |e: io::Error| Error::Corrupt(format!("segment {s}: {e}"));
         for &i in by_segment.get(&index_u32(s)).map_or(&[][..], Vec::as_slice) {
             let entry = &new.files[i];

@@ -5,8 +5,9 @@
 //! format version       u32 little-endian (FORMAT_VERSION)
 //! header length        u32 little-endian, at most MAX_HEADER
 //! header               JSON (Header)
-//! segment 0 .. n-1     zstd frames of the lengths the header gives, each compressed
-//!                      with the concatenation of its reference files as prefix
+//! segment 0 .. n-1     compressed streams of the lengths the header gives, each a zstd
+//!                      frame or raw LZMA2 with the concatenation of its reference files
+//!                      as prefix (zstd) or preset dictionary (LZMA2)
 //! ```
 //!
 //! Nothing in a patch names a path: files are indices into the two signed
@@ -24,8 +25,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest header accepted (a million files fit in well under this).
 pub const MAX_HEADER: u32 = 64 << 20;
 
-/// Largest zstd window a patch may need (256 MiB): what the applying side
-/// allows its decoder.
+/// Largest zstd window or LZMA2 dictionary a patch may need (256 MiB):
+/// what the applying side allows its decoder.
 pub const WINDOW_LOG_MAX: u32 = 28;
 
 /// The patch header.
@@ -72,11 +73,27 @@ pub(crate) enum Entry {
     },
 }
 
-/// One zstd frame and the old files it was compressed against.
+/// One compressed stream and the old files it was compressed against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Segment {
-    /// Old file indices whose bytes, concatenated in this order, are the frame's prefix.
+    /// Old file indices whose bytes, concatenated in this order, are the
+    /// stream's reference (zstd's prefix, LZMA2's preset dictionary).
     pub(crate) refs: Vec<u32>,
-    /// Compressed length of the frame.
+    /// Compressed length of the stream.
     pub(crate) length: u64,
+    /// How it is compressed.
+    pub(crate) codec: Codec,
+}
+
+/// A segment's compression: whichever was smaller for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "name")]
+pub(crate) enum Codec {
+    /// One zstd frame (its window is in the frame header, at most 2^28).
+    Zstd,
+    /// Raw LZMA2 chunks ending with the end marker.
+    Lzma2 {
+        /// Dictionary size: at most 2^28, at least the reference.
+        dict_size: u32,
+    },
 }

@@ -9,7 +9,7 @@ use updraft_protocol::{ReleaseManifest, Sha256Digest};
 
 use crate::bsdiff;
 use crate::error::{Error, Result};
-use crate::format::{Entry, FORMAT_VERSION, Header, MAGIC, Segment, WINDOW_LOG_MAX};
+use crate::format::{Codec, Entry, FORMAT_VERSION, Header, MAGIC, Segment, WINDOW_LOG_MAX};
 use crate::tree::read_verified;
 
 /// A release on disk: its folder and its signed manifest.
@@ -38,6 +38,9 @@ pub struct MakeOptions {
     /// one zstd window up to this; a larger file gets a segment of its own).
     /// The applying side holds one segment's references in memory.
     pub segment_max: u64,
+    /// Also try LZMA2 for each segment (slower to make and apply; often
+    /// smaller on code), keeping whichever codec is smaller.
+    pub lzma2: bool,
 }
 
 impl Default for MakeOptions {
@@ -47,6 +50,7 @@ impl Default for MakeOptions {
             bsdiff_max: 128 << 20,
             file_budget: Duration::from_mins(2),
             segment_max: 128 << 20,
+            lzma2: true,
         }
     }
 }
@@ -113,6 +117,46 @@ pub(crate) fn compress(data: &[u8], prefix: &[u8], level: i32) -> io::Result<Vec
     encoder.set_pledged_src_size(Some(data.len() as u64))?;
     encoder.write_all(data)?;
     encoder.finish()
+}
+
+/// LZMA2's dictionary for `bytes` of reference and content.
+pub(crate) fn dict_size(bytes: u64) -> u32 {
+    1u32 << window_log(bytes).max(12)
+}
+
+/// Compresses `data` as raw LZMA2 (xz's `-9e` settings) with `prefix` as
+/// the preset dictionary.
+fn compress_lzma2(data: &[u8], prefix: &[u8], dict_size: u32) -> io::Result<Vec<u8>> {
+    let mut options = lzma_rust2::Lzma2Options::with_preset(9);
+    let lzma = &mut options.lzma_options;
+    lzma.dict_size = dict_size;
+    lzma.nice_len = lzma_rust2::LzmaOptions::NICE_LEN_MAX;
+    lzma.depth_limit = 512;
+    if !prefix.is_empty() {
+        lzma.preset_dict = Some(prefix.to_vec());
+    }
+    let mut writer = lzma_rust2::Lzma2Writer::new(Vec::new(), options);
+    writer.write_all(data)?;
+    writer.finish().map_err(io::Error::other)
+}
+
+/// A segment compressed both ways; the smaller wins.
+fn compress_segment(
+    data: &[u8],
+    prefix: &[u8],
+    options: &MakeOptions,
+) -> io::Result<(Vec<u8>, Codec)> {
+    let zstd = compress(data, prefix, options.level)?;
+    if !options.lzma2 {
+        return Ok((zstd, Codec::Zstd));
+    }
+    let dict_size = dict_size((prefix.len() + data.len()) as u64);
+    let lzma2 = compress_lzma2(data, prefix, dict_size)?;
+    Ok(if lzma2.len() < zstd.len() {
+        (lzma2, Codec::Lzma2 { dict_size })
+    } else {
+        (zstd, Codec::Zstd)
+    })
 }
 
 fn bsdiff_record(diff: &bsdiff::Diff) -> Vec<u8> {
@@ -251,11 +295,12 @@ pub fn make(
             *report.files.entry(engine).or_default() += 1;
             *report.bytes.entry(engine).or_default() += entry.size;
         }
-        let frame = compress(&content, &prefix, options.level)
+        let (frame, codec) = compress_segment(&content, &prefix, options)
             .map_err(|e| Error::io("compress", new.root, e))?;
         segments.push(Segment {
             refs,
             length: frame.len() as u64,
+            codec,
         });
         frames.push(frame);
     }
