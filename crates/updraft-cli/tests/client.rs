@@ -76,7 +76,22 @@ fn setup() -> Setup {
             updraft_test_support::noise(extra, 7),
         )
         .unwrap();
-        store.publish_for_host(version, &source);
+        // These tests inject faults into the full package's transport: no
+        // delta package, so it is what the client fetches.
+        let (platform, arch) = updraft_protocol::host();
+        let mut request = TestStore::request(version, &source);
+        request.platform = platform;
+        request.arch = arch;
+        request.pack.level = 1;
+        request.deltas = updraft_publisher::DeltaPolicy::None;
+        updraft_publisher::publish(
+            &store.store,
+            &store.keys,
+            &request,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
     }
     let server = FaultyServer::start(&store.store);
     let install = dir.path().join("install");

@@ -528,6 +528,8 @@ impl UpdateManager {
             match self.download_patches(offer, progress.clone(), cancel).await {
                 Ok(downloaded) => return Ok(downloaded),
                 Err(Error::Cancelled) => return Err(Error::Cancelled),
+                // The install's own disk failed: the full package would too.
+                Err(error @ Error::Install { .. }) => return Err(error),
                 Err(error) => {
                     tracing::warn!(%error, "the delta update failed; fetching the full package");
                 }
@@ -685,10 +687,16 @@ impl UpdateManager {
                     };
                     updraft_fs::fault::point("delta.applying");
                     updraft_delta::apply(reader, &old_release, &new, to_sha, &mut sink).map_err(
-                        |e| {
-                            Error::Verification(format!(
-                                "The patch `{what}` cannot be applied: {e}"
-                            ))
+                        |e| match e {
+                            // Writing the new version failed (a full disk): the full
+                            // package would fail the same way.
+                            updraft_delta::Error::Sink(reason) => Error::Install {
+                                version: new.release.version.to_string(),
+                                reason,
+                            },
+                            other => Error::Verification(format!(
+                                "The patch `{what}` cannot be applied: {other}"
+                            )),
                         },
                     )?;
                     updraft_fs::fault::point("delta.applied");

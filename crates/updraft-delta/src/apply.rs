@@ -299,6 +299,12 @@ fn reuse(
             new_entry.size,
         );
         let copied = io::copy(&mut (&mut file).take(old_entry.size + 1), &mut out);
+        if let Some(reason) = &out.failed {
+            return Err(Error::Sink(format!(
+                "cannot write `{}`: {reason}",
+                new_entry.path
+            )));
+        }
         if copied.is_err() || !out.matches(new_entry) {
             // Over-long, short or different: the installed file was changed.
             let _ = to;

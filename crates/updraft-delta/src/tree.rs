@@ -88,6 +88,8 @@ pub(crate) struct Hashing<W> {
     hasher: Sha256,
     pub(crate) written: u64,
     limit: u64,
+    /// Why writing to `inner` failed (a full disk), to tell it from a bad patch.
+    pub(crate) failed: Option<String>,
 }
 
 impl<W: Write> Hashing<W> {
@@ -97,6 +99,7 @@ impl<W: Write> Hashing<W> {
             hasher: Sha256::new(),
             written: 0,
             limit,
+            failed: None,
         }
     }
 
@@ -115,7 +118,9 @@ impl<W: Write> Write for Hashing<W> {
                 "more bytes than the manifest lists",
             ));
         }
-        let n = self.inner.write(buffer)?;
+        let n = self.inner.write(buffer).inspect_err(|e| {
+            self.failed.get_or_insert_with(|| e.to_string());
+        })?;
         self.hasher.update(&buffer[..n]);
         self.written += n as u64;
         Ok(n)
