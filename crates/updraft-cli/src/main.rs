@@ -364,6 +364,13 @@ struct PublishArgs {
     /// Compression threads; more is faster but memory then grows with the app.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     threads: u32,
+    /// Build a delta package from this earlier version (repeatable; default:
+    /// the last 3 of the same app, channel, platform and arch).
+    #[arg(long = "delta-from", value_name = "VER", conflicts_with = "no_delta")]
+    delta_from: Vec<Version>,
+    /// Build no delta packages.
+    #[arg(long)]
+    no_delta: bool,
     /// The folder to publish.
     #[arg(value_name = "SOURCE_DIR")]
     source: PathBuf,

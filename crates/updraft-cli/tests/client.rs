@@ -76,7 +76,22 @@ fn setup() -> Setup {
             updraft_test_support::noise(extra, 7),
         )
         .unwrap();
-        store.publish_for_host(version, &source);
+        // These tests inject faults into the full package's transport: no
+        // delta package, so it is what the client fetches.
+        let (platform, arch) = updraft_protocol::host();
+        let mut request = TestStore::request(version, &source);
+        request.platform = platform;
+        request.arch = arch;
+        request.pack.level = 1;
+        request.deltas = updraft_publisher::DeltaPolicy::None;
+        updraft_publisher::publish(
+            &store.store,
+            &store.keys,
+            &request,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
     }
     let server = FaultyServer::start(&store.store);
     let install = dir.path().join("install");
@@ -876,7 +891,10 @@ fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
             .lines()
             .map(str::to_owned)
             .collect();
+        // 1.1.0 comes as a delta package: the patch path is killed at every step too.
         for expected in [
+            "delta.applying",
+            "delta.applied",
             "prepare.placed",
             "prepare.recorded",
             "apply.waited",
@@ -910,6 +928,8 @@ fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
             let version = assert_recovered(dir.path(), &install);
             outcomes.insert(version.clone());
             let before_commit = [
+                "delta.applying",
+                "delta.applied",
                 "download.checked",
                 "download.halfway",
                 "download.unpacked",
@@ -1563,4 +1583,235 @@ fn a_bad_trusted_root_is_named_by_its_path() {
         "{text}"
     );
     assert!(!install.exists(), "nothing is left behind");
+}
+
+/// A store with `versions` of an app whose big file never changes, each
+/// published with a delta package from the version before it only (so the
+/// way from the first to the last is a chain), and an install of the first.
+fn delta_setup(versions: &[&str]) -> (tempfile::TempDir, TestStore, FaultyServer, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let (platform, arch) = updraft_protocol::host();
+    for (i, version) in versions.iter().enumerate() {
+        let source = dir.path().join(format!("src-{version}"));
+        write_app(&source, version);
+        std::fs::write(
+            source.join("share/noise.bin"),
+            updraft_test_support::noise(400_000, 3),
+        )
+        .unwrap();
+        let mut request = TestStore::request(version, &source);
+        request.platform = platform;
+        request.arch = arch;
+        request.pack.level = 1;
+        request.deltas = match i {
+            0 => updraft_publisher::DeltaPolicy::None,
+            _ => updraft_publisher::DeltaPolicy::From(vec![versions[i - 1].parse().unwrap()]),
+        };
+        let report = updraft_publisher::publish(
+            &store.store,
+            &store.keys,
+            &request,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            report.patches.len(),
+            usize::from(i > 0),
+            "{:?}",
+            report.skipped_patches
+        );
+    }
+    let server = FaultyServer::start(&store.store);
+    let install = dir.path().join("install");
+    install_1_0(&server.url(), &store, &install);
+    (dir, store, server, install)
+}
+
+/// `update --json` on `install`; asserts it ended on `version`, byte for
+/// byte, and returns the path it took and the bytes it fetched.
+fn delta_update(dir: &Path, install: &Path, version: &str) -> (String, u64) {
+    let output = updraft()
+        .args(["update", "--yes", "--json", "--dir"])
+        .arg(install)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let result = result_line(&output);
+    assert_eq!(result["version"], version);
+    assert_eq!(
+        snapshot_tree(&install.join("current"), &[]),
+        snapshot_tree(&dir.join(format!("src-{version}")), &[]),
+        "`current` is not byte-identical to {version}"
+    );
+    (
+        result["path"].as_str().unwrap().to_owned(),
+        result["downloaded_bytes"].as_u64().unwrap(),
+    )
+}
+
+fn patch_file(store: &TestStore, from: &str, to: &str) -> PathBuf {
+    let (platform, arch) = updraft_protocol::host();
+    store.store.join(format!(
+        "releases/v{to}/kuzflow_v{to}_{platform}_{arch}_from_v{from}_patch.delta"
+    ))
+}
+
+fn full_length(store: &TestStore, version: &str) -> u64 {
+    let (platform, arch) = updraft_protocol::host();
+    std::fs::metadata(store.store.join(format!(
+        "releases/v{version}/kuzflow_v{version}_{platform}_{arch}_full.tar.zst"
+    )))
+    .unwrap()
+    .len()
+}
+
+#[test]
+fn a_chain_of_three_deltas_is_taken_when_it_is_the_cheapest() {
+    let (dir, store, _server, install) = delta_setup(&["1.0.0", "1.1.0", "1.2.0", "1.3.0"]);
+    let check = updraft()
+        .args(["check", "--json", "--dir"])
+        .arg(&install)
+        .output()
+        .unwrap();
+    let check: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(check["download_path"], "chain", "{check}");
+    let chain: u64 = [("1.0.0", "1.1.0"), ("1.1.0", "1.2.0"), ("1.2.0", "1.3.0")]
+        .iter()
+        .map(|(from, to)| {
+            std::fs::metadata(patch_file(&store, from, to))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(check["download_size"], chain);
+    let (path, fetched) = delta_update(dir.path(), &install, "1.3.0");
+    assert_eq!(path, "chain");
+    assert!(
+        fetched < full_length(&store, "1.3.0") / 4,
+        "{fetched} bytes fetched, the full package is {}",
+        full_length(&store, "1.3.0")
+    );
+    // No intermediate tree is left behind.
+    let trees = std::fs::read_dir(install.join(".updraft/staging"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tree"))
+        .count();
+    assert_eq!(trees, 0);
+}
+
+#[test]
+fn a_corrupt_or_missing_patch_falls_back_to_the_full_package() {
+    // Corrupt on the server: every chunk of it fails its signed digest.
+    let (dir, store, _server, install) = delta_setup(&["1.0.0", "1.1.0"]);
+    let patch = patch_file(&store, "1.0.0", "1.1.0");
+    let mut bytes = std::fs::read(&patch).unwrap();
+    for byte in bytes.iter_mut().skip(40).step_by(97) {
+        *byte ^= 0x55;
+    }
+    // Written in place: the hash-named hard link sees it too.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&patch)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .unwrap();
+    let (path, fetched) = delta_update(dir.path(), &install, "1.1.0");
+    assert_eq!(path, "full");
+    assert!(fetched >= full_length(&store, "1.1.0"));
+
+    // Missing (404) on the server.
+    let (dir, store, _server, install) = delta_setup(&["1.0.0", "1.1.0"]);
+    let patch = patch_file(&store, "1.0.0", "1.1.0");
+    for entry in std::fs::read_dir(patch.parent().unwrap())
+        .unwrap()
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with("_patch.delta")
+        {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let (path, _) = delta_update(dir.path(), &install, "1.1.0");
+    assert_eq!(path, "full");
+}
+
+#[test]
+fn a_locally_modified_install_falls_back_to_the_full_package() {
+    let (dir, _store, _server, install) = delta_setup(&["1.0.0", "1.1.0"]);
+    // The big file is reused by the patch: changing it must not reach 1.1.0.
+    let changed = install.join("versions/1.0.0/share/noise.bin");
+    let mut bytes = std::fs::read(&changed).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&changed, bytes).unwrap();
+    let (path, _) = delta_update(dir.path(), &install, "1.1.0");
+    assert_eq!(path, "full");
+}
+
+#[test]
+fn a_delta_update_killed_while_patching_ends_on_exactly_old_or_new() {
+    for point in ["delta.applying", "delta.applied"] {
+        let (dir, _store, _server, install) = delta_setup(&["1.0.0", "1.1.0"]);
+        let status = updraft()
+            .args(["update", "--yes", "--json", "--dir"])
+            .arg(&install)
+            .env("UPDRAFT_FAULT_KILL_AT", point)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the update survived a kill at {point}");
+        assert_eq!(
+            snapshot_tree(&install.join("current"), &[]),
+            snapshot_tree(&dir.path().join("src-1.0.0"), &[]),
+            "1.0.0 intact after a kill at {point}"
+        );
+        let (path, _) = delta_update(dir.path(), &install, "1.1.0");
+        assert_eq!(
+            path, "delta",
+            "the patch is resumed after a kill at {point}"
+        );
+    }
+    // And at random instants during the patch path.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    eprintln!("random kill seed {nanos}");
+    for round in 0..4u32 {
+        let (dir, _store, _server, install) = delta_setup(&["1.0.0", "1.1.0"]);
+        let mut child = updraft()
+            .args(["update", "--yes", "--json", "--dir"])
+            .arg(&install)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(u64::from(
+            nanos.wrapping_mul(round + 1) % 150_000,
+        )));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let current = std::fs::read_link(install.join("current")).unwrap();
+        let version = current.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            snapshot_tree(&install.join("current"), &[]),
+            snapshot_tree(&dir.path().join(format!("src-{version}")), &[]),
+            "after a kill {round}: `current` is exactly {version}"
+        );
+        // The next run finishes the job (or has nothing left to do).
+        let output = updraft()
+            .args(["update", "--yes", "--json", "--dir"])
+            .arg(&install)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(
+            snapshot_tree(&install.join("current"), &[]),
+            snapshot_tree(&dir.path().join("src-1.1.0"), &[]),
+        );
+    }
 }

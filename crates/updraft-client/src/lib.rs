@@ -32,8 +32,8 @@ mod workflow;
 
 pub use error::{Error, ErrorKind, Result};
 pub use manager::{
-    CheckOutcome, Downloaded, Event, InstallRequest, Offer, UpdateManager, UpdateManagerBuilder,
-    bootstrap,
+    CheckOutcome, DownloadPath, Downloaded, Event, InstallRequest, Offer, OfferPatch,
+    UpdateManager, UpdateManagerBuilder, bootstrap,
 };
 pub use repository::{
     MAX_ROOT_BYTES, MAX_ROOT_ROTATIONS, MAX_SNAPSHOT_BYTES, MAX_TARGETS_BYTES, MAX_TIMESTAMP_BYTES,

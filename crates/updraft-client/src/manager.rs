@@ -12,8 +12,8 @@ use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 use updraft_protocol::offer::{self, Asker};
 use updraft_protocol::{
-    AppId, Arch, Channel, PackageCustom, Platform, ReleaseManifest, Sha256Digest, UpdateType,
-    Version,
+    AppId, Arch, Channel, PackageCustom, PatchCustom, Platform, ReleaseManifest, Sha256Digest,
+    UpdateType, Version,
 };
 
 use updraft_installer::{Handoff, Install, InstallState, Layout, Switched, UpdateConfig};
@@ -56,6 +56,10 @@ pub struct Offer {
     pub min_supported_version: Option<String>,
     /// Where the package is, on the first server of the configuration.
     pub download_url: Option<String>,
+    /// The cheapest signed patch chain from the installed version, when it
+    /// costs fewer bytes than the full package (empty: the full package).
+    #[serde(skip)]
+    pub patches: Vec<OfferPatch>,
     #[serde(skip)]
     custom: PackageCustom,
 }
@@ -66,6 +70,26 @@ impl Offer {
         self.custom.release.app.as_str()
     }
 
+    /// The path the download will take.
+    pub fn path(&self) -> DownloadPath {
+        match self.patches.len() {
+            0 => DownloadPath::Full,
+            1 => DownloadPath::Delta,
+            _ => DownloadPath::Chain,
+        }
+    }
+
+    /// Bytes the download will fetch on that path.
+    pub fn download_size(&self) -> u64 {
+        if self.patches.is_empty() {
+            self.file_size
+        } else {
+            self.patches.iter().map(|p| p.length).sum()
+        }
+    }
+}
+
+impl Offer {
     /// The offer with the check API's fields (`latest_version`,
     /// `update_type`, `force_update`, ...), as `check --json` prints it.
     pub fn to_json(&self, status: &str) -> serde_json::Value {
@@ -84,6 +108,11 @@ impl Offer {
             "release_date": self.release_date,
             "min_supported_version": self.min_supported_version,
             "download_url": self.download_url,
+            "download_path": self.path(),
+            "download_size": self.download_size(),
+            "patch_target": self.patches.first().map(|p| p.target.clone()),
+            "patch_size": self.patches.first().map(|p| p.length),
+            "patch_from": self.patches.first().map(|p| p.custom.from_version.to_string()),
         })
     }
 }
@@ -227,6 +256,29 @@ pub struct UpdateManager {
     state: Mutex<InstallState>,
 }
 
+/// How an update's bytes were fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadPath {
+    /// One patch from the installed version.
+    Delta,
+    /// Several patches, one after the other.
+    Chain,
+    /// The full package.
+    Full,
+}
+
+/// One signed patch of an offer's path.
+#[derive(Debug, Clone)]
+pub struct OfferPatch {
+    /// Its target path.
+    pub target: String,
+    /// Its signed length.
+    pub length: u64,
+    /// Its signed data.
+    pub custom: PatchCustom,
+}
+
 /// A verified release, unpacked in the staging folder, and its manifest.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
@@ -238,6 +290,8 @@ pub struct Downloaded {
     pub manifest: ReleaseManifest,
     /// Transfer figures.
     pub stats: DownloadStats,
+    /// Which signed path was taken.
+    pub path: DownloadPath,
     /// Held until the package is installed: a second updater cannot rewrite it meanwhile.
     _lock: Arc<updraft_fs::StoreLock>,
 }
@@ -395,6 +449,11 @@ impl UpdateManager {
                 .base_urls()
                 .first()
                 .map(|base| format!("{base}/{target}")),
+            patches: if self.layout.versions().join(current.to_string()).is_dir() {
+                patch_chain(repository.targets(), &custom, &current, file.length)
+            } else {
+                Vec::new()
+            },
             custom: custom.clone(),
         };
         if !offer.force_update {
@@ -462,29 +521,46 @@ impl UpdateManager {
         }
     }
 
-    /// Downloads and verifies the offer's package and manifest into the
-    /// private staging folder (resuming an interrupted download).
+    /// Downloads and verifies the offer's release into the private staging
+    /// folder (resuming an interrupted download), by the cheapest signed
+    /// path ([`Offer::path`]): a patch, a chain of patches, or the full
+    /// package. Whatever goes wrong on a patch path (a missing or corrupt
+    /// patch, a locally modified install, an interrupted earlier attempt
+    /// that cannot be resumed) falls back to the full package by itself.
     pub async fn download(
         &self,
         offer: &Offer,
         progress: Option<ProgressFn>,
         cancel: &CancellationToken,
     ) -> Result<Downloaded> {
-        let staging = self.layout.create_staging()?;
-        let lock =
-            updraft_fs::StoreLock::try_acquire(&staging.join(format!("{}.lock", offer.sha256)))?;
-        let repository = Repository::refresh_offline(&self.layout.metadata())?;
-        let manifest_ref = &offer.custom.manifest;
-        let manifest_path = staging.join(format!("{}.manifest.json", offer.sha256));
+        if !offer.patches.is_empty() {
+            match self.download_patches(offer, progress.clone(), cancel).await {
+                Ok(downloaded) => return Ok(downloaded),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                // The install's own disk failed: the full package would too.
+                Err(error @ Error::Install { .. }) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, "the delta update failed; fetching the full package");
+                }
+            }
+        }
+        let mut downloaded = self.download_full(offer, progress, cancel).await?;
+        downloaded.path = DownloadPath::Full;
+        Ok(downloaded)
+    }
+
+    /// Fetches a small signed file (a manifest) into the staging folder and
+    /// parses it as a manifest.
+    async fn fetch_manifest(
+        &self,
+        repository: &Repository,
+        reference: &updraft_protocol::manifest::FileRef,
+        dest: &Path,
+    ) -> Result<ReleaseManifest> {
         let mut last = None;
         for base in self.config.base_urls() {
             match repository
-                .download_small_target(
-                    &self.fetcher,
-                    &base,
-                    manifest_ref.path.as_str(),
-                    &manifest_path,
-                )
+                .download_small_target(&self.fetcher, &base, reference.path.as_str(), dest)
                 .await
             {
                 Ok(()) => {
@@ -498,10 +574,217 @@ impl UpdateManager {
         if let Some(error) = last {
             return Err(error);
         }
-        let manifest_bytes =
-            std::fs::read(&manifest_path).map_err(|e| Error::io("read", &manifest_path, e))?;
-        let manifest = ReleaseManifest::from_slice(manifest_ref.path.as_str(), &manifest_bytes)
-            .map_err(|e| Error::verification(&e))?;
+        let bytes = std::fs::read(dest).map_err(|e| Error::io("read", dest, e))?;
+        ReleaseManifest::from_slice(reference.path.as_str(), &bytes)
+            .map_err(|e| Error::verification(&e))
+    }
+
+    /// The patch path: each patch of the chain is downloaded (chunk by
+    /// chunk, resumable) and applied as it arrives, from the installed
+    /// version's folder (or the previous step's tree) into a tree of its
+    /// own in the staging folder; the last one is the offer's tree.
+    async fn download_patches(
+        &self,
+        offer: &Offer,
+        progress: Option<ProgressFn>,
+        cancel: &CancellationToken,
+    ) -> Result<Downloaded> {
+        let staging = self.layout.create_staging()?;
+        let lock =
+            updraft_fs::StoreLock::try_acquire(&staging.join(format!("{}.lock", offer.sha256)))?;
+        let repository = Repository::refresh_offline(&self.layout.metadata())?;
+        let installed = self.layout.versions().join(&offer.current_version);
+        let total: u64 = offer.patches.iter().map(|p| p.length).sum();
+        let mut old_root = installed.clone();
+        let mut old_manifest: Option<ReleaseManifest> = None;
+        let mut stats = DownloadStats::default();
+        let mut done_before = 0u64;
+        let mut trees = Vec::new();
+        let mut result = None;
+        for (step, patch) in offer.patches.iter().enumerate() {
+            let last = step + 1 == offer.patches.len();
+            let custom = &patch.custom;
+            let old = match old_manifest.take() {
+                Some(manifest) => manifest,
+                None => {
+                    self.fetch_manifest(
+                        &repository,
+                        &custom.from_manifest,
+                        &staging.join(format!("{}.manifest.json", custom.from_manifest.sha256)),
+                    )
+                    .await?
+                }
+            };
+            let new = self
+                .fetch_manifest(
+                    &repository,
+                    &custom.to_manifest,
+                    &staging.join(format!("{}.manifest.json", custom.to_manifest.sha256)),
+                )
+                .await?;
+            if old.release.version != custom.from_version
+                || new.release.version != custom.to_version
+            {
+                return Err(Error::Verification(format!(
+                    "The manifests of `{}` do not describe {} and {}",
+                    patch.target, custom.from_version, custom.to_version
+                )));
+            }
+            if last && !new.release.same_release(&offer.custom.release) {
+                return Err(Error::Verification(format!(
+                    "The patch `{}` does not rebuild {}",
+                    patch.target, offer.version
+                )));
+            }
+            let target = repository
+                .targets()
+                .targets
+                .get(&patch.target)
+                .ok_or_else(|| {
+                    Error::Verification(format!("`{}` is not a signed target", patch.target))
+                })?;
+            custom
+                .chunks
+                .check(&patch.target, target.length)
+                .map_err(|e| Error::verification(&e))?;
+            let sha256 = target
+                .sha256()
+                .ok_or_else(|| Error::Verification(format!("`{}` has no SHA-256", patch.target)))?;
+            let tree_name = if last {
+                offer.sha256.clone()
+            } else {
+                sha256.to_hex()
+            };
+            let staged = Staged::of(&staging, &tree_name);
+            let urls = self
+                .config
+                .base_urls()
+                .iter()
+                .map(|base| repository.target_url(base, &patch.target, target))
+                .collect::<Result<Vec<_>>>()?;
+            let request = DownloadRequest {
+                urls,
+                length: target.length,
+                sha256,
+                chunks: Some(custom.chunks.clone()),
+                what: patch.target.clone(),
+                dest: staging.join(format!("{}.delta", sha256.to_hex())),
+            };
+            download::ensure_space(&staging, target.length.saturating_add(new.installed_size()))?;
+            updraft_package::create_root(&staged.tree)
+                .map_err(|e| Error::io("create", &staged.tree, e))?;
+            let apply: download::ConsumeFn<()> = {
+                let (tree, old_root, old, new) = (
+                    staged.tree.clone(),
+                    old_root.clone(),
+                    old.clone(),
+                    new.clone(),
+                );
+                let (from_sha, to_sha, what) = (
+                    custom.from_manifest.sha256,
+                    custom.to_manifest.sha256,
+                    patch.target.clone(),
+                );
+                Arc::new(move |reader| {
+                    let mut sink = updraft_package::Unpack::new(&tree)
+                        .reuse_verified(true)
+                        .durable();
+                    let old_release = updraft_delta::Release {
+                        root: &old_root,
+                        manifest: &old,
+                        manifest_sha256: from_sha,
+                    };
+                    updraft_fs::fault::point("delta.applying");
+                    updraft_delta::apply(reader, &old_release, &new, to_sha, &mut sink).map_err(
+                        |e| match e {
+                            // Writing the new version failed (a full disk): the full
+                            // package would fail the same way.
+                            updraft_delta::Error::Sink(reason) => Error::Install {
+                                version: new.release.version.to_string(),
+                                reason,
+                            },
+                            other => Error::Verification(format!(
+                                "The patch `{what}` cannot be applied: {other}"
+                            )),
+                        },
+                    )?;
+                    updraft_fs::fault::point("delta.applied");
+                    sink.finish().map_err(|reason| Error::Install {
+                        version: new.release.version.to_string(),
+                        reason,
+                    })
+                })
+            };
+            let step_progress: Option<ProgressFn> = progress.clone().map(|progress| {
+                let before = done_before;
+                let f: ProgressFn = Arc::new(move |done, _| progress(before + done, total));
+                f
+            });
+            let settings = &self.config.download_settings;
+            let options = DownloadOptions {
+                parallel: settings.parallel_downloads,
+                retry_count: settings.retry_count,
+                min_rate: settings.min_rate,
+                rate_window: Duration::from_secs(settings.stall_timeout),
+                ..DownloadOptions::default()
+            };
+            let ((), step_stats) = download::download_streaming(
+                &self.fetcher,
+                &request,
+                &options,
+                step_progress,
+                cancel,
+                apply,
+            )
+            .await?;
+            download::discard_partial(&request.dest);
+            stats.fetched += step_stats.fetched;
+            stats.resumed += step_stats.resumed;
+            done_before += target.length;
+            trees.push(staged.tree.clone());
+            old_root = staged.tree.clone();
+            if last {
+                staged.mark_complete(&offer.version)?;
+                result = Some((staged.tree, new));
+            } else {
+                old_manifest = Some(new);
+            }
+        }
+        // Intermediate trees of a chain have served their purpose.
+        for tree in trees.iter().take(trees.len().saturating_sub(1)) {
+            let _ = std::fs::remove_dir_all(tree);
+        }
+        let (staged, manifest) =
+            result.ok_or_else(|| Error::Usage("an empty patch chain".into()))?;
+        Ok(Downloaded {
+            staged,
+            manifest,
+            stats,
+            path: if offer.patches.len() == 1 {
+                DownloadPath::Delta
+            } else {
+                DownloadPath::Chain
+            },
+            _lock: Arc::new(lock),
+        })
+    }
+
+    /// The full package path.
+    async fn download_full(
+        &self,
+        offer: &Offer,
+        progress: Option<ProgressFn>,
+        cancel: &CancellationToken,
+    ) -> Result<Downloaded> {
+        let staging = self.layout.create_staging()?;
+        let lock =
+            updraft_fs::StoreLock::try_acquire(&staging.join(format!("{}.lock", offer.sha256)))?;
+        let repository = Repository::refresh_offline(&self.layout.metadata())?;
+        let manifest_ref = &offer.custom.manifest;
+        let manifest_path = staging.join(format!("{}.manifest.json", offer.sha256));
+        let manifest = self
+            .fetch_manifest(&repository, manifest_ref, &manifest_path)
+            .await?;
         if !manifest.release.same_release(&offer.custom.release) {
             return Err(Error::Verification(format!(
                 "The manifest `{}` does not describe {}",
@@ -536,6 +819,7 @@ impl UpdateManager {
                     already_complete: true,
                     ..DownloadStats::default()
                 },
+                path: DownloadPath::Full,
                 _lock: Arc::new(lock),
             });
         }
@@ -607,6 +891,7 @@ impl UpdateManager {
             staged: staged.tree,
             manifest,
             stats,
+            path: DownloadPath::Full,
             _lock: Arc::new(lock),
         })
     }
@@ -828,6 +1113,44 @@ impl Staged {
     }
 }
 
+/// The cheapest chain of signed patches from `current` to the release of
+/// `custom`, when it costs fewer bytes than `full_length` (else empty).
+fn patch_chain(
+    targets: &updraft_protocol::tuf::Targets,
+    custom: &PackageCustom,
+    current: &Version,
+    full_length: u64,
+) -> Vec<OfferPatch> {
+    let info = &custom.release;
+    let candidates: Vec<OfferPatch> = targets
+        .targets
+        .iter()
+        .filter_map(|(path, target)| {
+            let patch = PatchCustom::from_custom(path, target.custom.as_ref()).ok()??;
+            (patch.app == info.app
+                && patch.channel == info.channel
+                && patch.platform == info.platform
+                && patch.arch == info.arch)
+                .then(|| OfferPatch {
+                    target: path.clone(),
+                    length: target.length,
+                    custom: patch,
+                })
+        })
+        .collect();
+    let steps: Vec<offer::PatchStep<'_>> = candidates
+        .iter()
+        .map(|p| offer::PatchStep {
+            from: &p.custom.from_version,
+            to: &p.custom.to_version,
+            length: p.length,
+        })
+        .collect();
+    offer::cheapest_path(&steps, current, &info.version, full_length)
+        .map(|(chain, _)| chain.into_iter().map(|i| candidates[i].clone()).collect())
+        .unwrap_or_default()
+}
+
 enum DynamicAnswer {
     NoUpdate,
     Target(String),
@@ -1039,6 +1362,7 @@ async fn bootstrap_into(
         changelogs: Vec::new(),
         min_supported_version: None,
         download_url: None,
+        patches: Vec::new(),
         custom,
     };
     let downloaded = manager

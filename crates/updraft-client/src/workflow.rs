@@ -53,6 +53,7 @@ impl Outcome {
             from: from.to_owned(),
             switched: false,
             downloaded_bytes: 0,
+            path: None,
             resumed_bytes: 0,
             download_seconds: 0.0,
             install_seconds: 0.0,
@@ -178,6 +179,10 @@ pub struct Outcome {
     pub switched: bool,
     /// Bytes received over the network.
     pub downloaded_bytes: u64,
+    /// The signed path the download took: `delta` (one patch), `chain`
+    /// (several) or `full` (the full package, also after a patch failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<crate::DownloadPath>,
     /// Bytes kept from an earlier, interrupted run.
     pub resumed_bytes: u64,
     /// Time spent downloading, verifying and unpacking (they overlap).
@@ -459,6 +464,7 @@ impl UpdateManager {
         };
         meter.bytes(offer.file_size, offer.file_size);
         outcome.downloaded_bytes = downloaded.stats.fetched;
+        outcome.path = Some(downloaded.path);
         outcome.resumed_bytes = downloaded.stats.resumed;
         outcome.download_seconds = started.elapsed().as_secs_f64();
         let installing = Instant::now();

@@ -191,7 +191,7 @@ impl PackageFormat {
 pub enum PackageKind {
     /// Every file of the release.
     Full,
-    /// A delta against an older release (later issues).
+    /// A delta against an older release ([`PatchCustom`]).
     Patch,
 }
 
@@ -312,6 +312,69 @@ impl PackageCustom {
     /// The `custom` value to put on the target.
     pub fn to_custom(&self) -> Value {
         serde_json::json!({ "updraft": self })
+    }
+}
+
+/// Everything the signed `custom.updraft_patch` field of a patch target
+/// holds: which release it rebuilds from which, against which manifests.
+///
+/// It lives under its own key, not `custom.updraft`, so that anything that
+/// only knows full packages (older clients and servers, `rollout`,
+/// `releases/latest/`) never takes a patch for a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchCustom {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Always [`PackageKind::Patch`].
+    pub kind: PackageKind,
+    /// The patch file format's version (`updraft_delta::format::FORMAT_VERSION`).
+    pub patch_format: u32,
+    /// Application.
+    pub app: AppId,
+    /// Channel.
+    pub channel: Channel,
+    /// Operating system.
+    pub platform: Platform,
+    /// CPU architecture.
+    pub arch: Arch,
+    /// The installed version the patch applies to.
+    pub from_version: Version,
+    /// The version it rebuilds.
+    pub to_version: Version,
+    /// The signed manifest of `from_version`.
+    pub from_manifest: FileRef,
+    /// The signed manifest of `to_version`.
+    pub to_manifest: FileRef,
+    /// The full package of `to_version`: the fallback.
+    pub full: TargetPath,
+    /// Digests of the patch's consecutive byte ranges, for exact resume.
+    pub chunks: PackageChunks,
+}
+
+impl PatchCustom {
+    /// Reads `custom.updraft_patch` from a target's `custom` value; `Ok(None)`
+    /// when the target is not a patch.
+    pub fn from_custom(what: &str, custom: Option<&Value>) -> Result<Option<Self>, Error> {
+        let Some(value) = custom.and_then(|c| c.get("updraft_patch")) else {
+            return Ok(None);
+        };
+        read_format_version(what, value)?;
+        let patch: Self = serde_json::from_value(value.clone()).map_err(|source| Error::Json {
+            what: what.to_owned(),
+            source,
+        })?;
+        if patch.kind != PackageKind::Patch {
+            return Err(Error::Invalid {
+                what: what.to_owned(),
+                reason: "its `updraft_patch` is not of kind `patch`".into(),
+            });
+        }
+        Ok(Some(patch))
+    }
+
+    /// The `custom` value to put on the target.
+    pub fn to_custom(&self) -> Value {
+        serde_json::json!({ "updraft_patch": self })
     }
 }
 

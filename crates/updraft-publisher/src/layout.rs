@@ -65,6 +65,21 @@ struct VersionsFile<'a> {
     format_version: u32,
     targets_version: u64,
     apps: BTreeMap<&'a str, Vec<Entry<'a>>>,
+    /// Delta packages per app, by target path.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    patches: BTreeMap<String, Vec<PatchEntry>>,
+}
+
+#[derive(Serialize)]
+struct PatchEntry {
+    from_version: String,
+    to_version: String,
+    channel: String,
+    platform: String,
+    arch: String,
+    package: String,
+    size: u64,
+    sha256: String,
 }
 
 #[derive(Serialize)]
@@ -126,10 +141,31 @@ pub fn versions_json(targets: &Targets) -> Vec<u8> {
             .or_default()
             .push(entry(release));
     }
+    let mut patches: BTreeMap<String, Vec<PatchEntry>> = BTreeMap::new();
+    for (path, target) in &targets.targets {
+        if let Ok(Some(patch)) =
+            updraft_protocol::PatchCustom::from_custom(path, target.custom.as_ref())
+        {
+            patches
+                .entry(patch.app.to_string())
+                .or_default()
+                .push(PatchEntry {
+                    from_version: patch.from_version.to_string(),
+                    to_version: patch.to_version.to_string(),
+                    channel: patch.channel.to_string(),
+                    platform: patch.platform.to_string(),
+                    arch: patch.arch.to_string(),
+                    package: path.clone(),
+                    size: target.length,
+                    sha256: target.sha256().map(|d| d.to_hex()).unwrap_or_default(),
+                });
+        }
+    }
     to_bytes(&VersionsFile {
         format_version: 1,
         targets_version: targets.version,
         apps,
+        patches,
     })
 }
 

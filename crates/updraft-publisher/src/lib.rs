@@ -3,7 +3,7 @@
 //! ```no_run
 //! use std::path::{Path, PathBuf};
 //! use time::OffsetDateTime;
-//! use updraft_publisher::{ExpiryPolicy, KeygenOptions, PublishRequest, PackOptions};
+//! use updraft_publisher::{DeltaPolicy, ExpiryPolicy, KeygenOptions, PublishRequest, PackOptions};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let (keys, store) = (Path::new("keys"), Path::new("store"));
@@ -23,6 +23,7 @@
 //!     min_supported_version: None,
 //!     source: PathBuf::from("dist/kuzflow"),
 //!     pack: PackOptions::default(),
+//!     deltas: DeltaPolicy::default(),
 //! };
 //! updraft_publisher::publish(store, keys, &request, now, &ExpiryPolicy::default())?;
 //! assert!(updraft_publisher::verify(store, now)?.problems.is_empty());
@@ -30,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod delta;
 mod error;
 pub mod keys;
 pub mod layout;
@@ -38,6 +40,7 @@ mod repo;
 pub mod store;
 mod verify;
 
+pub use delta::{DeltaPolicy, PublishedPatch, SkippedPatch};
 pub use error::{Error, ErrorKind, Result};
 pub use keys::KeygenOptions;
 pub use pack::{ModeChange, PackOptions};

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Map;
 use time::{Duration, OffsetDateTime};
 use updraft_fs::fault;
-use updraft_protocol::manifest::{FORMAT_VERSION, FileRef, PackageFormat, PackageKind};
+use updraft_protocol::manifest::{
+    FORMAT_VERSION, FileRef, PackageFormat, PackageKind, PatchCustom,
+};
 use updraft_protocol::tuf::{
     Envelope, Expires, MetaFile, PublicKey, RoleKeys, RoleName, Root, SPEC_VERSION, SigningKey,
     Snapshot, TargetFile, Targets, Timestamp,
@@ -20,6 +22,7 @@ use updraft_protocol::{
     TargetPath, Version,
 };
 
+use crate::delta::{self, DeltaPolicy, PublishedPatch, SkippedPatch};
 use crate::error::{Error, Result};
 use crate::keys::{KeyDir, check_trusted};
 use crate::layout;
@@ -286,6 +289,8 @@ pub struct PublishRequest {
     pub source: PathBuf,
     /// Packing options.
     pub pack: PackOptions,
+    /// Earlier releases to build delta packages from.
+    pub deltas: DeltaPolicy,
 }
 
 /// What `publish` wrote.
@@ -308,6 +313,11 @@ pub struct PublishReport {
     /// Entries whose setuid/setgid/sticky or group/other-write bits were
     /// dropped: the package and manifest carry the safe mode.
     pub mode_changes: Vec<ModeChange>,
+    /// Delta packages added beside the full package.
+    pub patches: Vec<PublishedPatch>,
+    /// Delta packages not added (no smaller than the full package, or the
+    /// old release unusable), with why.
+    pub skipped_patches: Vec<SkippedPatch>,
 }
 
 const MAX_NOTES: u64 = 1 << 20;
@@ -509,6 +519,16 @@ pub fn publish(
         &paths.manifest,
         TargetFile::new(manifest_ref.length, &manifest_ref.sha256, None),
     )?;
+    let (patches, skipped_patches) = stage_patches(
+        &store,
+        &mut tx,
+        &mut add_target,
+        &existing,
+        request,
+        (&manifest, &manifest_ref),
+        &paths.package,
+        packed.length,
+    )?;
     let custom = PackageCustom {
         format_version: FORMAT_VERSION,
         kind: PackageKind::Full,
@@ -538,7 +558,85 @@ pub fn publish(
         installed_size: tree.total_size(),
         targets_version,
         mode_changes: tree.mode_changes().to_vec(),
+        patches,
+        skipped_patches,
     })
+}
+
+/// Makes, stages and adds as targets the patches from the releases
+/// `request.deltas` chooses to the one being published; a patch no smaller
+/// than the full package, or whose old release cannot be used, is skipped.
+#[allow(clippy::too_many_arguments)]
+fn stage_patches(
+    store: &Store,
+    tx: &mut updraft_fs::Transaction,
+    add_target: &mut impl FnMut(&mut updraft_fs::Transaction, &TargetPath, TargetFile) -> Result<()>,
+    existing: &[layout::PublishedRelease],
+    request: &PublishRequest,
+    (manifest, manifest_ref): (&ReleaseManifest, &FileRef),
+    full: &TargetPath,
+    full_length: u64,
+) -> Result<(Vec<PublishedPatch>, Vec<SkippedPatch>)> {
+    let mut patches = Vec::new();
+    let mut skipped = Vec::new();
+    for base in delta::bases(existing, request)? {
+        let from = base.custom.release.version.clone();
+        let bytes = match delta::make(
+            store.path(),
+            base,
+            &request.source,
+            manifest,
+            manifest_ref,
+            request.pack.level,
+        ) {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                skipped.push(SkippedPatch { from, reason });
+                continue;
+            }
+        };
+        if bytes.len() as u64 >= full_length {
+            skipped.push(SkippedPatch {
+                reason: format!(
+                    "the patch ({} bytes) is no smaller than the full package ({full_length} bytes)",
+                    bytes.len()
+                ),
+                from,
+            });
+            continue;
+        }
+        let path = delta::patch_path(request, &from);
+        let sha256 = Sha256Digest::of(&bytes);
+        tx.stage_bytes(Path::new(path.as_str()), &bytes)?;
+        let custom = PatchCustom {
+            format_version: FORMAT_VERSION,
+            kind: PackageKind::Patch,
+            patch_format: updraft_delta::format::FORMAT_VERSION,
+            app: request.app.clone(),
+            channel: request.channel.clone(),
+            platform: request.platform,
+            arch: request.arch,
+            from_version: from.clone(),
+            to_version: request.version.clone(),
+            from_manifest: base.custom.manifest.clone(),
+            to_manifest: manifest_ref.clone(),
+            full: full.clone(),
+            chunks: delta::chunks(&bytes),
+        };
+        add_target(
+            tx,
+            &path,
+            TargetFile::new(bytes.len() as u64, &sha256, Some(custom.to_custom())),
+        )?;
+        fault::point("publish.patched");
+        patches.push(PublishedPatch {
+            path,
+            from,
+            length: bytes.len() as u64,
+            sha256,
+        });
+    }
+    Ok((patches, skipped))
 }
 
 /// Signs `new_targets` as the next targets version, with a new snapshot and

@@ -253,9 +253,8 @@ fn answer_check(state: &AppState, headers: &HeaderMap, params: &CheckParams) -> 
         }
     };
     let base = base_url(state, headers);
-    let (answer, offer) = rules::check(&view, &request, |release| {
-        format!("{base}/{}", url_path(&release.package))
-    });
+    let (answer, offer) =
+        rules::check(&view, &request, |path| format!("{base}/{}", url_path(path)));
     let key = |version: String, event| CounterKey {
         app: request.app.to_string(),
         version,
@@ -285,6 +284,8 @@ fn answer_check(state: &AppState, headers: &HeaderMap, params: &CheckParams) -> 
 struct ReleaseParams {
     app: Option<String>,
     version: Option<String>,
+    /// `download` only: the installed version, for its patch.
+    from: Option<String>,
     platform: Option<String>,
     arch: Option<String>,
 }
@@ -330,7 +331,8 @@ async fn download(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let release = find_release(&state, &parse_query(query.as_deref())?)?;
+    let params: ReleaseParams = parse_query(query.as_deref())?;
+    let release = find_release(&state, &params)?;
     let info = &release.info;
     if info.yanked {
         return Err(ApiError {
@@ -338,20 +340,46 @@ async fn download(
             message: format!("{} {} was withdrawn (yanked)", info.app, info.version),
         });
     }
-    let filename = format!(
-        "{}_v{}_{}_{}.{}",
-        info.app,
-        info.version,
-        info.platform,
-        info.arch,
-        release.custom.format.extension()
-    );
+    // With `from`, the patch from that version instead (404 when there is none).
+    let (served, served_length, filename) = match params.from.as_ref().filter(|f| !f.is_empty()) {
+        None => (
+            release.package.clone(),
+            release.length,
+            format!(
+                "{}_v{}_{}_{}.{}",
+                info.app,
+                info.version,
+                info.platform,
+                info.arch,
+                release.custom.format.extension()
+            ),
+        ),
+        Some(from) => {
+            let from = rules::parse_version(Some(from), "from")?;
+            let view = state.view.get();
+            let patch = view
+                .find_patch(&info.app, &from, &info.version, info.platform, info.arch)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "{} has no patch from {from} to {} for {}/{}",
+                        info.app, info.version, info.platform, info.arch
+                    ))
+                })?;
+            let name = patch
+                .path
+                .rsplit('/')
+                .next()
+                .unwrap_or(&patch.path)
+                .to_owned();
+            (patch.path.clone(), patch.length, name)
+        }
+    };
     let disposition = format!("attachment; filename=\"{filename}\"");
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let from_start = match range {
         None => true,
         Some(range) => matches!(
-            files::parse_range(range, release.length),
+            files::parse_range(range, served_length),
             files::RangeRequest::Full | files::RangeRequest::Partial(0, _)
         ),
     };
@@ -377,9 +405,8 @@ async fn download(
             progress_state.recorder.record(completed_key.clone(), total);
         }
     });
-    let package = updraft_protocol::TargetPath::new(&release.package).map_err(|_| {
-        ApiError::not_found(format!("`{}` is not a file of this store", release.package))
-    })?;
+    let package = updraft_protocol::TargetPath::new(&served)
+        .map_err(|_| ApiError::not_found(format!("`{served}` is not a file of this store")))?;
     let response = files::serve(
         &state.store,
         &package,

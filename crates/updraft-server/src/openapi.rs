@@ -142,6 +142,12 @@ pub(crate) fn document() -> Value {
         ),
     ];
     let mut download_params = release_params.clone();
+    download_params.push(query(
+        "from",
+        false,
+        "The installed version: serve the signed patch from it instead (404 when there is none).",
+        &["1.0.0"],
+    ));
     download_params.push(range_header());
     let bearer = json!([{"bearer": []}]);
     let release_path = [
@@ -228,7 +234,9 @@ pub(crate) fn document() -> Value {
                     "download_url": {"type": ["string", "null"]}, "file_size": {"type": ["integer", "null"], "minimum": 0}, "changelog": {"type": ["string", "null"]},
                     "release_date": {"type": ["string", "null"], "format": "date-time"}, "min_supported_version": {"type": ["string", "null"]},
                     "changelogs": {"type": "array", "items": {"type": "object", "required": ["version", "notes"], "properties": {"version": {"type": "string"}, "notes": {"type": "string"}}}},
-                    "app": {"type": "string"}, "channel": {"type": "string"}, "target": {"type": "string"}, "sha256": {"type": "string"}}},
+                    "app": {"type": "string"}, "channel": {"type": "string"}, "target": {"type": "string"}, "sha256": {"type": "string"},
+                    "patch_url": {"type": "string"}, "patch_size": {"type": "integer", "minimum": 0}, "patch_from": {"type": "string"}, "patch_target": {"type": "string"},
+                    "download_path": {"type": "string", "enum": ["delta", "chain", "full"]}, "download_size": {"type": "integer", "minimum": 0}}},
                 "Info": {"type": "object", "required": ["app", "version", "channel", "platform", "arch", "release_date", "file_size", "target", "download_url", "force_update", "rollout_percent", "halted", "yanked"],
                     "properties": {"app": {"type": "string"}, "version": {"type": "string"}, "channel": {"type": "string"}, "platform": {"type": "string"}, "arch": {"type": "string"},
                         "release_date": {"type": "string"}, "changelog": {"type": "string"}, "file_size": {"type": "integer", "minimum": 0}, "sha256": {"type": ["string", "null"]},

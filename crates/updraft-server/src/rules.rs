@@ -145,6 +145,22 @@ pub(crate) struct CheckAnswer {
     pub(crate) target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sha256: Option<String>,
+    /// The signed patch from the installed version to the offered one, if
+    /// the store has one: where it is, its size and the version it applies to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) patch_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) patch_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) patch_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) patch_target: Option<String>,
+    /// What an updraft client will fetch: `delta` (one patch), `chain`
+    /// (several) or `full`, and how many bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) download_path: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) download_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,6 +188,12 @@ impl CheckAnswer {
             channel: None,
             target: None,
             sha256: None,
+            patch_url: None,
+            patch_size: None,
+            patch_from: None,
+            patch_target: None,
+            download_path: None,
+            download_size: None,
         }
     }
 }
@@ -193,7 +215,7 @@ impl CheckRequest {
 pub(crate) fn check(
     view: &View,
     request: &CheckRequest,
-    url_for: impl Fn(&Release) -> String,
+    url_for: impl Fn(&str) -> String,
 ) -> (CheckAnswer, Option<Release>) {
     let asker = request.asker();
     let Some(offer) = offer::best(&view.releases, |r| &r.info, &asker) else {
@@ -220,7 +242,7 @@ pub(crate) fn check(
         latest_version: Some(info.version.to_string()),
         update_type: Some(UpdateType::between(&request.current_version, &info.version)),
         force_update: offer::is_forced(info, &request.current_version),
-        download_url: Some(url_for(offer)),
+        download_url: Some(url_for(&offer.package)),
         file_size: Some(offer.length),
         changelog: Some(info.notes.clone()).filter(|notes| !notes.is_empty()),
         release_date: Some(info.release_date.clone()).filter(|date| !date.is_empty()),
@@ -230,6 +252,29 @@ pub(crate) fn check(
         channel: Some(info.channel.to_string()),
         target: Some(offer.package.clone()),
         sha256: offer.sha256.map(|d| d.to_hex()),
+        patch_url: None,
+        patch_size: None,
+        patch_from: None,
+        patch_target: None,
+        download_path: Some("full"),
+        download_size: Some(offer.length),
     };
+    let mut answer = answer;
+    if let Some(patch) = view.find_patch(
+        &info.app,
+        &request.current_version,
+        &info.version,
+        info.platform,
+        info.arch,
+    ) {
+        answer.patch_url = Some(url_for(&patch.path));
+        answer.patch_size = Some(patch.length);
+        answer.patch_from = Some(patch.custom.from_version.to_string());
+        answer.patch_target = Some(patch.path.clone());
+    }
+    if let Some((chain, bytes)) = view.cheapest_path(&request.current_version, offer) {
+        answer.download_path = Some(if chain.len() == 1 { "delta" } else { "chain" });
+        answer.download_size = Some(bytes);
+    }
     (answer, Some(offer.clone()))
 }

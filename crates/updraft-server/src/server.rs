@@ -158,7 +158,7 @@ impl Server {
                 .await
                 .map_err(|e| Error::Config(e.to_string()))??
         };
-        let view = ViewCell::new((Vec::new(), 0), overrides);
+        let view = ViewCell::new((Vec::new(), 0, Vec::new()), overrides);
         {
             let repo = config.repo.clone();
             let view_ref = &view;

@@ -8,7 +8,9 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use updraft_protocol::{AppId, Arch, PackageCustom, Platform, ReleaseInfo, Sha256Digest, Version};
+use updraft_protocol::{
+    AppId, Arch, PackageCustom, PatchCustom, Platform, ReleaseInfo, Sha256Digest, Version,
+};
 
 use crate::error::Result;
 
@@ -62,10 +64,26 @@ impl Release {
     }
 }
 
+/// One signed patch, as served.
+#[derive(Debug, Clone)]
+pub(crate) struct Patch {
+    /// The signed patch data.
+    pub(crate) custom: PatchCustom,
+    /// Store-relative path.
+    pub(crate) path: String,
+    /// Length.
+    pub(crate) length: u64,
+}
+
+/// What the store signed: its releases, its patches, the targets version.
+pub(crate) type Signed = (Vec<Release>, u64, Vec<Patch>);
+
 /// The whole view.
 #[derive(Debug, Default)]
 pub(crate) struct View {
     pub(crate) targets_version: u64,
+    /// Every signed patch.
+    pub(crate) patches: Vec<Patch>,
     /// Every package, newest version first.
     pub(crate) releases: Vec<Release>,
     pub(crate) apps: BTreeSet<AppId>,
@@ -76,6 +94,7 @@ impl View {
     pub(crate) fn build(
         signed: &[Release],
         targets_version: u64,
+        patches: &[Patch],
         overrides: &BTreeMap<ReleaseKey, Override>,
     ) -> Self {
         let mut releases: Vec<Release> = signed
@@ -100,9 +119,61 @@ impl View {
         let apps = releases.iter().map(|r| r.info.app.clone()).collect();
         Self {
             targets_version,
+            patches: patches.to_vec(),
             releases,
             apps,
         }
+    }
+
+    /// The signed patches from `from` to `release` (same app, channel,
+    /// platform and arch), and the cheapest way there by bytes: `None` when
+    /// the full package is cheapest.
+    pub(crate) fn cheapest_path(
+        &self,
+        from: &Version,
+        release: &Release,
+    ) -> Option<(Vec<&Patch>, u64)> {
+        let info = &release.info;
+        let candidates: Vec<&Patch> = self
+            .patches
+            .iter()
+            .filter(|p| {
+                let c = &p.custom;
+                c.app == info.app
+                    && c.channel == info.channel
+                    && c.platform == info.platform
+                    && c.arch == info.arch
+            })
+            .collect();
+        let steps: Vec<updraft_protocol::offer::PatchStep<'_>> = candidates
+            .iter()
+            .map(|p| updraft_protocol::offer::PatchStep {
+                from: &p.custom.from_version,
+                to: &p.custom.to_version,
+                length: p.length,
+            })
+            .collect();
+        updraft_protocol::offer::cheapest_path(&steps, from, &info.version, release.length)
+            .map(|(chain, bytes)| (chain.into_iter().map(|i| candidates[i]).collect(), bytes))
+    }
+
+    /// The patch from `from` to `app` `version` for `platform`/`arch`.
+    pub(crate) fn find_patch(
+        &self,
+        app: &AppId,
+        from: &Version,
+        version: &Version,
+        platform: Platform,
+        arch: Arch,
+    ) -> Option<&Patch> {
+        self.patches.iter().find(|p| {
+            let c = &p.custom;
+            c.app == *app
+                && c.from_version == *from
+                && c.to_version == *version
+                && c.platform == platform
+                && c.arch == arch
+        })
     }
 
     /// The package of `app` `version` for `platform`/`arch`.
@@ -124,7 +195,7 @@ impl View {
 
 /// Reads the signed releases from the store (signatures and hashes checked,
 /// expiry ignored: the server keeps serving while an operator renews it).
-pub(crate) fn load_signed(store: &Path) -> Result<(Vec<Release>, u64)> {
+pub(crate) fn load_signed(store: &Path) -> Result<Signed> {
     let current = updraft_publisher::store::load_chain(store, None)?;
     let targets = &current.targets().signed;
     let (found, errors) = updraft_publisher::layout::releases(targets);
@@ -142,24 +213,35 @@ pub(crate) fn load_signed(store: &Path) -> Result<(Vec<Release>, u64)> {
             sha256: r.sha256,
         })
         .collect();
-    Ok((releases, targets.version))
+    let mut patches = Vec::new();
+    for (path, target) in &targets.targets {
+        match PatchCustom::from_custom(path, target.custom.as_ref()) {
+            Ok(Some(custom)) => patches.push(Patch {
+                custom,
+                path: path.clone(),
+                length: target.length,
+            }),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(target = %path, %error, "skipping a patch whose data cannot be read");
+            }
+        }
+    }
+    Ok((releases, targets.version, patches))
 }
 
 /// The view plus what it was built from, swapped atomically on reload.
 #[derive(Debug)]
 pub(crate) struct ViewCell {
     current: RwLock<Arc<View>>,
-    signed: RwLock<(Vec<Release>, u64)>,
+    signed: RwLock<Signed>,
     overrides: RwLock<BTreeMap<ReleaseKey, Override>>,
     stamp: RwLock<Option<(SystemTime, u64)>>,
 }
 
 impl ViewCell {
-    pub(crate) fn new(
-        signed: (Vec<Release>, u64),
-        overrides: BTreeMap<ReleaseKey, Override>,
-    ) -> Self {
-        let view = View::build(&signed.0, signed.1, &overrides);
+    pub(crate) fn new(signed: Signed, overrides: BTreeMap<ReleaseKey, Override>) -> Self {
+        let view = View::build(&signed.0, signed.1, &signed.2, &overrides);
         Self {
             current: RwLock::new(Arc::new(view)),
             signed: RwLock::new(signed),
@@ -176,7 +258,7 @@ impl ViewCell {
     fn rebuild(&self) {
         let signed = self.signed.read().expect("view lock");
         let overrides = self.overrides.read().expect("view lock");
-        let view = View::build(&signed.0, signed.1, &overrides);
+        let view = View::build(&signed.0, signed.1, &signed.2, &overrides);
         *self.current.write().expect("view lock") = Arc::new(view);
     }
 

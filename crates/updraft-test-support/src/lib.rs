@@ -146,6 +146,7 @@ impl TestStore {
                 level: 3,
                 ..PackOptions::default()
             },
+            deltas: updraft_publisher::DeltaPolicy::default(),
         }
     }
 

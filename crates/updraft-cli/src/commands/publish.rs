@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use time::OffsetDateTime;
-use updraft_publisher::{ExpiryPolicy, PackOptions, PublishRequest};
+use updraft_publisher::{DeltaPolicy, ExpiryPolicy, PackOptions, PublishRequest};
 
 use crate::PublishArgs;
 use crate::output::{bytes, interactive};
@@ -23,6 +23,13 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         pack: PackOptions {
             level: args.level,
             ..PackOptions::default()
+        },
+        deltas: if args.no_delta {
+            DeltaPolicy::None
+        } else if args.delta_from.is_empty() {
+            DeltaPolicy::default()
+        } else {
+            DeltaPolicy::From(args.delta_from.clone())
         },
     };
     if interactive() {
@@ -54,6 +61,17 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         report.package,
         bytes(report.length)
     );
+    for patch in &report.patches {
+        println!(
+            "Delta from {}: {} ({}).",
+            patch.from,
+            patch.path,
+            bytes(patch.length)
+        );
+    }
+    for skipped in &report.skipped_patches {
+        eprintln!("note: no delta from {}: {}", skipped.from, skipped.reason);
+    }
     println!(
         "sha256 {}; targets metadata is now version {}.",
         report.sha256, report.targets_version

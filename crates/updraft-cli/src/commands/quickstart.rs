@@ -96,6 +96,7 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
                 level: LEVEL,
                 ..PackOptions::default()
             },
+            deltas: updraft_publisher::DeltaPolicy::default(),
         };
         let report = updraft_publisher::publish(&store, &keys, &request, now, &policy)?;
         println!(

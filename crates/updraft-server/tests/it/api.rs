@@ -779,3 +779,55 @@ async fn built_in_tls_serves_the_api() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_patch_is_served_with_from_and_the_check_answer_names_it() {
+    let (_dir, store) = temp();
+    publish_with(&store, "1.0.0", |_| {});
+    publish_with(&store, "1.1.0", |_| {});
+    let server = Running::start(config(&store)).await;
+    let patch_path = "releases/v1.1.0/kuzflow_v1.1.0_linux_x86_64_from_v1.0.0_patch.delta";
+    let patch = std::fs::read(store.store.join(patch_path)).unwrap();
+    let query = "version=1.1.0&platform=linux&arch=x86_64";
+    let response = server
+        .client
+        .get(server.url(&format!("/api/version/download?{query}&from=1.0.0")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"kuzflow_v1.1.0_linux_x86_64_from_v1.0.0_patch.delta\""
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), patch.as_slice());
+    // No patch from a version that has none: 404 with a JSON error.
+    let (status, body) = server
+        .get_json(&format!("/api/version/download?{query}&from=0.9.0"))
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no patch from 0.9.0")
+    );
+    // The check answer adds the patch and the size of the path taken.
+    let (status, answer) = server
+        .get_json("/api/version/check?current_version=1.0.0&platform=linux&arch=x86_64")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["patch_size"], patch.len() as u64);
+    assert_eq!(answer["patch_from"], "1.0.0");
+    assert_eq!(answer["patch_target"], patch_path);
+    assert_eq!(answer["download_path"], "delta");
+    assert_eq!(answer["download_size"], patch.len() as u64);
+    assert!(answer["file_size"].as_u64().unwrap() > patch.len() as u64);
+    // An install with no patch gets the full package's size.
+    let (_, answer) = server
+        .get_json("/api/version/check?current_version=0.9.0&platform=linux&arch=x86_64")
+        .await;
+    assert_eq!(answer["download_path"], "full");
+    assert!(answer.get("patch_url").is_none());
+    server.stop().await;
+}
