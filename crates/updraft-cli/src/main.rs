@@ -286,6 +286,10 @@ struct KeygenArgs {
     /// How many root keys must sign a new root.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     root_threshold: u32,
+    /// Signature scheme of the new keys: ed25519, ecdsa-sha2-nistp256,
+    /// rsassa-pss-sha256 or rsa-pkcs1v15-sha256.
+    #[arg(long, default_value = "ed25519")]
+    scheme: updraft_protocol::tuf::Scheme,
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,7 +382,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Quickstart(args) => commands::quickstart::run(&args.dir, args.gui),
         Command::Keygen(args) => {
-            commands::keygen::run(&args.out, args.root_keys, args.root_threshold)
+            commands::keygen::run(&args.out, args.root_keys, args.root_threshold, args.scheme)
         }
         Command::Repo(RepoCommand::Init { repo, keys }) => commands::repo::init(&repo, &keys),
         Command::Repo(RepoCommand::Verify { repo, json }) => commands::repo::verify(&repo, json),

@@ -265,9 +265,9 @@ impl Repository {
             .map_err(|e| Error::Verification(format!("The target path is unsafe: {e}")))?;
         let relative = match (
             self.trusted.root().signed.consistent_snapshot,
-            target.sha256(),
+            target.prefix_digest(),
         ) {
-            (true, Some(digest)) => checked.with_hash_prefix(&digest),
+            (true, Some(hex)) => checked.with_hex_prefix(&hex),
             _ => checked.to_string(),
         };
         Ok(join(target_base_url, &relative))

@@ -36,13 +36,14 @@ def future(days=7):
 class Repo:
     """A consistent-snapshot repository on disk, re-signed on demand."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, generate=CryptoSigner.generate_ed25519, hashes=("sha256",)):
         self.folder = folder
         self.meta = os.path.join(folder, "metadata")
         self.targets_dir = os.path.join(folder, "targets")
+        self.hashes = list(hashes)
         os.makedirs(self.meta)
         os.makedirs(self.targets_dir)
-        self.signers = {role: [CryptoSigner.generate_ed25519()] for role in ("root", "targets", "snapshot", "timestamp")}
+        self.signers = {role: [generate()] for role in ("root", "targets", "snapshot", "timestamp")}
         self.root = Metadata(Root(expires=future(), consistent_snapshot=True))
         for role, signers in self.signers.items():
             for signer in signers:
@@ -65,11 +66,11 @@ class Repo:
         self.root.to_file(os.path.join(self.meta, f"{self.root.signed.version}.root.json"), SERIALIZER)
 
     def add_target(self, path, data):
-        info = TargetFile.from_data(path, data, ["sha256"])
+        info = TargetFile.from_data(path, data, self.hashes)
         self.targets.signed.targets[path] = info
         directory, name = os.path.split(path)
         os.makedirs(os.path.join(self.targets_dir, directory), exist_ok=True)
-        with open(os.path.join(self.targets_dir, directory, f"{info.hashes['sha256']}.{name}"), "wb") as handle:
+        with open(os.path.join(self.targets_dir, directory, f"{next(iter(info.hashes.values()))}.{name}"), "wb") as handle:
             handle.write(data)
 
     def publish(self, bump_targets=True):
@@ -77,14 +78,15 @@ class Repo:
             self.targets.signed.version += 1 if os.path.exists(os.path.join(self.meta, f"{self.targets.signed.version}.targets.json")) else 0
             self.sign(self.targets, "targets")
             self.targets.to_file(os.path.join(self.meta, f"{self.targets.signed.version}.targets.json"), SERIALIZER)
-        self.snapshot.signed.meta["targets.json"] = MetaFile(version=self.targets.signed.version)
+        targets_data = self.read(f"{self.targets.signed.version}.targets.json")
+        self.snapshot.signed.meta["targets.json"] = MetaFile(version=self.targets.signed.version, length=len(targets_data), hashes={name: hashlib.new(name, targets_data).hexdigest() for name in self.hashes})
         if os.path.exists(os.path.join(self.meta, f"{self.snapshot.signed.version}.snapshot.json")):
             self.snapshot.signed.version += 1
         self.sign(self.snapshot, "snapshot")
         path = os.path.join(self.meta, f"{self.snapshot.signed.version}.snapshot.json")
         self.snapshot.to_file(path, SERIALIZER)
         data = open(path, "rb").read()
-        self.timestamp.signed.snapshot_meta = MetaFile(version=self.snapshot.signed.version, length=len(data), hashes={"sha256": hashlib.sha256(data).hexdigest()})
+        self.timestamp.signed.snapshot_meta = MetaFile(version=self.snapshot.signed.version, length=len(data), hashes={name: hashlib.new(name, data).hexdigest() for name in self.hashes})
         if os.path.exists(os.path.join(self.meta, "timestamp.json")):
             self.timestamp.signed.version += 1
         self.sign(self.timestamp, "timestamp")
@@ -153,8 +155,8 @@ def scenario(function):
     return function
 
 
-def fresh(work):
-    repo = Repo(os.path.join(work, "repo"))
+def fresh(work, **options):
+    repo = Repo(os.path.join(work, "repo"), **options)
     server = Server(repo.folder)
     client = Client(work, server)
     assert client.init(os.path.join(repo.meta, "1.root.json"))[0] == 0
@@ -174,6 +176,80 @@ def honest_refresh_and_download(work):
     again = len([r for r in server.requests if "a.txt" in r]) - before
     ok = steps == [0, 0, 0] and stored == ["root.json", "snapshot.json", "targets.json", "timestamp.json"] and downloaded == ["files%2Fa.txt"] and again == 0
     return ok, {"steps": steps, "stored": stored, "downloaded": downloaded, "refetched": again}
+
+
+def honest_with(work, **options):
+    """python-tuf's own signers write the repository; updraft must accept it."""
+    repo, server, client = fresh(work, **options)
+    repo.add_target("files/a.txt", b"hello")
+    repo.publish()
+    steps = [client.refresh(), client.download("files/a.txt")]
+    codes = [code for code, _ in steps]
+    scheme = json.loads(repo.read("1.root.json"))["signed"]["keys"]
+    schemes = sorted({key["scheme"] for key in scheme.values()})
+    return codes == [0, 0] and os.listdir(client.target_dir) == ["files%2Fa.txt"], {"codes": codes, "schemes": schemes, "errors": [error for _, error in steps if error]}
+
+
+@scenario
+def ecdsa_p256_repository(work):
+    return honest_with(work, generate=CryptoSigner.generate_ecdsa)
+
+
+@scenario
+def rsa_pss_repository(work):
+    return honest_with(work, generate=CryptoSigner.generate_rsa)
+
+
+@scenario
+def rsa_pkcs1v15_repository(work):
+    return honest_with(work, generate=lambda: CryptoSigner.generate_rsa(scheme="rsa-pkcs1v15-sha256"))
+
+
+@scenario
+def sha512_and_sha256_hashes(work):
+    return honest_with(work, hashes=("sha256", "sha512"))
+
+
+@scenario
+def sha512_only_hashes(work):
+    return honest_with(work, hashes=("sha512",))
+
+
+@scenario
+def sha512_mismatch_is_refused(work):
+    repo, server, client = fresh(work, hashes=("sha256", "sha512"))
+    repo.add_target("files/d.bin", b"d" * 64)
+    repo.publish()
+    # The sha256 still matches; only the sha512 is wrong. Every listed hash counts.
+    info = repo.targets.signed.targets["files/d.bin"]
+    info.hashes["sha512"] = "0" * 128
+    repo.publish()
+    code, error = client.download("files/d.bin")
+    return code == 1 and not os.listdir(client.target_dir), {"code": code, "error": error}
+
+
+@scenario
+def fast_forward_recovery(work):
+    """A stolen timestamp key signs version 1000; the publisher then changes the
+    timestamp role in root 2 (adding a new key, keeping the old one listed):
+    the client must drop its cached timestamp (spec 5.3.11) and accept version 2."""
+    repo, server, client = fresh(work)
+    assert client.refresh()[0] == 0
+    honest_version = repo.timestamp.signed.version
+    repo.timestamp.signed.version = 1000
+    repo.sign(repo.timestamp, "timestamp")
+    repo.timestamp.to_file(os.path.join(repo.meta, "timestamp.json"), SERIALIZER)
+    attacked = client.refresh()[0]
+    repo.timestamp.signed.version = honest_version
+    new_key = CryptoSigner.generate_ed25519()
+    repo.root.signed.add_key(new_key.public_key, "timestamp")
+    repo.root.signed.version += 1
+    repo.publish_root()
+    repo.signers["timestamp"] = [new_key]
+    repo.publish(bump_targets=False)
+    code, error = client.refresh()
+    kept = json.load(open(os.path.join(client.metadata_dir, "timestamp.json")))["signed"]["version"]
+    return attacked == 0 and code == 0 and kept == honest_version + 1, {"attacked": attacked, "code": code, "kept_timestamp": kept, "error": error}
 
 
 @scenario
