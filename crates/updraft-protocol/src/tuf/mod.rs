@@ -6,6 +6,7 @@
 //! object *as received*, so fields this version does not know still verify.
 
 mod canonical;
+mod delegation;
 mod keys;
 mod trusted;
 
@@ -21,6 +22,10 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 pub use canonical::to_canonical;
+pub use delegation::{
+    DelegatedRole, Delegations, Lookup, MAX_DELEGATIONS, find_target, path_matches,
+    reachable_roles, role_file_stem,
+};
 pub use keys::{KeyVal, PublicKey, RSA_BITS, RSA_MAX_BITS, RSA_MIN_BITS, Scheme, SigningKey};
 pub use trusted::TrustedSet;
 
@@ -429,9 +434,9 @@ pub struct Targets {
     pub expires: Expires,
     /// Targets by path.
     pub targets: BTreeMap<String, TargetFile>,
-    /// Delegations (updraft writes none; kept verbatim when present).
+    /// Roles this one delegates paths to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delegations: Option<Value>,
+    pub delegations: Option<Delegations>,
     /// Unknown fields, kept verbatim.
     #[serde(flatten)]
     pub unrecognized: Map<String, Value>,
@@ -444,6 +449,9 @@ impl Targets {
             if target.hashes.is_empty() {
                 return Err(format!("target `{path}` lists no hashes"));
             }
+        }
+        if let Some(delegations) = &self.delegations {
+            delegations.check()?;
         }
         Ok(())
     }
@@ -602,6 +610,16 @@ impl<T: Role> Envelope<T> {
         keys: &BTreeMap<String, PublicKey>,
         role_keys: &RoleKeys,
     ) -> Result<(), Error> {
+        self.verify_named(T::NAME.as_str(), keys, role_keys)
+    }
+
+    /// [`Envelope::verify_with`] for a role named `role` (a delegated role).
+    pub fn verify_named(
+        &self,
+        role: &str,
+        keys: &BTreeMap<String, PublicKey>,
+        role_keys: &RoleKeys,
+    ) -> Result<(), Error> {
         let mut counted = HashSet::new();
         for signature in &self.signatures {
             if !role_keys.keyids.contains(&signature.keyid) {
@@ -624,7 +642,7 @@ impl<T: Role> Envelope<T> {
         let valid = counted.len() as u64;
         if valid < role_keys.threshold {
             return Err(Error::Threshold {
-                role: T::NAME.as_str().into(),
+                role: role.into(),
                 valid,
                 threshold: role_keys.threshold,
             });
