@@ -283,13 +283,18 @@ impl KeyDir {
         }
         names
             .iter()
-            .map(|name| load(RoleName::Root, &self.dir.join(name)))
+            .map(|name| load("root", &self.dir.join(name)))
             .collect()
     }
 
     /// The key for an online role (`targets`, `snapshot`, `timestamp`).
     pub fn role_key(&self, role: RoleName) -> Result<LoadedKey> {
-        load(role, &self.dir.join(format!("{role}.key")))
+        load(role.as_str(), &self.dir.join(format!("{role}.key")))
+    }
+
+    /// The key of delegated role `name` (`NAME.key`).
+    pub fn delegated_key(&self, name: &str) -> Result<LoadedKey> {
+        load(name, &self.dir.join(format!("{name}.key")))
     }
 
     /// The key for `role`, checked against the keys `root` trusts for it.
@@ -319,19 +324,19 @@ pub fn check_trusted(loaded: &LoadedKey, role: RoleName, root: &Root) -> Result<
     }
 }
 
-fn load(role: RoleName, path: &Path) -> Result<LoadedKey> {
+fn load(role: &str, path: &Path) -> Result<LoadedKey> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingKey {
-                role: role.as_str().into(),
+                role: role.into(),
                 path: path.to_path_buf(),
             });
         }
         Err(e) => return Err(Error::io("read", path, e)),
     };
     let wrong = |reason: String| Error::WrongKey {
-        role: role.as_str().into(),
+        role: role.into(),
         path: path.to_path_buf(),
         reason,
     };

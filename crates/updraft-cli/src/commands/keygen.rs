@@ -37,3 +37,24 @@ pub(crate) fn run(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `updraft keygen --role NAME`: one key for a delegated role.
+pub(crate) fn one(out: &Path, role: &str, scheme: Scheme) -> anyhow::Result<ExitCode> {
+    let path = out.join(format!("{role}.key"));
+    if path.exists() {
+        anyhow::bail!(
+            "`{}` already exists; keys are never overwritten",
+            path.display()
+        );
+    }
+    updraft_fs::create_dir_all_durable_with_mode(out, 0o700)?;
+    let key = updraft_protocol::tuf::SigningKey::generate(scheme)?;
+    let keyid = updraft_publisher::keys::write_key_file(&path, &key)?;
+    println!(
+        "Created the {scheme} key `{}` ({}). Give it to the machine that signs for `{role}`; `updraft repo delegate --key {}` reads its public half.",
+        path.display(),
+        &keyid[..16],
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -240,3 +240,96 @@ fn python_tuf_stops_where_updraft_stops_on_every_fixture() {
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// A CI key signs beta releases through a delegation while the targets key
+/// stays offline; python-tuf resolves the delegation and downloads the beta,
+/// and the delegated key cannot sign a stable release.
+#[test]
+#[allow(clippy::result_large_err)]
+fn a_delegated_ci_key_publishes_betas_that_python_tuf_resolves() {
+    use updraft_protocol::tuf::{Scheme, SigningKey};
+    use updraft_publisher::{DelegationRequest, ExpiryPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let stable = store.publish("1.0.0");
+    let ci = dir.path().join("ci-keys");
+    fs::create_dir_all(&ci).unwrap();
+    let ci_key = SigningKey::generate(Scheme::EcdsaP256).unwrap();
+    updraft_publisher::keys::write_key_file(&ci.join("beta.key"), &ci_key).unwrap();
+    for online in ["snapshot.key", "timestamp.key"] {
+        fs::copy(store.keys.join(online), ci.join(online)).unwrap();
+    }
+    let now = OffsetDateTime::now_utc();
+    updraft_publisher::delegate(
+        &store.store,
+        &store.keys,
+        &DelegationRequest {
+            name: "beta".into(),
+            paths: vec!["releases/*-beta*/*".into(), "changelog/*-beta*".into()],
+            keys: vec![updraft_publisher::keys::read_public_key(&ci.join("beta.key")).unwrap()],
+            threshold: 1,
+            terminating: true,
+        },
+        now,
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let publish_with_ci = |version: &str| {
+        let source = dir.path().join(format!("src-{version}"));
+        updraft_test_support::write_app(&source, version);
+        updraft_publisher::publish_as(
+            &store.store,
+            &ci,
+            &TestStore::request(version, &source),
+            Some("beta"),
+            now,
+            &ExpiryPolicy::default(),
+        )
+    };
+    let beta = publish_with_ci("1.1.0-beta.1").unwrap();
+    assert_eq!(
+        beta.targets_version, 1,
+        "the first version of the beta role"
+    );
+    let refused = publish_with_ci("1.1.0").unwrap_err();
+    assert!(refused.to_string().contains("may not sign"), "{refused}");
+
+    let report = updraft_publisher::verify(&store.store, now).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let current = updraft_publisher::store::load_chain(&store.store, None).unwrap();
+    assert!(
+        current
+            .resolved()
+            .targets
+            .contains_key(beta.package.as_str())
+    );
+    assert!(
+        !current
+            .targets()
+            .signed
+            .targets
+            .contains_key(beta.package.as_str()),
+        "the beta is signed by the delegated role, not the top-level targets"
+    );
+    let versions = fs::read_to_string(store.store.join("metadata/versions.json")).unwrap();
+    assert!(versions.contains("1.1.0-beta.1"), "{versions}");
+
+    let output = python_with_tuf()
+        .arg(script("pytuf_client.py"))
+        .arg(&store.store)
+        .arg(dir.path().join("pytuf"))
+        .args([beta.package.as_str(), stable.package.as_str()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python-tuf refused the delegated beta: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        result["downloaded"][beta.package.as_str()]["length"],
+        beta.length
+    );
+}
