@@ -6,8 +6,11 @@ usage: python3 scripts/gen-tuf-fixtures.py   (needs `pip install tuf`, which
 brings securesystemslib and cryptography)
 
 The metadata is written and signed here in Python, independently of updraft's
-Rust code, from fixed Ed25519 seeds, so the output is byte-for-byte
-reproducible. Each scenario folder holds:
+Rust code, from fixed keys: Ed25519 and ECDSA from fixed seeds, RSA from
+scripts/fixture-keys/rsa-3072.pem (created on the first run). Ed25519 and
+PKCS #1 v1.5 signatures are deterministic, so those scenarios are
+byte-for-byte reproducible; ECDSA and RSA-PSS signatures are randomised and
+differ at each run (every run is as valid). Each scenario folder holds:
 
   root.json                 the root the client already trusts
   roots/N.root.json         newer roots, applied in order (optional)
@@ -24,6 +27,8 @@ import os
 import shutil
 import sys
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from securesystemslib.formats import encode_canonical
@@ -35,22 +40,57 @@ SPEC = "1.0.31"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "updraft-protocol", "tests", "data")
 
 
+RSA_PEM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixture-keys", "rsa-3072.pem")
+
+
+def rsa_private():
+    if not os.path.exists(RSA_PEM):
+        os.makedirs(os.path.dirname(RSA_PEM), exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        with open(RSA_PEM, "wb") as handle:
+            handle.write(key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with open(RSA_PEM, "rb") as handle:
+        return serialization.load_pem_private_key(handle.read(), password=None)
+
+
 class Key:
-    def __init__(self, seed: int):
-        self.private = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
-        public = self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-        self.public = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": public}}
+    """A fixture key; `scheme` as in TUF, `keytype` as securesystemslib writes it."""
+
+    def __init__(self, seed: int, scheme: str = "ed25519", keytype: str | None = None):
+        self.scheme = scheme
+        if scheme == "ed25519":
+            self.private = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+            public = self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+            keytype = keytype or "ed25519"
+        else:
+            if scheme == "ecdsa-sha2-nistp256":
+                self.private = ec.derive_private_key(seed * 1_000_003, ec.SECP256R1())
+                keytype = keytype or "ecdsa"
+            else:
+                self.private = rsa_private()
+                keytype = keytype or "rsa"
+            public = self.private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+        self.public = {"keytype": keytype, "scheme": scheme, "keyval": {"public": public}}
         self.keyid = hashlib.sha256(encode_canonical(self.public).encode()).hexdigest()
 
+    def raw_sign(self, data: bytes) -> bytes:
+        if self.scheme == "ed25519":
+            return self.private.sign(data)
+        if self.scheme == "ecdsa-sha2-nistp256":
+            return self.private.sign(data, ec.ECDSA(hashes.SHA256()))  # DER, as securesystemslib
+        if self.scheme == "rsassa-pss-sha256":
+            return self.private.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH), hashes.SHA256())
+        return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
     def sign(self, signed: dict, keyid: str | None = None) -> dict:
-        sig = self.private.sign(encode_canonical(signed).encode()).hex()
+        sig = self.raw_sign(encode_canonical(signed).encode()).hex()
         return {"keyid": keyid or self.keyid, "sig": sig}
 
 
 ROOT, ROOT2, TARGETS, SNAPSHOT, TIMESTAMP, TIMESTAMP2, OTHER = (Key(n) for n in range(1, 8))
 
 
-def root(version=1, expires=VALID, root_keys=(ROOT,), root_threshold=1, timestamp_key=TIMESTAMP, targets_keys=(TARGETS,), targets_threshold=1):
+def root(version=1, expires=VALID, root_keys=(ROOT,), root_threshold=1, timestamp_key=TIMESTAMP, targets_keys=(TARGETS,), targets_threshold=1, snapshot_key=None):
     keys = {}
     roles = {}
 
@@ -61,7 +101,7 @@ def root(version=1, expires=VALID, root_keys=(ROOT,), root_threshold=1, timestam
 
     add("root", root_keys, root_threshold)
     add("targets", targets_keys, targets_threshold)
-    add("snapshot", [SNAPSHOT], 1)
+    add("snapshot", [snapshot_key or SNAPSHOT], 1)
     add("timestamp", [timestamp_key], 1)
     return {"_type": "root", "spec_version": SPEC, "version": version, "expires": expires, "consistent_snapshot": True, "keys": keys, "roles": roles}
 
@@ -79,23 +119,27 @@ def envelope(signed: dict, *signers, keyids=None) -> bytes:
     return (json.dumps({"signatures": signatures, "signed": signed}, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
-def pin(version: int, data: bytes) -> dict:
-    return {"version": version, "length": len(data), "hashes": {"sha256": hashlib.sha256(data).hexdigest()}}
+HASHES = ("sha256",)
 
 
-def snapshot(targets_bytes: bytes, version=1, targets_version=1, expires=VALID):
-    return {"_type": "snapshot", "spec_version": SPEC, "version": version, "expires": expires, "meta": {"targets.json": pin(targets_version, targets_bytes)}}
+def pin(version: int, data: bytes, algorithms=None) -> dict:
+    algorithms = algorithms or HASHES
+    return {"version": version, "length": len(data), "hashes": {name: hashlib.new(name, data).hexdigest() for name in algorithms}}
 
 
-def timestamp(snapshot_bytes: bytes, version=1, snapshot_version=1, expires=VALID):
-    return {"_type": "timestamp", "spec_version": SPEC, "version": version, "expires": expires, "meta": {"snapshot.json": pin(snapshot_version, snapshot_bytes)}}
+def snapshot(targets_bytes: bytes, version=1, targets_version=1, expires=VALID, algorithms=None):
+    return {"_type": "snapshot", "spec_version": SPEC, "version": version, "expires": expires, "meta": {"targets.json": pin(targets_version, targets_bytes, algorithms)}}
 
 
-def chain(targets_signed=None, t_version=1, s_version=1, ts_version=1, s_expires=VALID, ts_expires=VALID, targets_signers=(TARGETS,), timestamp_signer=TIMESTAMP):
+def timestamp(snapshot_bytes: bytes, version=1, snapshot_version=1, expires=VALID, algorithms=None):
+    return {"_type": "timestamp", "spec_version": SPEC, "version": version, "expires": expires, "meta": {"snapshot.json": pin(snapshot_version, snapshot_bytes, algorithms)}}
+
+
+def chain(targets_signed=None, t_version=1, s_version=1, ts_version=1, s_expires=VALID, ts_expires=VALID, targets_signers=(TARGETS,), timestamp_signer=TIMESTAMP, snapshot_signer=None, algorithms=None):
     targets_signed = targets_signed or targets(version=t_version)
     targets_bytes = envelope(targets_signed, *targets_signers)
-    snapshot_bytes = envelope(snapshot(targets_bytes, version=s_version, targets_version=targets_signed["version"], expires=s_expires), SNAPSHOT)
-    timestamp_bytes = envelope(timestamp(snapshot_bytes, version=ts_version, snapshot_version=s_version, expires=ts_expires), timestamp_signer)
+    snapshot_bytes = envelope(snapshot(targets_bytes, version=s_version, targets_version=targets_signed["version"], expires=s_expires, algorithms=algorithms), snapshot_signer or SNAPSHOT)
+    timestamp_bytes = envelope(timestamp(snapshot_bytes, version=ts_version, snapshot_version=s_version, expires=ts_expires, algorithms=algorithms), timestamp_signer)
     return {"targets.json": targets_bytes, "snapshot.json": snapshot_bytes, "timestamp.json": timestamp_bytes}
 
 
@@ -136,7 +180,8 @@ def main() -> int:
     targets_bytes = (json.dumps(signed, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
     snapshot_bytes = envelope(snapshot(targets_bytes), SNAPSHOT)
     files = {"targets.json": targets_bytes, "snapshot.json": snapshot_bytes, "timestamp.json": envelope(timestamp(snapshot_bytes), TIMESTAMP)}
-    write("duplicate-signatures", files, {"step": "targets", "error": "Threshold"}, trusted_root=two_targets_root)
+    # Two signatures by one key id: refused outright, as python-tuf does.
+    write("duplicate-signatures", files, {"step": "targets", "error": "Invalid"}, trusted_root=two_targets_root)
     # One key listed under two key ids, both "signing".
     twin = root(targets_threshold=2)
     twin["keys"]["twin-of-targets-key"] = TARGETS.public
@@ -202,8 +247,68 @@ def main() -> int:
     write("root-rotation-revokes-old-timestamp-key", chain() | {"roots/2.root.json": envelope(rotated, ROOT, ROOT2)}, {"step": "timestamp", "error": "Threshold"})
     threshold_two = root(version=2, root_keys=(ROOT, ROOT2), root_threshold=2)
     write("root-threshold-two-signed-by-one", chain() | {"roots/2.root.json": envelope(threshold_two, ROOT)}, {"step": "root", "error": "Threshold"})
+    schemes_and_hashes(done)
     print(f"wrote {len(os.listdir(OUT))} scenarios to {os.path.normpath(OUT)}")
     return 0
+
+
+def schemes_and_hashes(done: dict):
+    """Every signature scheme, both hash algorithms, and the spec's edge cases."""
+    for name, scheme, keytype in [
+        ("valid-ecdsa", "ecdsa-sha2-nistp256", None),
+        ("valid-ecdsa-legacy-keytype", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256"),
+        ("valid-rsa-pss", "rsassa-pss-sha256", None),
+        ("valid-rsa-pkcs1v15", "rsa-pkcs1v15-sha256", None),
+    ]:
+        r, t, s, ts = (Key(seed, scheme, keytype) for seed in (11, 12, 13, 14))
+        trusted = envelope(root(root_keys=(r,), targets_keys=(t,), timestamp_key=ts, snapshot_key=s), r)
+        write(name, chain(targets_signers=(t,), snapshot_signer=s, timestamp_signer=ts), done, trusted_root=trusted)
+
+    # An unknown scheme is ignored: it neither blocks a threshold met by known
+    # keys, nor counts towards one.
+    unknown = {"keytype": "x-quantum", "scheme": "x-quantum-1", "keyval": {"public": "00ff"}}
+    for name, threshold, expected in [("unknown-scheme-ignored", 1, done), ("unknown-scheme-does-not-count", 2, {"step": "targets", "error": "Threshold"})]:
+        mixed = root(targets_threshold=threshold)
+        mixed["keys"]["unknown-key"] = unknown
+        mixed["roles"]["targets"]["keyids"].insert(0, "unknown-key")
+        targets_signed = targets()
+        signatures = [{"keyid": "unknown-key", "sig": "00" * 64}, TARGETS.sign(targets_signed)]
+        targets_bytes = (json.dumps({"signatures": signatures, "signed": targets_signed}, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        write(name, chain() | {"targets.json": targets_bytes}, expected, trusted_root=envelope(mixed, ROOT))
+        fix_pins(os.path.join(OUT, name))
+
+    # Hashes: every listed hash must match; unknown algorithms are ignored
+    # unless no known one is listed.
+    write("sha512-pins", chain(algorithms=("sha256", "sha512")), done)
+    write("sha512-only-pins", chain(algorithms=("sha512",)), done)
+    files = chain(algorithms=("sha256", "sha512"))
+    snap = json.loads(files["snapshot.json"])["signed"]
+    snap["meta"]["targets.json"]["hashes"]["sha512"] = "0" * 128
+    snap_bytes = envelope(snap, SNAPSHOT)
+    write("sha512-mismatch", files | {"snapshot.json": snap_bytes, "timestamp.json": envelope(timestamp(snap_bytes), TIMESTAMP)}, {"step": "targets", "error": "HashMismatch"})
+    files = chain()
+    snap = json.loads(files["snapshot.json"])["signed"]
+    snap["meta"]["targets.json"]["hashes"]["x-blake9"] = "ab"
+    snap_bytes = envelope(snap, SNAPSHOT)
+    write("unknown-hash-ignored", files | {"snapshot.json": snap_bytes, "timestamp.json": envelope(timestamp(snap_bytes), TIMESTAMP)}, done)
+    snap["meta"]["targets.json"]["hashes"] = {"x-blake9": "ab"}
+    snap_bytes = envelope(snap, SNAPSHOT)
+    write("only-unknown-hash", files | {"snapshot.json": snap_bytes, "timestamp.json": envelope(timestamp(snap_bytes), TIMESTAMP)}, {"step": "targets", "error": "Invalid"})
+
+    # The timestamp pins the snapshot's length: a longer file is refused
+    # even though its signature is valid.
+    files = chain()
+    longer = files["snapshot.json"] + b" "
+    write("snapshot-length-mismatch", files | {"snapshot.json": longer}, {"step": "snapshot", "error": "LengthMismatch"})
+    # A version pinned without hashes must still be the file's own version.
+    files = chain(targets_signed=targets(version=2))
+    snap = {"_type": "snapshot", "spec_version": SPEC, "version": 1, "expires": VALID, "meta": {"targets.json": {"version": 1}}}
+    snap_bytes = envelope(snap, SNAPSHOT)
+    write("targets-version-differs-from-pin", files | {"snapshot.json": snap_bytes, "timestamp.json": envelope(timestamp(snap_bytes), TIMESTAMP)}, {"step": "targets", "error": "BadVersion"})
+    # spec_version major must be 1.
+    future_targets = targets()
+    future_targets["spec_version"] = "2.0.0"
+    write("spec-version-2", chain(targets_signed=future_targets), {"step": "targets", "error": "UnsupportedFormat"})
 
 
 def fix_pins(folder: str):

@@ -286,6 +286,13 @@ struct KeygenArgs {
     /// How many root keys must sign a new root.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     root_threshold: u32,
+    /// Create only one key, `OUT/ROLE.key`, for a delegated role (`repo delegate --key`).
+    #[arg(long)]
+    role: Option<String>,
+    /// Signature scheme of the new keys: ed25519, ecdsa-sha2-nistp256,
+    /// rsassa-pss-sha256 or rsa-pkcs1v15-sha256.
+    #[arg(long, default_value = "ed25519")]
+    scheme: updraft_protocol::tuf::Scheme,
 }
 
 #[derive(Debug, Subcommand)]
@@ -318,6 +325,31 @@ enum RepoCommand {
         #[arg(long)]
         keys: PathBuf,
     },
+    /// Delegate target paths to another key (a CI key for a beta channel, say).
+    Delegate {
+        /// The store folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The keys folder (targets, snapshot and timestamp keys).
+        #[arg(long)]
+        keys: PathBuf,
+        /// The delegated role's name (letters, digits, `-`, `_`, `.`).
+        #[arg(long)]
+        name: String,
+        /// Shell-style patterns of the paths it may sign (`*` does not cross `/`),
+        /// such as `releases/*-beta*/*`.
+        #[arg(long, num_args = 1.., required = true)]
+        paths: Vec<String>,
+        /// A key file whose public key signs for the role (repeatable).
+        #[arg(long = "key", required = true)]
+        key_files: Vec<PathBuf>,
+        /// How many of those keys must sign.
+        #[arg(long, default_value_t = 1)]
+        threshold: u64,
+        /// Stop the search at this role for the paths it matches.
+        #[arg(long)]
+        terminating: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -325,9 +357,14 @@ struct PublishArgs {
     /// The store folder.
     #[arg(long)]
     repo: PathBuf,
-    /// The keys folder (targets, snapshot and timestamp keys).
+    /// The keys folder (targets, snapshot and timestamp keys; with `--role`,
+    /// that role's key instead of the targets key).
     #[arg(long)]
     keys: PathBuf,
+    /// Sign the release into this delegated role (`repo delegate`) with
+    /// `KEYS/ROLE.key`; the targets key is not needed.
+    #[arg(long)]
+    role: Option<String>,
     /// Application id, such as `kuzflow`.
     #[arg(long)]
     app: AppId,
@@ -384,12 +421,32 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Quickstart(args) => commands::quickstart::run(&args.dir, args.gui),
-        Command::Keygen(args) => {
-            commands::keygen::run(&args.out, args.root_keys, args.root_threshold)
-        }
+        Command::Keygen(args) => match &args.role {
+            Some(role) => commands::keygen::one(&args.out, role, args.scheme),
+            None => {
+                commands::keygen::run(&args.out, args.root_keys, args.root_threshold, args.scheme)
+            }
+        },
         Command::Repo(RepoCommand::Init { repo, keys }) => commands::repo::init(&repo, &keys),
         Command::Repo(RepoCommand::Verify { repo, json }) => commands::repo::verify(&repo, json),
         Command::Repo(RepoCommand::Refresh { repo, keys }) => commands::repo::refresh(&repo, &keys),
+        Command::Repo(RepoCommand::Delegate {
+            repo,
+            keys,
+            name,
+            paths,
+            key_files,
+            threshold,
+            terminating,
+        }) => commands::repo::delegate(
+            &repo,
+            &keys,
+            name,
+            paths,
+            &key_files,
+            threshold,
+            terminating,
+        ),
         Command::Publish(args) => commands::publish::run(&args),
         Command::Rollout(args) => commands::rollout::run(&args),
         Command::Serve(args) => commands::serve::run(*args),

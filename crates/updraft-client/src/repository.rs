@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
-use updraft_protocol::tuf::{Root, TargetFile, Targets, TrustedSet};
+use updraft_protocol::tuf::{Lookup, Root, TargetFile, Targets, TrustedSet, role_file_stem};
 use updraft_protocol::{Error as ProtocolError, TargetPath};
 
 use crate::error::{Error, Result};
@@ -28,6 +28,11 @@ pub const MAX_TARGETS_BYTES: u64 = 16 * 1024 * 1024;
 pub struct Repository {
     metadata_dir: PathBuf,
     trusted: TrustedSet,
+    /// The top-level targets with every target the delegation search
+    /// resolves, from whichever role it trusts for each path.
+    resolved: Targets,
+    /// Delegated roles that could not be loaded, with the reason.
+    unavailable: Vec<(String, String)>,
 }
 
 fn persist(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
@@ -198,10 +203,101 @@ impl Repository {
                 .map_err(|e| verification(&name, e))?;
             persist(metadata_dir, "targets.json", &bytes)?;
         }
-        Ok(Self {
+
+        // 5.6.7: every delegated role reachable from targets, pinned by the
+        // snapshot and verified with its delegator's keys. A role that fails
+        // is left out: the paths whose search reaches it resolve to nothing.
+        let mut unavailable = Vec::new();
+        let mut attempted = std::collections::HashSet::new();
+        loop {
+            let pending: Vec<_> = trusted
+                .delegations_to_load()
+                .into_iter()
+                .filter(|(role, _)| attempted.insert(role.clone()))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            for (role, parent) in pending {
+                let local = format!("{}.json", role_file_stem(&role));
+                if let Some(bytes) = read_local(metadata_dir, &local) {
+                    let mut candidate = trusted.clone();
+                    if candidate
+                        .update_delegated_targets(&bytes, &role, &parent)
+                        .is_ok()
+                    {
+                        trusted = candidate;
+                        continue;
+                    }
+                }
+                let Some(pinned) = trusted
+                    .snapshot()
+                    .expect("loaded")
+                    .signed
+                    .meta
+                    .get(&format!("{role}.json"))
+                    .cloned()
+                else {
+                    unavailable.push((role, "the snapshot does not list it".into()));
+                    continue;
+                };
+                let name = if consistent {
+                    format!("{}.{local}", pinned.version)
+                } else {
+                    local.clone()
+                };
+                let url = join(metadata_url, &name);
+                let Some(bytes) = fetcher
+                    .fetch(&url, pinned.length.unwrap_or(MAX_TARGETS_BYTES))
+                    .await?
+                else {
+                    unavailable.push((role, format!("`{url}` does not exist (404)")));
+                    continue;
+                };
+                match trusted.update_delegated_targets(&bytes, &role, &parent) {
+                    Ok(()) => persist(metadata_dir, &local, &bytes)?,
+                    Err(e) => unavailable.push((role, format!("`{url}` failed verification: {e}"))),
+                }
+            }
+        }
+        Ok(Self::new(metadata_dir, trusted, unavailable))
+    }
+
+    fn new(metadata_dir: &Path, trusted: TrustedSet, unavailable: Vec<(String, String)>) -> Self {
+        let mut resolved = trusted.targets().expect("loaded").signed.clone();
+        resolved.targets = trusted.resolved_targets().0;
+        Self {
             metadata_dir: metadata_dir.to_path_buf(),
             trusted,
-        })
+            resolved,
+            unavailable,
+        }
+    }
+
+    /// Delegated roles that could not be loaded (role, reason): targets
+    /// they would provide are missing from [`Repository::targets`].
+    pub fn unavailable_roles(&self) -> &[(String, String)] {
+        &self.unavailable
+    }
+
+    /// Looks one target up through the delegations (spec 5.6.7).
+    pub fn find_target(&self, path: &str) -> Result<&TargetFile> {
+        match self.trusted.find_target(path) {
+            Lookup::Found(target, _) => Ok(target),
+            Lookup::NotFound => Err(Error::Verification(format!(
+                "`{path}` is not a signed target"
+            ))),
+            Lookup::Unavailable(role) => {
+                let reason = self
+                    .unavailable
+                    .iter()
+                    .find(|(r, _)| *r == role)
+                    .map_or("it was not loaded", |(_, reason)| reason.as_str());
+                Err(Error::Verification(format!(
+                    "`{path}` cannot be looked up: the delegated role `{role}` is not trusted ({reason})"
+                )))
+            }
+        }
     }
 
     /// Loads the metadata a refresh already verified and persisted, checking
@@ -229,19 +325,38 @@ impl Repository {
         trusted
             .update_targets(&read("targets.json")?)
             .map_err(|e| local("targets.json", e))?;
-        Ok(Self {
-            metadata_dir: metadata_dir.to_path_buf(),
-            trusted,
-        })
+        let mut unavailable = Vec::new();
+        let mut attempted = std::collections::HashSet::new();
+        loop {
+            let pending: Vec<_> = trusted
+                .delegations_to_load()
+                .into_iter()
+                .filter(|(role, _)| attempted.insert(role.clone()))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            for (role, parent) in pending {
+                let name = format!("{}.json", role_file_stem(&role));
+                let outcome = match read_local(metadata_dir, &name) {
+                    Some(bytes) => trusted
+                        .update_delegated_targets(&bytes, &role, &parent)
+                        .map_err(|e| e.to_string()),
+                    None => Err("it was never downloaded".into()),
+                };
+                if let Err(reason) = outcome {
+                    unavailable.push((role, reason));
+                }
+            }
+        }
+        Ok(Self::new(metadata_dir, trusted, unavailable))
     }
 
-    /// The verified targets.
+    /// The verified targets, through the delegations: the top-level targets
+    /// metadata whose `targets` holds every path the delegation search
+    /// resolves (spec 5.6.7), each from the role trusted for it.
     pub fn targets(&self) -> &Targets {
-        &self
-            .trusted
-            .targets()
-            .expect("refresh loads targets")
-            .signed
+        &self.resolved
     }
 
     /// The verified metadata set.
@@ -265,9 +380,9 @@ impl Repository {
             .map_err(|e| Error::Verification(format!("The target path is unsafe: {e}")))?;
         let relative = match (
             self.trusted.root().signed.consistent_snapshot,
-            target.sha256(),
+            target.prefix_digest(),
         ) {
-            (true, Some(digest)) => checked.with_hash_prefix(&digest),
+            (true, Some(hex)) => checked.with_hex_prefix(&hex),
             _ => checked.to_string(),
         };
         Ok(join(target_base_url, &relative))
@@ -283,11 +398,7 @@ impl Repository {
         path: &str,
         dest: &Path,
     ) -> Result<()> {
-        let target = self
-            .targets()
-            .targets
-            .get(path)
-            .ok_or_else(|| Error::Verification(format!("`{path}` is not a signed target")))?;
+        let target = self.find_target(path)?;
         if let Ok(existing) = std::fs::read(dest)
             && verify_bytes(path, target, &existing).is_ok()
         {

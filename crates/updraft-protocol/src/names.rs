@@ -115,9 +115,14 @@ impl TargetPath {
     /// The name a consistent-snapshot repository stores this target under:
     /// the file name prefixed with its SHA-256 (`dir/{hex}.name`).
     pub fn with_hash_prefix(&self, digest: &Sha256Digest) -> String {
+        self.with_hex_prefix(&digest.to_hex())
+    }
+
+    /// The consistent-snapshot name with any hex digest (`dir/{hex}.name`).
+    pub fn with_hex_prefix(&self, hex: &str) -> String {
         match self.parent() {
-            "" => format!("{digest}.{}", self.file_name()),
-            parent => format!("{parent}/{digest}.{}", self.file_name()),
+            "" => format!("{hex}.{}", self.file_name()),
+            parent => format!("{parent}/{hex}.{}", self.file_name()),
         }
     }
 }

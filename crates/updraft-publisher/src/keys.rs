@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use updraft_fs::AtomicFile;
-use updraft_protocol::tuf::{PublicKey, RoleName, Root, SigningKey};
+use updraft_protocol::tuf::{RoleName, Root, Scheme, SigningKey};
 
 use crate::error::{Error, Result};
 
@@ -30,6 +30,8 @@ pub struct KeygenOptions {
     pub root_keys: u32,
     /// How many of them must sign a root.
     pub root_threshold: u32,
+    /// The signature scheme of every key.
+    pub scheme: Scheme,
 }
 
 impl Default for KeygenOptions {
@@ -37,6 +39,7 @@ impl Default for KeygenOptions {
         Self {
             root_keys: 1,
             root_threshold: 1,
+            scheme: Scheme::Ed25519,
         }
     }
 }
@@ -118,37 +121,16 @@ pub fn generate(out: &Path, options: KeygenOptions) -> Result<Vec<GeneratedKey>>
 
     let mut generated = Vec::new();
     for (role, name) in plan {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| {
+        let key = SigningKey::generate(options.scheme).map_err(|e| {
             Error::io(
-                "get random bytes for",
+                "generate a key for",
                 out,
                 std::io::Error::other(e.to_string()),
             )
         })?;
-        let key = SigningKey::from_seed(&seed);
-        let public = key.public();
-        let file = KeyFile {
-            keytype: public.keytype.clone(),
-            scheme: public.scheme.clone(),
-            keyid: public.key_id(),
-            keyval: PrivateKeyVal {
-                public: public.keyval.public.clone(),
-                private: hex::encode(seed),
-            },
-        };
         let path = out.join(&name);
-        let mut writer = AtomicFile::create_with_mode(&path, 0o600)?;
-        let bytes = serde_json::to_vec_pretty(&file).expect("key files serialise");
-        writer
-            .write_all(&bytes)
-            .map_err(|e| Error::io("write", &path, e))?;
-        writer.commit()?;
-        generated.push(GeneratedKey {
-            role,
-            path,
-            keyid: file.keyid,
-        });
+        let keyid = write_key_file(&path, &key)?;
+        generated.push(GeneratedKey { role, path, keyid });
     }
     let keyset = KeySetFile {
         format_version: 1,
@@ -170,6 +152,68 @@ pub fn generate(out: &Path, options: KeygenOptions) -> Result<Vec<GeneratedKey>>
     bytes.push(b'\n');
     updraft_fs::write_atomic(&out.join(KEYSET), &bytes)?;
     Ok(generated)
+}
+
+/// Writes `key` to a new private key file (`0600`), returning its key id.
+pub fn write_key_file(path: &Path, key: &SigningKey) -> Result<String> {
+    let public = key.public();
+    let file = KeyFile {
+        keytype: public.keytype.clone(),
+        scheme: public.scheme.clone(),
+        keyid: public.key_id(),
+        keyval: PrivateKeyVal {
+            public: public.keyval.public.clone(),
+            private: key.private_encoding(),
+        },
+    };
+    let mut writer = AtomicFile::create_with_mode(path, 0o600)?;
+    let bytes = serde_json::to_vec_pretty(&file).expect("key files serialise");
+    writer
+        .write_all(&bytes)
+        .map_err(|e| Error::io("write", path, e))?;
+    writer.commit()?;
+    Ok(file.keyid)
+}
+
+/// Reads the public half of a key file: an updraft key file (its private
+/// part is ignored) or a TUF public key object as securesystemslib writes it.
+pub fn read_public_key(path: &Path) -> Result<updraft_protocol::tuf::PublicKey> {
+    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let wrong = |reason: String| Error::WrongKey {
+        role: "public".into(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| wrong(format!("it is not a JSON key file ({e})")))?;
+    let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+    let (Some(keytype), Some(scheme), Some(public)) = (
+        field("keytype"),
+        field("scheme"),
+        value
+            .get("keyval")
+            .and_then(|v| v.get("public"))
+            .and_then(serde_json::Value::as_str),
+    ) else {
+        return Err(wrong(
+            "it lacks `keytype`, `scheme` or `keyval.public`".into(),
+        ));
+    };
+    let key = updraft_protocol::tuf::PublicKey {
+        keytype: keytype.into(),
+        scheme: scheme.into(),
+        keyval: updraft_protocol::tuf::KeyVal {
+            public: public.into(),
+            unrecognized: serde_json::Map::new(),
+        },
+        unrecognized: serde_json::Map::new(),
+    };
+    if key.known_scheme().is_none() {
+        return Err(wrong(format!(
+            "key type `{keytype}` with scheme `{scheme}` is not supported"
+        )));
+    }
+    Ok(key)
 }
 
 /// A loaded signing key and where it came from.
@@ -239,13 +283,18 @@ impl KeyDir {
         }
         names
             .iter()
-            .map(|name| load(RoleName::Root, &self.dir.join(name)))
+            .map(|name| load("root", &self.dir.join(name)))
             .collect()
     }
 
     /// The key for an online role (`targets`, `snapshot`, `timestamp`).
     pub fn role_key(&self, role: RoleName) -> Result<LoadedKey> {
-        load(role, &self.dir.join(format!("{role}.key")))
+        load(role.as_str(), &self.dir.join(format!("{role}.key")))
+    }
+
+    /// The key of delegated role `name` (`NAME.key`).
+    pub fn delegated_key(&self, name: &str) -> Result<LoadedKey> {
+        load(name, &self.dir.join(format!("{name}.key")))
     }
 
     /// The key for `role`, checked against the keys `root` trusts for it.
@@ -275,33 +324,34 @@ pub fn check_trusted(loaded: &LoadedKey, role: RoleName, root: &Root) -> Result<
     }
 }
 
-fn load(role: RoleName, path: &Path) -> Result<LoadedKey> {
+fn load(role: &str, path: &Path) -> Result<LoadedKey> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingKey {
-                role: role.as_str().into(),
+                role: role.into(),
                 path: path.to_path_buf(),
             });
         }
         Err(e) => return Err(Error::io("read", path, e)),
     };
     let wrong = |reason: String| Error::WrongKey {
-        role: role.as_str().into(),
+        role: role.into(),
         path: path.to_path_buf(),
         reason,
     };
     let file: KeyFile = serde_json::from_slice(&bytes)
         .map_err(|e| wrong(format!("it is not an updraft key file ({e})")))?;
-    if file.keytype != "ed25519" || file.scheme != "ed25519" {
+    let Some(scheme) = Scheme::of(&file.keytype, &file.scheme) else {
         return Err(wrong(format!(
-            "key type `{}`/`{}` is not supported; updraft signs with ed25519",
+            "key type `{}`/`{}` is not supported; updraft signs with ed25519, ecdsa-sha2-nistp256, rsassa-pss-sha256 or rsa-pkcs1v15-sha256",
             file.keytype, file.scheme
         )));
-    }
-    let key = SigningKey::from_hex_seed(&file.keyval.private)
-        .map_err(|_| wrong("its private key is not 64 hex digits".into()))?;
-    if key.public() != PublicKey::ed25519(&hex_array(&file.keyval.public).unwrap_or_default()) {
+    };
+    let key = SigningKey::from_private(scheme, &file.keyval.private)
+        .map_err(|e| wrong(format!("its private key cannot be read: {e}")))?;
+    let public = key.public();
+    if public.material() != recorded_public(&file).material() {
         return Err(wrong("its public and private halves do not match".into()));
     }
     Ok(LoadedKey {
@@ -310,10 +360,17 @@ fn load(role: RoleName, path: &Path) -> Result<LoadedKey> {
     })
 }
 
-fn hex_array(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).ok()?;
-    Some(out)
+/// The public half recorded in a key file, as a TUF key.
+fn recorded_public(file: &KeyFile) -> updraft_protocol::tuf::PublicKey {
+    updraft_protocol::tuf::PublicKey {
+        keytype: file.keytype.clone(),
+        scheme: file.scheme.clone(),
+        keyval: updraft_protocol::tuf::KeyVal {
+            public: file.keyval.public.clone(),
+            unrecognized: serde_json::Map::new(),
+        },
+        unrecognized: serde_json::Map::new(),
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +388,7 @@ mod tests {
             KeygenOptions {
                 root_keys: 3,
                 root_threshold: 2,
+                ..KeygenOptions::default()
             },
         )
         .unwrap();
@@ -360,7 +418,8 @@ mod tests {
                 dir.path(),
                 KeygenOptions {
                     root_keys: 1,
-                    root_threshold: 2
+                    root_threshold: 2,
+                    ..KeygenOptions::default()
                 }
             )
             .is_err()

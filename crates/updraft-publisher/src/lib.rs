@@ -45,7 +45,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use keys::KeygenOptions;
 pub use pack::{ModeChange, PackOptions};
 pub use repo::{
-    ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, RolloutAction,
-    RolloutReport, init, publish, refresh, rollout,
+    DelegateReport, DelegationRequest, ExpiryPolicy, InitReport, PublishReport, PublishRequest,
+    RefreshReport, RolloutAction, RolloutReport, delegate, init, publish, publish_as, refresh,
+    rollout,
 };
 pub use verify::{Problem, VerifyReport, verify};

@@ -14,8 +14,8 @@ use updraft_protocol::manifest::{
     FORMAT_VERSION, FileRef, PackageFormat, PackageKind, PatchCustom,
 };
 use updraft_protocol::tuf::{
-    Envelope, Expires, MetaFile, PublicKey, RoleKeys, RoleName, Root, SPEC_VERSION, SigningKey,
-    Snapshot, TargetFile, Targets, Timestamp,
+    DelegatedRole, Delegations, Envelope, Expires, MetaFile, PublicKey, RoleKeys, RoleName, Root,
+    SPEC_VERSION, SigningKey, Snapshot, TargetFile, Targets, Timestamp,
 };
 use updraft_protocol::{
     AppId, Arch, Channel, PackageCustom, Platform, ReleaseInfo, ReleaseManifest, Sha256Digest,
@@ -145,6 +145,7 @@ pub fn init(
     };
     let targets = Envelope::sign(targets, &[key_of(RoleName::Targets)]);
     let (snapshot, timestamp) = sign_snapshot_and_timestamp(
+        None,
         &targets,
         1,
         1,
@@ -177,7 +178,9 @@ fn meta_path(name: &str) -> PathBuf {
     Path::new(METADATA_DIR).join(name)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sign_snapshot_and_timestamp(
+    previous: Option<&Snapshot>,
     targets: &Envelope<Targets>,
     snapshot_version: u64,
     timestamp_version: u64,
@@ -186,7 +189,8 @@ fn sign_snapshot_and_timestamp(
     snapshot_key: &SigningKey,
     timestamp_key: &SigningKey,
 ) -> (Envelope<Snapshot>, Envelope<Timestamp>) {
-    let mut meta = BTreeMap::new();
+    // Delegated roles stay pinned as they were.
+    let mut meta = previous.map(|s| s.meta.clone()).unwrap_or_default();
     meta.insert(
         "targets.json".to_owned(),
         MetaFile::pinned(targets.signed.version, &targets.to_bytes()),
@@ -330,6 +334,21 @@ pub fn publish(
     now: OffsetDateTime,
     policy: &ExpiryPolicy,
 ) -> Result<PublishReport> {
+    publish_as(store_dir, keys_dir, request, None, now, policy)
+}
+
+/// [`publish`], signing the release into delegated role `role` (delegated
+/// by the top-level targets with `repo delegate`) with `keys_dir/ROLE.key`
+/// instead of the targets key, which can stay offline. Snapshot and
+/// timestamp are re-signed with the keys in `keys_dir`.
+pub fn publish_as(
+    store_dir: &Path,
+    keys_dir: &Path,
+    request: &PublishRequest,
+    role: Option<&str>,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<PublishReport> {
     if request.rollout_percent > 100 {
         return Err(Error::InvalidArgument(
             updraft_protocol::Error::InvalidName {
@@ -386,11 +405,32 @@ pub fn publish(
     let keys = KeyDir::open(keys_dir)?;
     let root = &current.root().signed;
     // Check every key before packing, so a wrong folder fails fast.
-    for role in [RoleName::Targets, RoleName::Snapshot, RoleName::Timestamp] {
+    let signer = match role {
+        None => {
+            keys.trusted_role_key(RoleName::Targets, root)?;
+            Signer::Targets
+        }
+        Some(name) => {
+            let delegation = delegation_of(&current, name)?;
+            let key = keys.delegated_key(name)?;
+            if !delegation.keyids.contains(&key.key.public().key_id()) {
+                return Err(Error::WrongKey {
+                    role: name.into(),
+                    path: key.path.clone(),
+                    reason: format!(
+                        "its key id is not among the keys the targets role delegates `{name}` to"
+                    ),
+                });
+            }
+            Signer::Delegated(name.to_owned(), Box::new(delegation), Box::new(key))
+        }
+    };
+    for role in [RoleName::Snapshot, RoleName::Timestamp] {
         keys.trusted_role_key(role, root)?;
     }
 
-    let (existing, _) = layout::releases(&current.targets().signed);
+    let resolved = current.resolved();
+    let (existing, _) = layout::releases(&resolved);
     if existing.iter().any(|r| {
         let info = &r.custom.release;
         info.app == request.app
@@ -416,6 +456,20 @@ pub fn publish(
         request.arch,
         format.extension(),
     );
+    if let Signer::Delegated(name, delegation, _) = &signer {
+        let mut paths_needed = vec![&paths.package, &paths.manifest];
+        if notes.is_some() {
+            paths_needed.push(&paths.changelog);
+        }
+        for path in paths_needed {
+            if !delegation.is_delegated_path(path.as_str()) {
+                return Err(Error::Conflict(format!(
+                    "The role `{name}` may not sign `{path}`: its delegation covers only {}; publish with the targets key, or widen the delegation with `updraft repo delegate`",
+                    describe_paths(delegation)
+                )));
+            }
+        }
+    }
     let release_date = Expires::at(now).to_string();
     let mut tx = store.begin()?;
 
@@ -468,7 +522,21 @@ pub fn publish(
     };
     tx.stage_bytes(Path::new(paths.manifest.as_str()), &manifest_bytes)?;
 
-    let mut new_targets = current.targets().signed.clone();
+    let mut new_targets = match &signer {
+        Signer::Targets => current.targets().signed.clone(),
+        Signer::Delegated(name, _, _) => current.delegated(name).map_or_else(
+            || Targets {
+                type_: "targets".into(),
+                spec_version: SPEC_VERSION.into(),
+                version: 0,
+                expires: Expires::at(now + policy.targets),
+                targets: BTreeMap::new(),
+                delegations: None,
+                unrecognized: Map::new(),
+            },
+            |e| e.signed.clone(),
+        ),
+    };
     let mut add_target =
         |tx: &mut updraft_fs::Transaction, path: &TargetPath, target: TargetFile| -> Result<()> {
             let digest = target.sha256().expect("sha256 set above");
@@ -489,12 +557,7 @@ pub fn publish(
                 length: bytes.len() as u64,
                 sha256: Sha256Digest::of(&bytes),
             };
-            match current
-                .targets()
-                .signed
-                .targets
-                .get(paths.changelog.as_str())
-            {
+            match resolved.targets.get(paths.changelog.as_str()) {
                 Some(existing) if existing.sha256() == Some(reference.sha256) => {}
                 Some(_) => {
                     return Err(Error::Conflict(format!(
@@ -545,8 +608,21 @@ pub fn publish(
         TargetFile::new(packed.length, &packed.sha256, Some(custom.to_custom())),
     )?;
 
-    let targets_version =
-        stage_new_targets(&store, &mut tx, &current, new_targets, &keys, now, policy)?;
+    let targets_version = match &signer {
+        Signer::Targets => {
+            stage_new_targets(&store, &mut tx, &current, new_targets, &keys, now, policy)?
+        }
+        Signer::Delegated(name, _, key) => stage_new_delegated(
+            &store,
+            &mut tx,
+            &current,
+            (name, &key.key),
+            new_targets,
+            &keys,
+            now,
+            policy,
+        )?,
+    };
     fault::point("publish.staged");
     tx.commit()?;
     Ok(PublishReport {
@@ -658,6 +734,7 @@ fn stage_new_targets(
     new_targets.expires = Expires::at(now + policy.targets);
     let targets = Envelope::sign(new_targets, &[&targets_key.key]);
     let (snapshot, timestamp) = sign_snapshot_and_timestamp(
+        Some(&current.snapshot().signed),
         &targets,
         current.snapshot().signed.version + 1,
         current.timestamp().signed.version + 1,
@@ -669,6 +746,232 @@ fn stage_new_targets(
     stage_views(store, tx, &targets.signed)?;
     stage_metadata(tx, &targets, &snapshot, &timestamp)?;
     Ok(targets.signed.version)
+}
+
+enum Signer {
+    Targets,
+    Delegated(String, Box<DelegatedRole>, Box<crate::keys::LoadedKey>),
+}
+
+fn describe_paths(role: &DelegatedRole) -> String {
+    match (&role.paths, &role.path_hash_prefixes) {
+        (Some(paths), _) => paths
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (None, Some(prefixes)) => {
+            format!("paths whose SHA-256 starts with {}", prefixes.join(", "))
+        }
+        (None, None) => "no path".into(),
+    }
+}
+
+/// The top-level targets' delegation to `name`.
+fn delegation_of(current: &Current, name: &str) -> Result<DelegatedRole> {
+    current
+        .targets()
+        .signed
+        .delegations
+        .as_ref()
+        .and_then(|d| d.roles.iter().find(|r| r.name == name))
+        .cloned()
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "The targets role delegates nothing to `{name}`; run `updraft repo delegate --name {name} ...` first"
+            ))
+        })
+}
+
+/// Signs `new_targets` as the next version of delegated role `role`, with a
+/// new snapshot (pinning it) and timestamp; the top-level targets stay as they are.
+#[allow(clippy::too_many_arguments)]
+fn stage_new_delegated(
+    store: &Store,
+    tx: &mut updraft_fs::Transaction,
+    current: &Current,
+    (role, role_key): (&str, &SigningKey),
+    mut new_targets: Targets,
+    keys: &KeyDir,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<u64> {
+    let root = &current.root().signed;
+    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
+    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
+    new_targets.version += 1;
+    new_targets.expires = Expires::at(now + policy.targets);
+    let delegated = Envelope::sign(new_targets, &[role_key]);
+    let bytes = delegated.to_bytes();
+    let mut snapshot = current.snapshot().signed.clone();
+    snapshot.version += 1;
+    snapshot.expires = Expires::at(now + policy.snapshot);
+    snapshot.meta.insert(
+        format!("{role}.json"),
+        MetaFile::pinned(delegated.signed.version, &bytes),
+    );
+    let snapshot = Envelope::sign(snapshot, &[&snapshot_key.key]);
+    let timestamp = sign_timestamp(
+        &snapshot,
+        current.timestamp().signed.version + 1,
+        now,
+        policy,
+        &timestamp_key.key,
+    );
+    // The views show what clients will resolve, the new role included.
+    let top = &current.targets().signed;
+    let mut resolved = top.clone();
+    resolved.targets = BTreeMap::new();
+    let paths: Vec<&String> = top
+        .targets
+        .keys()
+        .chain(
+            current
+                .trusted
+                .delegated_roles()
+                .values()
+                .flat_map(|e| e.signed.targets.keys()),
+        )
+        .chain(delegated.signed.targets.keys())
+        .collect();
+    for path in paths {
+        let found = updraft_protocol::tuf::find_target(path, top, |name| {
+            if name == role {
+                Some(&delegated.signed)
+            } else {
+                current.delegated(name).map(|e| &e.signed)
+            }
+        });
+        if let updraft_protocol::tuf::Lookup::Found(target, _) = found {
+            resolved.targets.insert(path.clone(), target.clone());
+        }
+    }
+    stage_views(store, tx, &resolved)?;
+    tx.stage_bytes(
+        &meta_path(&crate::store::delegated_name(
+            role,
+            delegated.signed.version,
+            true,
+        )),
+        &bytes,
+    )?;
+    tx.stage_bytes(
+        &meta_path(&metadata_name("snapshot", snapshot.signed.version, true)),
+        &snapshot.to_bytes(),
+    )?;
+    tx.stage_bytes(&meta_path("timestamp.json"), &timestamp.to_bytes())?;
+    Ok(delegated.signed.version)
+}
+
+/// What `repo delegate` changed.
+#[derive(Debug, Clone)]
+pub struct DelegateReport {
+    /// The new top-level targets version.
+    pub targets_version: u64,
+    /// The delegated key's id.
+    pub keyid: String,
+    /// True when the role existed and was replaced.
+    pub replaced: bool,
+}
+
+/// A new (or replaced) delegation from the top-level targets.
+#[derive(Debug, Clone)]
+pub struct DelegationRequest {
+    /// The role's name: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// Shell-style path patterns it may sign.
+    pub paths: Vec<String>,
+    /// The public key (or keys) that sign for it.
+    pub keys: Vec<PublicKey>,
+    /// How many of them must sign.
+    pub threshold: u64,
+    /// Stop the search at this role for the paths it matches.
+    pub terminating: bool,
+}
+
+/// `repo delegate`: the top-level targets (signed with `targets.key` from
+/// `keys_dir`) delegate `request.paths` to a role signed by `request.keys`.
+pub fn delegate(
+    store_dir: &Path,
+    keys_dir: &Path,
+    request: &DelegationRequest,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<DelegateReport> {
+    let name = &request.name;
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !RoleName::ALL.iter().any(|r| r.as_str() == name);
+    if !valid_name {
+        return Err(Error::InvalidArgument(
+            updraft_protocol::Error::InvalidName {
+                kind: "delegated role name",
+                value: name.clone(),
+                reason: "it must be 1 to 64 letters, digits, `-`, `_` or `.`, not start with `.`, and not be a top-level role".into(),
+            },
+        ));
+    }
+    if request.paths.is_empty() || request.keys.is_empty() {
+        return Err(Error::Conflict(
+            "A delegation needs at least one --paths pattern and one --key".into(),
+        ));
+    }
+    if request.threshold == 0 || request.threshold > request.keys.len() as u64 {
+        return Err(Error::Conflict(format!(
+            "A threshold of {} with {} key(s) is impossible",
+            request.threshold,
+            request.keys.len()
+        )));
+    }
+    let store = Store::open(store_dir)?;
+    let current = store.load_current()?;
+    let keys = KeyDir::open(keys_dir)?;
+    let mut new_targets = current.targets().signed.clone();
+    let delegations = new_targets.delegations.get_or_insert_with(|| Delegations {
+        keys: BTreeMap::new(),
+        roles: Vec::new(),
+        unrecognized: Map::new(),
+    });
+    let keyids: Vec<String> = request.keys.iter().map(PublicKey::key_id).collect();
+    for key in &request.keys {
+        delegations.keys.insert(key.key_id(), key.clone());
+    }
+    let role = DelegatedRole {
+        name: name.clone(),
+        keyids: keyids.clone(),
+        threshold: request.threshold,
+        terminating: request.terminating,
+        paths: Some(request.paths.clone()),
+        path_hash_prefixes: None,
+        unrecognized: Map::new(),
+    };
+    let replaced = if let Some(existing) = delegations.roles.iter_mut().find(|r| r.name == *name) {
+        *existing = role;
+        true
+    } else {
+        delegations.roles.push(role);
+        false
+    };
+    // Drop keys no delegation uses any more.
+    let used: std::collections::HashSet<String> = delegations
+        .roles
+        .iter()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    delegations.keys.retain(|id, _| used.contains(id));
+    let mut tx = store.begin()?;
+    let targets_version =
+        stage_new_targets(&store, &mut tx, &current, new_targets, &keys, now, policy)?;
+    tx.commit()?;
+    Ok(DelegateReport {
+        targets_version,
+        keyid: keyids[0].clone(),
+        replaced,
+    })
 }
 
 /// A change to a published release's rollout (`updraft rollout`).

@@ -142,9 +142,32 @@ impl Current {
         self.trusted.snapshot().expect("loaded")
     }
 
-    /// The targets.
+    /// The top-level targets.
     pub fn targets(&self) -> &Envelope<Targets> {
         self.trusted.targets().expect("loaded")
+    }
+
+    /// The top-level targets with `targets` replaced by every target the
+    /// delegation search resolves (spec 5.6.7): what clients see.
+    pub fn resolved(&self) -> Targets {
+        let mut resolved = self.targets().signed.clone();
+        resolved.targets = self.trusted.resolved_targets().0;
+        resolved
+    }
+
+    /// A delegated role's metadata, if the store has it.
+    pub fn delegated(&self, role: &str) -> Option<&Envelope<Targets>> {
+        self.trusted.delegated(role)
+    }
+}
+
+/// The file name of delegated role `role`'s metadata at `version`.
+pub fn delegated_name(role: &str, version: u64, consistent: bool) -> String {
+    let stem = updraft_protocol::tuf::role_file_stem(role);
+    if consistent {
+        format!("{version}.{stem}.json")
+    } else {
+        format!("{stem}.json")
     }
 }
 
@@ -208,6 +231,34 @@ pub fn load_chain(root: &Path, reference_time: Option<OffsetDateTime>) -> Result
     trusted
         .update_targets(&read(&targets_name)?)
         .map_err(|e| verification(&targets_name, e))?;
+    // Delegated roles: every one the snapshot lists must verify; one it does
+    // not list yet (delegated, never published) is skipped.
+    let mut attempted = std::collections::HashSet::new();
+    loop {
+        let pending: Vec<_> = trusted
+            .delegations_to_load()
+            .into_iter()
+            .filter(|(role, _)| attempted.insert(role.clone()))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        for (role, parent) in pending {
+            let Some(pinned) = trusted
+                .snapshot()
+                .expect("loaded")
+                .signed
+                .meta
+                .get(&format!("{role}.json"))
+            else {
+                continue;
+            };
+            let name = delegated_name(&role, pinned.version, consistent);
+            trusted
+                .update_delegated_targets(&read(&name)?, &role, &parent)
+                .map_err(|e| verification(&name, e))?;
+        }
+    }
     Ok(Current {
         trusted,
         consistent_snapshot: consistent,

@@ -122,6 +122,16 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
         reference_time,
     );
 
+    for (role, envelope) in current.trusted.delegated_roles() {
+        let file = crate::store::delegated_name(role, envelope.signed.version, consistent);
+        check_expiry(
+            &mut report,
+            &format!("{METADATA_DIR}/{file}"),
+            &envelope.signed,
+            reference_time,
+        );
+    }
+
     let newest_root = metadata.join(format!("{}.root.json", current.root().signed.version));
     if let Ok(plain) = fs::read(metadata.join("root.json"))
         && fs::read(&newest_root).ok().as_deref() != Some(plain.as_slice())
@@ -135,7 +145,8 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
         );
     }
 
-    let targets = &current.targets().signed;
+    let resolved = current.resolved();
+    let targets = &resolved;
     let updraft_store = metadata.join("versions.json").exists();
     for (name, target) in &targets.targets {
         let Ok(path) = TargetPath::new(name) else {

@@ -197,7 +197,8 @@ impl View {
 /// expiry ignored: the server keeps serving while an operator renews it).
 pub(crate) fn load_signed(store: &Path) -> Result<Signed> {
     let current = updraft_publisher::store::load_chain(store, None)?;
-    let targets = &current.targets().signed;
+    let resolved = current.resolved();
+    let targets = &resolved;
     let (found, errors) = updraft_publisher::layout::releases(targets);
     for (path, error) in errors {
         tracing::warn!(target = %path, %error, "skipping a target whose release info cannot be read");

@@ -111,9 +111,21 @@ pub struct TestStore {
 impl TestStore {
     /// Creates keys and an empty store under `dir`.
     pub fn new(dir: &Path) -> Self {
+        Self::with_scheme(dir, updraft_protocol::tuf::Scheme::Ed25519)
+    }
+
+    /// Like [`TestStore::new`], with every key of `scheme`.
+    pub fn with_scheme(dir: &Path, scheme: updraft_protocol::tuf::Scheme) -> Self {
         let keys = dir.join("keys");
         let store = dir.join("store");
-        updraft_publisher::keys::generate(&keys, KeygenOptions::default()).unwrap();
+        updraft_publisher::keys::generate(
+            &keys,
+            KeygenOptions {
+                scheme,
+                ..KeygenOptions::default()
+            },
+        )
+        .unwrap();
         updraft_publisher::init(
             &store,
             &keys,

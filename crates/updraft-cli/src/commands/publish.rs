@@ -39,10 +39,11 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
             args.level
         );
     }
-    let report = updraft_publisher::publish(
+    let report = updraft_publisher::publish_as(
         &args.repo,
         &args.keys,
         &request,
+        args.role.as_deref(),
         OffsetDateTime::now_utc(),
         &ExpiryPolicy::default(),
     )?;
@@ -73,8 +74,10 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         eprintln!("note: no delta from {}: {}", skipped.from, skipped.reason);
     }
     println!(
-        "sha256 {}; targets metadata is now version {}.",
-        report.sha256, report.targets_version
+        "sha256 {}; {} metadata is now version {}.",
+        report.sha256,
+        args.role.as_deref().unwrap_or("targets"),
+        report.targets_version
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -92,3 +92,51 @@ pub(crate) fn refresh(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `updraft repo delegate`.
+pub(crate) fn delegate(
+    repo: &Path,
+    keys: &Path,
+    name: String,
+    paths: Vec<String>,
+    key_files: &[std::path::PathBuf],
+    threshold: u64,
+    terminating: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut public = Vec::new();
+    for path in key_files {
+        public.push(updraft_publisher::keys::read_public_key(path)?);
+    }
+    let request = updraft_publisher::DelegationRequest {
+        name,
+        paths,
+        keys: public,
+        threshold,
+        terminating,
+    };
+    let report = updraft_publisher::delegate(
+        repo,
+        keys,
+        &request,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
+    println!(
+        "{} the role `{}` for {} (key {}, threshold {threshold}{}); targets metadata is now version {}.",
+        if report.replaced {
+            "Replaced"
+        } else {
+            "Delegated"
+        },
+        request.name,
+        request.paths.join(" "),
+        &report.keyid[..16],
+        if terminating { ", terminating" } else { "" },
+        report.targets_version
+    );
+    println!(
+        "Publish into it with `updraft publish --role {} --keys DIR` where DIR holds {}.key, snapshot.key and timestamp.key.",
+        request.name, request.name
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,11 +1,12 @@
 //! TUF 1.0 repository metadata: `root`, `targets`, `snapshot`, `timestamp`.
 //!
 //! The files are genuine TUF: python-tuf reads what updraft writes and the
-//! other way round (see the interop tests). Signatures are Ed25519 over the
-//! canonical JSON of the `signed` object *as received*, so fields this
-//! version does not know still verify.
+//! other way round (see the interop tests). Signatures (Ed25519, ECDSA P-256,
+//! RSA-PSS or RSA PKCS #1 v1.5) are over the canonical JSON of the `signed`
+//! object *as received*, so fields this version does not know still verify.
 
 mod canonical;
+mod delegation;
 mod keys;
 mod trusted;
 
@@ -21,7 +22,11 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 pub use canonical::to_canonical;
-pub use keys::{KeyVal, PublicKey, SigningKey};
+pub use delegation::{
+    DelegatedRole, Delegations, Lookup, MAX_DELEGATIONS, find_target, path_matches,
+    reachable_roles, role_file_stem,
+};
+pub use keys::{KeyVal, PublicKey, RSA_BITS, RSA_MAX_BITS, RSA_MIN_BITS, Scheme, SigningKey};
 pub use trusted::TrustedSet;
 
 use crate::error::Error;
@@ -364,6 +369,16 @@ impl TargetFile {
             .and_then(|hex| crate::Sha256Digest::from_hex(hex).ok())
     }
 
+    /// The digest a consistent-snapshot repository prefixes the file name
+    /// with: the SHA-256 when listed, else the SHA-512 (lower-case hex, checked).
+    pub fn prefix_digest(&self) -> Option<String> {
+        ["sha256", "sha512"].into_iter().find_map(|algorithm| {
+            let hex = self.hashes.get(algorithm)?.to_ascii_lowercase();
+            let want = if algorithm == "sha256" { 64 } else { 128 };
+            (hex.len() == want && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+        })
+    }
+
     /// A streaming checker for this target's content.
     pub fn checker(&self, what: &str) -> Result<TargetChecker, Error> {
         Ok(TargetChecker {
@@ -419,9 +434,9 @@ pub struct Targets {
     pub expires: Expires,
     /// Targets by path.
     pub targets: BTreeMap<String, TargetFile>,
-    /// Delegations (updraft writes none; kept verbatim when present).
+    /// Roles this one delegates paths to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delegations: Option<Value>,
+    pub delegations: Option<Delegations>,
     /// Unknown fields, kept verbatim.
     #[serde(flatten)]
     pub unrecognized: Map<String, Value>,
@@ -434,6 +449,9 @@ impl Targets {
             if target.hashes.is_empty() {
                 return Err(format!("target `{path}` lists no hashes"));
             }
+        }
+        if let Some(delegations) = &self.delegations {
+            delegations.check()?;
         }
         Ok(())
     }
@@ -498,6 +516,17 @@ impl<T: Role> Envelope<T> {
             .remove("signatures")
             .ok_or_else(|| invalid("it has no `signatures` list".into()))?;
         let signatures: Vec<Signature> = serde_json::from_value(signatures).map_err(json)?;
+        // Spec 5.4.2 and friends count a threshold of *unique* keys; python-tuf
+        // refuses a file that carries two signatures for one key id, and so do we.
+        let mut seen = HashSet::new();
+        for signature in &signatures {
+            if !seen.insert(signature.keyid.as_str()) {
+                return Err(invalid(format!(
+                    "it carries two signatures by key `{}`",
+                    signature.keyid
+                )));
+            }
+        }
         let found = signed
             .get("_type")
             .and_then(Value::as_str)
@@ -581,6 +610,16 @@ impl<T: Role> Envelope<T> {
         keys: &BTreeMap<String, PublicKey>,
         role_keys: &RoleKeys,
     ) -> Result<(), Error> {
+        self.verify_named(T::NAME.as_str(), keys, role_keys)
+    }
+
+    /// [`Envelope::verify_with`] for a role named `role` (a delegated role).
+    pub fn verify_named(
+        &self,
+        role: &str,
+        keys: &BTreeMap<String, PublicKey>,
+        role_keys: &RoleKeys,
+    ) -> Result<(), Error> {
         let mut counted = HashSet::new();
         for signature in &self.signatures {
             if !role_keys.keyids.contains(&signature.keyid) {
@@ -589,20 +628,21 @@ impl<T: Role> Envelope<T> {
             let Some(key) = keys.get(&signature.keyid) else {
                 continue;
             };
-            if counted.contains(&key.material()) {
+            let material = key.material();
+            if counted.contains(&material) {
                 continue;
             }
             let Ok(raw) = hex::decode(&signature.sig) else {
                 continue;
             };
             if key.verify(&self.canonical, &raw) {
-                counted.insert(key.material());
+                counted.insert(material);
             }
         }
         let valid = counted.len() as u64;
         if valid < role_keys.threshold {
             return Err(Error::Threshold {
-                role: T::NAME.as_str().into(),
+                role: role.into(),
                 valid,
                 threshold: role_keys.threshold,
             });
@@ -636,8 +676,9 @@ impl fmt::Debug for MultiHasher {
 }
 
 impl MultiHasher {
-    /// A hasher for the algorithms in `hashes`; an unsupported algorithm is an
-    /// error (fail closed), as is an empty list.
+    /// A hasher for the algorithms in `hashes` that updraft knows (`sha256`,
+    /// `sha512`); the others are ignored. Fails when none is known (fail
+    /// closed), or none is listed.
     pub fn new(what: &str, hashes: &BTreeMap<String, String>) -> Result<Self, Error> {
         let mut hashers = Hashers {
             sha256: None,
@@ -647,18 +688,21 @@ impl MultiHasher {
             match algorithm.as_str() {
                 "sha256" => hashers.sha256 = Some(Sha256::new()),
                 "sha512" => hashers.sha512 = Some(Sha512::new()),
-                other => {
-                    return Err(Error::Invalid {
-                        what: what.to_owned(),
-                        reason: format!("hash algorithm `{other}` is not supported"),
-                    });
-                }
+                _ => {}
             }
         }
-        if hashes.is_empty() {
+        if hashers.sha256.is_none() && hashers.sha512.is_none() {
+            let listed: Vec<&str> = hashes.keys().map(String::as_str).collect();
             return Err(Error::Invalid {
                 what: what.to_owned(),
-                reason: "no hashes are listed".into(),
+                reason: if listed.is_empty() {
+                    "no hashes are listed".into()
+                } else {
+                    format!(
+                        "none of its hash algorithms ({}) is supported; updraft checks sha256 and sha512",
+                        listed.join(", ")
+                    )
+                },
             });
         }
         Ok(Self(hashers))

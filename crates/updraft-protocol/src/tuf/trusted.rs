@@ -1,9 +1,11 @@
 //! The client's view of a repository, advanced one verified file at a time
 //! in the order of the TUF client workflow (spec section 5).
 
+use std::collections::BTreeMap;
+
 use time::OffsetDateTime;
 
-use super::{Envelope, Role, RoleName, Root, Snapshot, Targets, Timestamp};
+use super::{Envelope, Lookup, Role, RoleName, Root, Snapshot, TargetFile, Targets, Timestamp};
 use crate::error::Error;
 
 /// Metadata that passed every check, with one fixed reference time for all
@@ -20,6 +22,7 @@ pub struct TrustedSet {
     timestamp: Option<Envelope<Timestamp>>,
     snapshot: Option<Envelope<Snapshot>>,
     targets: Option<Envelope<Targets>>,
+    delegated: BTreeMap<String, Envelope<Targets>>,
 }
 
 impl TrustedSet {
@@ -35,6 +38,7 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: None,
+            delegated: BTreeMap::new(),
         })
     }
 
@@ -203,6 +207,142 @@ impl TrustedSet {
         self.check_not_expired(&new)?;
         self.targets = Some(new);
         Ok(())
+    }
+
+    /// Accepts the metadata of delegated role `role`, delegated by `parent`
+    /// (`targets` or a delegated role already accepted) (spec 5.6 applied to
+    /// a delegation): listed in and pinned by the snapshot, signed by the
+    /// threshold of the keys `parent` delegates to it, the pinned version,
+    /// not expired.
+    pub fn update_delegated_targets(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        parent: &str,
+    ) -> Result<(), Error> {
+        let what = format!("{role}.json");
+        let snapshot = self
+            .snapshot
+            .as_ref()
+            .ok_or(Error::OutOfOrder("delegated targets need a snapshot first"))?;
+        let parent_targets = if parent == "targets" {
+            self.targets.as_ref()
+        } else {
+            self.delegated.get(parent)
+        }
+        .ok_or(Error::OutOfOrder(
+            "a delegated role needs its delegator first",
+        ))?;
+        let delegations =
+            parent_targets
+                .signed
+                .delegations
+                .as_ref()
+                .ok_or_else(|| Error::Invalid {
+                    what: what.clone(),
+                    reason: format!("`{parent}` delegates to no role"),
+                })?;
+        let delegated = delegations
+            .roles
+            .iter()
+            .find(|r| r.name == role)
+            .ok_or_else(|| Error::Invalid {
+                what: what.clone(),
+                reason: format!("`{parent}` does not delegate to `{role}`"),
+            })?;
+        let pinned = snapshot
+            .signed
+            .meta
+            .get(&what)
+            .ok_or_else(|| Error::Invalid {
+                what: "snapshot.json".into(),
+                reason: format!("it does not list `{what}`"),
+            })?;
+        pinned.verify_bytes(&what, bytes)?;
+        let new = Envelope::<Targets>::from_slice(&what, bytes)?;
+        new.verify_named(role, &delegations.keys, &delegated.role_keys())?;
+        if new.signed.version != pinned.version {
+            return Err(Error::BadVersion {
+                role: role.into(),
+                found: new.signed.version,
+                reason: format!("the snapshot pins version {}", pinned.version),
+            });
+        }
+        let expires = new.signed.expires;
+        if expires.is_expired(self.reference_time) {
+            return Err(Error::Expired {
+                role: role.into(),
+                expires: expires.to_string(),
+            });
+        }
+        self.delegated.insert(role.to_owned(), new);
+        Ok(())
+    }
+
+    /// A delegated role's accepted metadata.
+    pub fn delegated(&self, role: &str) -> Option<&Envelope<Targets>> {
+        self.delegated.get(role)
+    }
+
+    /// Every delegated role accepted so far, by name.
+    pub fn delegated_roles(&self) -> &BTreeMap<String, Envelope<Targets>> {
+        &self.delegated
+    }
+
+    /// Looks `path` up as spec 5.6.7 says, through the roles accepted so far.
+    pub fn find_target(&self, path: &str) -> Lookup<'_> {
+        let Some(top) = self.targets.as_ref() else {
+            return Lookup::Unavailable("targets".into());
+        };
+        super::find_target(path, &top.signed, |name| {
+            self.delegated.get(name).map(|e| &e.signed)
+        })
+    }
+
+    /// Every target path some accepted role lists, resolved through the
+    /// delegation search: only the role the search trusts for a path
+    /// provides it, so a delegated role listing a path outside its
+    /// delegation, or one shadowed by a higher-priority role, provides
+    /// nothing. Paths whose search needs a role that was not accepted are
+    /// left out and returned second.
+    pub fn resolved_targets(&self) -> (BTreeMap<String, TargetFile>, Vec<(String, String)>) {
+        let mut out = BTreeMap::new();
+        let mut unavailable = Vec::new();
+        let Some(top) = self.targets.as_ref() else {
+            return (out, unavailable);
+        };
+        let candidates = top.signed.targets.keys().chain(
+            self.delegated
+                .values()
+                .flat_map(|e| e.signed.targets.keys()),
+        );
+        for path in candidates {
+            if out.contains_key(path) {
+                continue;
+            }
+            match self.find_target(path) {
+                Lookup::Found(target, _) => {
+                    out.insert(path.clone(), target.clone());
+                }
+                Lookup::NotFound => {}
+                Lookup::Unavailable(role) => unavailable.push((path.clone(), role)),
+            }
+        }
+        (out, unavailable)
+    }
+
+    /// The roles to load after the top-level targets, `(role, parent)`, in
+    /// search order, given those loaded so far (call again after loading).
+    pub fn delegations_to_load(&self) -> Vec<(String, String)> {
+        let Some(top) = self.targets.as_ref() else {
+            return Vec::new();
+        };
+        super::reachable_roles(&top.signed, |name| {
+            self.delegated.get(name).map(|e| &e.signed)
+        })
+        .into_iter()
+        .filter(|(name, _)| !self.delegated.contains_key(name))
+        .collect()
     }
 
     /// True when the root's timestamp or snapshot keys differ from `old`'s,

@@ -14,6 +14,50 @@ fn script(name: &str) -> String {
         .to_string()
 }
 
+/// ECDSA P-256 and both RSA schemes, as updraft signs them, verify in
+/// python-tuf (securesystemslib over pyca/cryptography).
+#[test]
+fn python_tuf_verifies_updraft_stores_signed_with_every_scheme() {
+    use updraft_protocol::tuf::Scheme;
+    for scheme in [
+        Scheme::EcdsaP256,
+        Scheme::RsaPssSha256,
+        Scheme::RsaPkcs1v15Sha256,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TestStore::with_scheme(dir.path(), scheme);
+        let release = store.publish("1.0.0");
+        let root: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.store.join("metadata/1.root.json")).unwrap())
+                .unwrap();
+        let schemes: Vec<&str> = root["signed"]["keys"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|k| k["scheme"].as_str().unwrap())
+            .collect();
+        assert!(schemes.iter().all(|s| *s == scheme.as_str()), "{schemes:?}");
+        let output = python_with_tuf()
+            .arg(script("pytuf_client.py"))
+            .arg(&store.store)
+            .arg(dir.path().join("pytuf"))
+            .arg(release.package.as_str())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "python-tuf refused the {scheme} store: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            result["downloaded"][release.package.as_str()]["length"],
+            release.length
+        );
+    }
+}
+
 #[test]
 fn python_tuf_verifies_and_downloads_an_updraft_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,6 +185,16 @@ fn updraft_verifies_repositories_written_by_python_tuf() {
 /// counts distinct key ids towards a threshold, updraft counts distinct key material.
 const STRICTER_THAN_PYTHON_TUF: &[&str] = &["duplicate-key-ids"];
 
+/// Scenarios where python-tuf 7 refuses what the spec tells a client to
+/// ignore: a key of an unknown type or scheme in root (securesystemslib
+/// refuses to parse it), and an unknown hash algorithm beside a known one.
+/// Each pair is the scenario and the step python-tuf stops at.
+const PYTHON_TUF_REFUSES_THE_UNKNOWN: &[(&str, &str)] = &[
+    ("unknown-hash-ignored", "targets"),
+    ("unknown-scheme-does-not-count", "root"),
+    ("unknown-scheme-ignored", "root"),
+];
+
 #[test]
 fn python_tuf_stops_where_updraft_stops_on_every_fixture() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../updraft-protocol/tests/data");
@@ -164,7 +218,15 @@ fn python_tuf_stops_where_updraft_stops_on_every_fixture() {
                 .unwrap();
         let updraft_step = expected["step"].as_str().unwrap();
         let python_step = python_step.as_str().unwrap();
-        if STRICTER_THAN_PYTHON_TUF.contains(&scenario.as_str()) {
+        if let Some((_, step)) = PYTHON_TUF_REFUSES_THE_UNKNOWN
+            .iter()
+            .find(|(name, _)| name == scenario)
+        {
+            assert_eq!(
+                python_step, *step,
+                "{scenario}: python-tuf changed its behaviour; update the list"
+            );
+        } else if STRICTER_THAN_PYTHON_TUF.contains(&scenario.as_str()) {
             assert_eq!(
                 python_step, "done",
                 "{scenario}: python-tuf changed its behaviour; update the list"
@@ -177,4 +239,97 @@ fn python_tuf_stops_where_updraft_stops_on_every_fixture() {
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// A CI key signs beta releases through a delegation while the targets key
+/// stays offline; python-tuf resolves the delegation and downloads the beta,
+/// and the delegated key cannot sign a stable release.
+#[test]
+#[allow(clippy::result_large_err)]
+fn a_delegated_ci_key_publishes_betas_that_python_tuf_resolves() {
+    use updraft_protocol::tuf::{Scheme, SigningKey};
+    use updraft_publisher::{DelegationRequest, ExpiryPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let stable = store.publish("1.0.0");
+    let ci = dir.path().join("ci-keys");
+    fs::create_dir_all(&ci).unwrap();
+    let ci_key = SigningKey::generate(Scheme::EcdsaP256).unwrap();
+    updraft_publisher::keys::write_key_file(&ci.join("beta.key"), &ci_key).unwrap();
+    for online in ["snapshot.key", "timestamp.key"] {
+        fs::copy(store.keys.join(online), ci.join(online)).unwrap();
+    }
+    let now = OffsetDateTime::now_utc();
+    updraft_publisher::delegate(
+        &store.store,
+        &store.keys,
+        &DelegationRequest {
+            name: "beta".into(),
+            paths: vec!["releases/*-beta*/*".into(), "changelog/*-beta*".into()],
+            keys: vec![updraft_publisher::keys::read_public_key(&ci.join("beta.key")).unwrap()],
+            threshold: 1,
+            terminating: true,
+        },
+        now,
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let publish_with_ci = |version: &str| {
+        let source = dir.path().join(format!("src-{version}"));
+        updraft_test_support::write_app(&source, version);
+        updraft_publisher::publish_as(
+            &store.store,
+            &ci,
+            &TestStore::request(version, &source),
+            Some("beta"),
+            now,
+            &ExpiryPolicy::default(),
+        )
+    };
+    let beta = publish_with_ci("1.1.0-beta.1").unwrap();
+    assert_eq!(
+        beta.targets_version, 1,
+        "the first version of the beta role"
+    );
+    let refused = publish_with_ci("1.1.0").unwrap_err();
+    assert!(refused.to_string().contains("may not sign"), "{refused}");
+
+    let report = updraft_publisher::verify(&store.store, now).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let current = updraft_publisher::store::load_chain(&store.store, None).unwrap();
+    assert!(
+        current
+            .resolved()
+            .targets
+            .contains_key(beta.package.as_str())
+    );
+    assert!(
+        !current
+            .targets()
+            .signed
+            .targets
+            .contains_key(beta.package.as_str()),
+        "the beta is signed by the delegated role, not the top-level targets"
+    );
+    let versions = fs::read_to_string(store.store.join("metadata/versions.json")).unwrap();
+    assert!(versions.contains("1.1.0-beta.1"), "{versions}");
+
+    let output = python_with_tuf()
+        .arg(script("pytuf_client.py"))
+        .arg(&store.store)
+        .arg(dir.path().join("pytuf"))
+        .args([beta.package.as_str(), stable.package.as_str()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python-tuf refused the delegated beta: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        result["downloaded"][beta.package.as_str()]["length"],
+        beta.length
+    );
 }
