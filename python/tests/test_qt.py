@@ -101,7 +101,9 @@ def test_install_now_installs_with_progress_in_order_on_the_gui_thread(install, 
         assert not dialog.install_button.isEnabled(), "no second click while it runs"
     assert blocker.args == [True]
     assert current_version(install) == "1.1.0"
-    assert dialog.choice == "installed" and dialog.result() == dialog.Accepted
+    # The dialog's own slot for the same (queued) signal may run just after the test's.
+    qtbot.waitUntil(lambda: dialog.choice == "installed", timeout=5_000)
+    assert dialog.result() == dialog.Accepted
     assert {thread for thread, _ in progress} == {threading.main_thread().ident}
     fractions = [event.overall_fraction for _, event in progress]
     assert len(fractions) >= 3 and fractions == sorted(fractions)
