@@ -44,7 +44,7 @@ for mb in $sizes; do
   "$updraft" repo init --repo "$work/store" --keys "$work/keys" >/dev/null
   for version in 1.0.0 1.1.0; do
     "$updraft" publish --repo "$work/store" --keys "$work/keys" --app big --version "$version" \
-      --platform linux --arch "$arch" --main bin/app --level 3 "$work/src/$version" >/dev/null
+      --platform linux --arch "$arch" --main bin/app --level 3 --no-delta "$work/src/$version" >/dev/null
   done
   rm -rf "$work/src"
   package=$(ls "$work"/store/releases/v1.1.0/big_v1.1.0_*_full.tar.zst)
