@@ -21,6 +21,7 @@
 //!     rollout_percent: 100,
 //!     force: false,
 //!     min_supported_version: None,
+//!     auto_halt: None,
 //!     source: PathBuf::from("dist/kuzflow"),
 //!     pack: PackOptions::default(),
 //! };
@@ -43,6 +44,6 @@ pub use keys::KeygenOptions;
 pub use pack::{ModeChange, PackOptions};
 pub use repo::{
     ExpiryPolicy, InitReport, PublishReport, PublishRequest, RefreshReport, RolloutAction,
-    RolloutReport, init, publish, refresh, rollout,
+    RolloutReport, init, publish, refresh, rollout, rollout_all,
 };
 pub use verify::{Problem, VerifyReport, verify};

@@ -358,7 +358,7 @@ pub(crate) async fn audit(
 
 /// One admin change, applied to the committed override.
 #[derive(Debug, Clone, Copy)]
-enum Change {
+pub(crate) enum Change {
     Rollout(u8),
     Halted(bool),
     Yanked(bool),
@@ -374,6 +374,20 @@ impl Change {
             Self::Yanked(true) => "yank".into(),
             Self::Yanked(false) => "restore".into(),
             Self::Clear => "clear override".into(),
+        }
+    }
+
+    /// The same change for the signed targets, when it has one there.
+    fn signed(self) -> Option<updraft_publisher::RolloutAction> {
+        use updraft_publisher::RolloutAction;
+        match self {
+            Self::Rollout(percent) => Some(RolloutAction::Percent(percent)),
+            Self::Halted(true) => Some(RolloutAction::Halt),
+            Self::Halted(false) => Some(RolloutAction::Resume),
+            Self::Yanked(true) => Some(RolloutAction::Yank),
+            // The signed metadata has no un-yank, and clearing an override
+            // falls back to what is signed.
+            Self::Yanked(false) | Self::Clear => None,
         }
     }
 
@@ -433,7 +447,7 @@ pub(crate) async fn change(
             )));
         }
     };
-    apply(&state, key, change, &caller.0.0).await
+    apply(&state, key, change, &caller.0.0, None).await
 }
 
 /// `DELETE /api/admin/releases/{app}/{version}/override`.
@@ -443,7 +457,7 @@ pub(crate) async fn clear(
     caller: axum::Extension<Caller>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = release_key(&state, &app, &version)?;
-    apply(&state, key, Change::Clear, &caller.0.0).await
+    apply(&state, key, Change::Clear, &caller.0.0, None).await
 }
 
 fn release_key(state: &AppState, app: &str, version: &str) -> Result<ReleaseKey, ApiError> {
@@ -465,21 +479,22 @@ fn release_key(state: &AppState, app: &str, version: &str) -> Result<ReleaseKey,
 /// (with its audit entry), then rebuilds the in-memory view from every
 /// override as committed. Changes run one at a time, so the view always
 /// equals the database once a change has been answered.
-async fn apply(
+///
+/// With a targets key (`--keys`), the change is then also signed into the
+/// targets metadata, so clients that read the store directly (a static host,
+/// a `file://` mirror) see it too; that re-signing is audited as well.
+pub(crate) async fn apply(
     state: &Arc<AppState>,
     key: ReleaseKey,
     change: Change,
     who: &str,
+    why: Option<&str>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let audit = AuditEntry {
-        at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        who: who.to_owned(),
-        action: change.describe(),
-        app: key.app.clone(),
-        version: key.version.clone(),
+    let action = match why {
+        Some(why) => format!("{}: {why}", change.describe()),
+        None => change.describe(),
     };
+    let audit = audit_entry(who, action, &key);
     let _one_at_a_time = state.admin_changes.lock().await;
     let storage = Arc::clone(&state.storage);
     let (stored_key, stored_audit) = (key.clone(), audit.clone());
@@ -496,9 +511,89 @@ async fn apply(
     .map_err(|e| ApiError::internal(e.to_string()))?;
     state.view.replace_overrides(committed);
     tracing::info!(who = %audit.who, action = %audit.action, app = %audit.app, version = %audit.version, at = %audit.at, "admin change");
+    let signed_version = match (&state.signing_keys, change.signed()) {
+        (Some(keys), Some(action)) => resign(state, keys, &key, action, who).await,
+        _ => None,
+    };
     Ok(Json(
-        serde_json::json!({ "app": key.app, "version": key.version, "override": value, "audit": audit }),
+        serde_json::json!({ "app": key.app, "version": key.version, "override": value, "audit": audit,
+                            "signed_targets_version": signed_version }),
     ))
+}
+
+fn audit_entry(who: &str, action: String, key: &ReleaseKey) -> AuditEntry {
+    AuditEntry {
+        at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        who: who.to_owned(),
+        action,
+        app: key.app.clone(),
+        version: key.version.clone(),
+    }
+}
+
+/// Signs `action` into the store's targets (as `updraft rollout` does),
+/// reloads the view from it and audits the new targets version. A failure
+/// is logged and audited; the override already applies to checks.
+async fn resign(
+    state: &Arc<AppState>,
+    keys: &std::path::Path,
+    key: &ReleaseKey,
+    action: updraft_publisher::RolloutAction,
+    who: &str,
+) -> Option<u64> {
+    let (store, keys) = (state.store.clone(), keys.to_path_buf());
+    let (app, version) = (key.app.clone(), key.version.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let app = updraft_protocol::AppId::new(&app).map_err(|e| e.to_string())?;
+        let version = updraft_protocol::Version::parse(&version).map_err(|e| e.to_string())?;
+        updraft_publisher::rollout(
+            &store,
+            &keys,
+            &app,
+            &version,
+            action,
+            time::OffsetDateTime::now_utc(),
+            &updraft_publisher::ExpiryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|result| result);
+    let (action, version) = match outcome {
+        Ok(report) => {
+            let task_state = Arc::clone(state);
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || {
+                task_state.view.reload_if_changed(&task_state.store)
+            })
+            .await
+            {
+                tracing::warn!(%error, "re-signed the targets but cannot reload them");
+            }
+            tracing::info!(app = %key.app, version = %key.version, targets_version = report.targets_version, "re-signed the targets");
+            (
+                format!("signed into targets version {}", report.targets_version),
+                Some(report.targets_version),
+            )
+        }
+        Err(error) => {
+            tracing::error!(app = %key.app, version = %key.version, %error, "could not sign the change into the targets");
+            (format!("could not sign into the targets: {error}"), None)
+        }
+    };
+    let audit = audit_entry(who, action, key);
+    let storage = Arc::clone(&state.storage);
+    let stored_key = key.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        storage.change_override(&stored_key, &|current| current, &audit)
+    })
+    .await;
+    if !matches!(written, Ok(Ok(_))) {
+        tracing::error!(app = %key.app, version = %key.version, "could not audit the re-signing");
+    }
+    version
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub(crate) struct AppState {
     pub(crate) admin_changes: tokio::sync::Mutex<()>,
     pub(crate) public_url: Option<String>,
     pub(crate) scheme: &'static str,
+    /// The keys folder when it holds the targets and snapshot keys: admin
+    /// changes and automatic halts are then signed into the targets too.
+    pub(crate) signing_keys: Option<PathBuf>,
 }
 
 /// Request limits.

@@ -17,6 +17,7 @@
 
 mod admin;
 mod app;
+mod autohalt;
 mod connections;
 mod error;
 mod files;

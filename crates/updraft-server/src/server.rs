@@ -110,6 +110,7 @@ pub struct Server {
     state: Arc<AppState>,
     stats_stop: tokio::sync::oneshot::Sender<()>,
     stats_task: JoinHandle<()>,
+    reports_written: Arc<tokio::sync::Notify>,
 }
 
 impl Server {
@@ -135,9 +136,21 @@ impl Server {
                 "`--public-url {url}` must start with http:// or https://"
             )));
         }
+        let mut signing_keys = None;
         if let Some(keys) = &config.keys {
-            updraft_publisher::keys::KeyDir::open(keys)?
-                .role_key(updraft_protocol::tuf::RoleName::Timestamp)?;
+            let dir = updraft_publisher::keys::KeyDir::open(keys)?;
+            dir.role_key(updraft_protocol::tuf::RoleName::Timestamp)?;
+            if dir
+                .role_key(updraft_protocol::tuf::RoleName::Targets)
+                .is_ok()
+                && dir
+                    .role_key(updraft_protocol::tuf::RoleName::Snapshot)
+                    .is_ok()
+            {
+                signing_keys = Some(keys.clone());
+            } else {
+                tracing::info!(keys = %keys.display(), "no targets key: admin changes and automatic halts apply to checks only, not to the signed targets");
+            }
         }
         let db_path = database_path(&config)?;
         if let Some(parent) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -165,7 +178,9 @@ impl Server {
             // Loading verifies every signature: do it before accepting requests.
             tokio::task::block_in_place(|| view_ref.reload_if_changed(&repo))?;
         }
-        let (recorder, stats_stop, stats_task) = Recorder::start(Arc::clone(&storage));
+        let reports_written = Arc::new(tokio::sync::Notify::new());
+        let (recorder, stats_stop, stats_task) =
+            Recorder::start(Arc::clone(&storage), Arc::clone(&reports_written));
         let listener = TcpListener::bind(config.listen).await.map_err(|source| {
             if source.kind() == std::io::ErrorKind::AddrInUse {
                 Error::AddressInUse {
@@ -199,6 +214,7 @@ impl Server {
             } else {
                 "http"
             },
+            signing_keys,
         });
         Ok(Self {
             listener,
@@ -207,6 +223,7 @@ impl Server {
             state,
             stats_stop,
             stats_task,
+            reports_written,
         })
     }
 
@@ -230,6 +247,7 @@ impl Server {
             state,
             stats_stop,
             stats_task,
+            reports_written,
         } = self;
         let limits = Limits {
             body_bytes: config.max_body_bytes,
@@ -237,7 +255,10 @@ impl Server {
             concurrency: config.max_concurrency,
         };
         let app = router(Arc::clone(&state), limits);
-        let mut background = vec![spawn_reloader(Arc::clone(&state), config.reload_interval)];
+        let mut background = vec![
+            spawn_reloader(Arc::clone(&state), config.reload_interval),
+            crate::autohalt::spawn(Arc::clone(&state), reports_written),
+        ];
         if let Some(keys) = config.keys.clone() {
             background.push(spawn_refresher(
                 Arc::clone(&state),

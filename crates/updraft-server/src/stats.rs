@@ -39,6 +39,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// An install report (`installed`, `failed`, `rolled_back`).
+    pub fn is_install_report(self) -> bool {
+        matches!(self, Self::Installed | Self::Failed | Self::RolledBack)
+    }
+
+    /// A report of an install that did not stay (`failed`, `rolled_back`).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::RolledBack)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Check => "check",
@@ -370,6 +380,7 @@ impl Recorder {
     /// ends when `stop` is sent (or every `Recorder` is dropped).
     pub(crate) fn start(
         storage: std::sync::Arc<dyn Storage>,
+        reports_written: std::sync::Arc<tokio::sync::Notify>,
     ) -> (
         Self,
         tokio::sync::oneshot::Sender<()>,
@@ -403,8 +414,10 @@ impl Recorder {
                 };
                 if (!open || ticked || pending.len() >= 1000) && !pending.is_empty() {
                     let batch = std::mem::take(&mut pending);
+                    let has_reports = batch.keys().any(|key| key.event.is_install_report());
                     let storage = std::sync::Arc::clone(&storage);
                     match tokio::task::spawn_blocking(move || storage.record(&batch)).await {
+                        Ok(Ok(())) if has_reports => reports_written.notify_one(),
                         Ok(Ok(())) => {}
                         Ok(Err(error)) => tracing::error!(%error, "could not write statistics"),
                         Err(error) => tracing::error!(%error, "the statistics writer panicked"),

@@ -2,6 +2,7 @@
 
 mod admin;
 mod api;
+mod autohalt;
 mod files;
 mod hardening;
 mod openapi;
