@@ -31,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod announce;
 mod error;
 pub mod keys;
 pub mod layout;

@@ -251,6 +251,9 @@ fn stage_views(store: &Store, tx: &mut updraft_fs::Transaction, targets: &Target
         format!("{METADATA_DIR}/versions.json"),
         layout::versions_json(targets),
     );
+    let (releases, _) = layout::releases(targets);
+    let infos: Vec<&ReleaseInfo> = releases.iter().map(|r| &r.custom.release).collect();
+    views.extend(crate::announce::store_files(&infos));
     for (path, bytes) in views {
         if fs::read(store.path().join(&path)).ok().as_deref() != Some(bytes.as_slice()) {
             tx.stage_bytes(Path::new(&path), &bytes)?;

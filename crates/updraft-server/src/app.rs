@@ -71,6 +71,8 @@ pub(crate) fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/changelog/{app}", get(changelog))
+        .route("/feeds/{app}/{file}", get(feed))
         .nest("/api/admin", admin)
         .fallback(static_file)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
@@ -153,6 +155,8 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         Some("/healthz") => "healthz",
         Some("/metrics") => "metrics",
         Some("/openapi.json") => "openapi",
+        Some("/changelog/{app}") => "changelog",
+        Some("/feeds/{app}/{file}") => "feed",
         Some(path) if path.starts_with("/api/admin") => "admin",
         _ => "static",
     };
@@ -479,6 +483,72 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         body,
     )
         .into_response()
+}
+
+fn announced_app(state: &AppState, app: &str) -> Result<updraft_protocol::AppId, ApiError> {
+    let app = updraft_protocol::AppId::new(app).map_err(|e| ApiError::field("app", &e))?;
+    if !state.view.get().apps.contains(&app) {
+        return Err(ApiError::not_found(format!(
+            "`{app}` is not published on this server"
+        )));
+    }
+    Ok(app)
+}
+
+/// `GET /changelog/{app}`: every release's notes as HTML, per channel.
+async fn changelog(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Path(app): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let app = announced_app(&state, &app)?;
+    let view = state.view.get();
+    let base = base_url(&state, &headers);
+    let page = updraft_publisher::announce::changelog_page(
+        view.releases.iter().map(|r| &r.info),
+        &app,
+        updraft_publisher::announce::Links::Absolute(&base),
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src https:",
+            ),
+        ],
+        page,
+    )
+        .into_response())
+}
+
+/// `GET /feeds/{app}/{channel}.atom`: an Atom 1.0 feed of the channel's releases.
+async fn feed(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Path((app, file)): axum::extract::Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let app = announced_app(&state, &app)?;
+    let channel = file.strip_suffix(".atom").ok_or_else(|| {
+        ApiError::not_found(format!(
+            "`{file}` is not a feed; ask for `{{channel}}.atom`"
+        ))
+    })?;
+    let channel =
+        updraft_protocol::Channel::new(channel).map_err(|e| ApiError::field("channel", &e))?;
+    let view = state.view.get();
+    let base = base_url(&state, &headers);
+    let feed = updraft_publisher::announce::atom_feed(
+        view.releases.iter().map(|r| &r.info),
+        &app,
+        &channel,
+        updraft_publisher::announce::Links::Absolute(&base),
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        feed,
+    )
+        .into_response())
 }
 
 async fn openapi() -> Json<serde_json::Value> {

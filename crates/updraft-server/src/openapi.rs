@@ -206,6 +206,13 @@ pub(crate) fn document() -> Value {
                 "responses": merge(ok("Audit log.", &json!({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": schema("AuditEntry")}}})), &errors(&[401, 404, 408]))}},
             "/api/admin/releases/{app}/{version}/{action}": {"post": admin_change},
             "/api/admin/releases/{app}/{version}/override": {"delete": admin_clear},
+            "/changelog/{app}": {"get": {"summary": "Release notes of every release of the app (Markdown rendered, raw HTML shown as text), newest first, per channel; yanked releases left out. `publish` writes the same page into the store as `changelog/{app}/index.html`.",
+                "parameters": [path_parameter("app", "The app id.", &json!({"type": "string"}), &["kuzflow", "nope", "Bad App"])],
+                "responses": merge(json!({"200": {"description": "An HTML page.", "content": {"text/html": {}}}}), &errors(&[400, 404, 408]))}},
+            "/feeds/{app}/{file}": {"get": {"summary": "An Atom 1.0 feed of the channel's releases (`{channel}.atom`), newest first. `publish` writes the same feed into the store as `feeds/{app}/{channel}.atom` with relative links.",
+                "parameters": [path_parameter("app", "The app id.", &json!({"type": "string"}), &["kuzflow", "nope"]),
+                               path_parameter("file", "`{channel}.atom`.", &json!({"type": "string"}), &["stable.atom", "beta.atom", "stable.rss", "Bad Channel.atom"])],
+                "responses": merge(json!({"200": {"description": "An Atom feed.", "content": {"application/atom+xml": {}}}}), &errors(&[400, 404, 408]))}},
             "/{store_path}": {"get": {"summary": "A file of the signed store (metadata, packages, manifests), with Range, ETag and Cache-Control. Symbolic links and `.updraft/` are never served.",
                 "parameters": [
                     path_parameter("store_path", "A path inside the store.", &json!({"type": "string", "minLength": 1}), &["metadata/timestamp.json", "metadata/root.json", "metadata/1.root.json", "metadata/versions.json", "releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst", ".updraft/server.sqlite", "metadata/../../etc/passwd"]),

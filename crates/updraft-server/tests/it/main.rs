@@ -1,6 +1,7 @@
 //! updraft-server integration tests: the real server on an ephemeral port.
 
 mod admin;
+mod announce;
 mod api;
 mod autohalt;
 mod files;
