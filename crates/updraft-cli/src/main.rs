@@ -198,6 +198,13 @@ struct ServeArgs {
     /// File with admin tokens (one per line, optionally `name:token`); enables /api/admin.
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// File of `key_id:secret` HMAC-SHA256 keys (mode 0600): admin requests and
+    /// install reports may then be signed instead (docs/server.md).
+    #[arg(long, value_name = "FILE")]
+    signing_key_file: Option<PathBuf>,
+    /// Refuse install reports that are not signed (needs --signing-key-file).
+    #[arg(long, requires = "signing_key_file")]
+    require_signed_reports: bool,
     /// Base URL clients reach this server at (behind a proxy or CDN).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,

@@ -43,6 +43,12 @@ pub(crate) struct AppState {
     /// The keys folder when it holds the targets and snapshot keys: admin
     /// changes and automatic halts are then signed into the targets too.
     pub(crate) signing_keys: Option<PathBuf>,
+    /// HMAC keys for signed requests (`--signing-key-file`).
+    pub(crate) signing: Option<crate::signing::SigningKeys>,
+    /// Install reports must be signed (`--require-signed-reports`).
+    pub(crate) require_signed_reports: bool,
+    /// The largest request body, also when a signed one is hashed.
+    pub(crate) body_limit: usize,
 }
 
 /// Request limits.
@@ -67,7 +73,13 @@ pub(crate) fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/api/version/check", get(check_get).post(check_post))
         .route("/api/version/info", get(info))
         .route("/api/version/download", get(download))
-        .route("/api/version/report", post(report))
+        .route(
+            "/api/version/report",
+            post(report).layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                signed_reports,
+            )),
+        )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -400,6 +412,29 @@ async fn download(
         state.recorder.record(key(EventKind::DownloadStarted), 0);
     }
     Ok(response)
+}
+
+/// Middleware of the report endpoint: a signed report must carry a valid
+/// signature; an unsigned one is refused when signatures are required.
+async fn signed_reports(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if crate::signing::is_signed(request.headers()) {
+        return match admin::verify_signed(&state, request).await {
+            Ok(request) => next.run(request).await,
+            Err(response) => response,
+        };
+    }
+    if state.require_signed_reports {
+        return ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "install reports must be signed on this server (X-Updraft-Signature; see docs/server.md)".into(),
+        }
+        .into_response();
+    }
+    next.run(request).await
 }
 
 #[derive(Debug, Deserialize)]

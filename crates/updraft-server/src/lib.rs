@@ -26,6 +26,7 @@ mod metrics;
 mod openapi;
 mod rules;
 mod server;
+mod signing;
 mod stats;
 mod tls;
 mod view;

@@ -37,7 +37,7 @@ fn errors(codes: &[u16]) -> Value {
         let description = match code {
             400 => "A parameter or the body is invalid; the message names it.",
             401 => {
-                "The admin token is missing or wrong (answered slower after repeated wrong tokens)."
+                "The admin token or the request signature is missing or wrong (answered slower after repeated failures)."
             }
             404 => "No such app, release, action or file (or the admin API is off).",
             408 => "No answer within the request deadline.",
@@ -143,7 +143,7 @@ pub(crate) fn document() -> Value {
     ];
     let mut download_params = release_params.clone();
     download_params.push(range_header());
-    let bearer = json!([{"bearer": []}]);
+    let bearer = json!([{"bearer": []}, {"hmac": []}]);
     let release_path = [
         path_parameter(
             "app",
@@ -191,11 +191,11 @@ pub(crate) fn document() -> Value {
                 "responses": merge(ok("The release.", &schema("Info")), &errors(&[400, 404, 408]))}},
             "/api/version/download": {"get": {"summary": "The release package, with Range, If-Range and ETag; Content-Disposition names it {app}_v{version}_{platform}_{arch}.{ext}.", "parameters": download_params,
                 "responses": merge(file_answers(), &errors(&[410]))}},
-            "/api/version/report": {"post": {"summary": "An install's outcome.",
+            "/api/version/report": {"post": {"summary": "An install's outcome. May be signed (the `hmac` scheme: X-Updraft-Key-Id, X-Updraft-Timestamp, X-Updraft-Nonce, X-Updraft-Signature); must be when the server runs with --require-signed-reports.",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["version", "platform", "arch", "outcome"],
                     "properties": {"app": {"type": "string"}, "version": {"type": "string", "minLength": 1}, "platform": {"type": "string", "minLength": 1}, "arch": {"type": "string", "minLength": 1}, "channel": {"type": "string"},
                                    "outcome": {"type": "string", "enum": ["installed", "failed", "rolled_back"]}, "error": {"type": "string", "maxLength": 4096}}}}}},
-                "responses": merge(ok_with(202, "Recorded.", &json!({"type": "object", "required": ["recorded"], "properties": {"recorded": {"type": "boolean"}}})), &errors(&[400, 404, 408, 413]))}},
+                "responses": merge(ok_with(202, "Recorded.", &json!({"type": "object", "required": ["recorded"], "properties": {"recorded": {"type": "boolean"}}})), &errors(&[400, 401, 404, 408, 413]))}},
             "/healthz": {"get": {"summary": "Liveness and the targets version served.",
                 "responses": ok("OK.", &json!({"type": "object", "required": ["status", "targets_version", "releases"], "properties": {"status": {"type": "string", "enum": ["ok"]}, "targets_version": {"type": "integer", "minimum": 0}, "releases": {"type": "integer", "minimum": 0}}}))}},
             "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {}}}}}},
@@ -221,7 +221,10 @@ pub(crate) fn document() -> Value {
                 "responses": file_answers()}}
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The scheme name is case-insensitive."}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "The scheme name is case-insensitive."},
+                "hmac": {"type": "apiKey", "in": "header", "name": "X-Updraft-Signature",
+                         "description": "HMAC-SHA256 over the canonical request, with X-Updraft-Key-Id, X-Updraft-Timestamp (Unix seconds, within 300 s) and X-Updraft-Nonce (single use); see docs/server.md, Signed requests."}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "minLength": 1}}},
                 "CheckRequest": {"type": "object", "required": ["current_version", "platform", "arch"], "properties": {

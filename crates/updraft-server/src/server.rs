@@ -30,6 +30,11 @@ pub struct ServerConfig {
     pub database: Option<String>,
     /// File of admin tokens; without it the admin API is off.
     pub admin_token_file: Option<PathBuf>,
+    /// File of `key_id:secret` HMAC keys (mode 0600) for signed admin
+    /// requests and install reports.
+    pub signing_key_file: Option<PathBuf>,
+    /// Refuse install reports that are not signed.
+    pub require_signed_reports: bool,
     /// Base URL used in answers (`https://updates.example.com`); default: the request's Host.
     pub public_url: Option<String>,
     /// Keys folder with `timestamp.key`: the server then re-signs the timestamp before it expires.
@@ -66,6 +71,8 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: None,
             admin_token_file: None,
+            signing_key_file: None,
+            require_signed_reports: false,
             public_url: None,
             keys: None,
             tls: None,
@@ -129,6 +136,16 @@ impl Server {
             .as_deref()
             .map(AdminTokens::load)
             .transpose()?;
+        let signing = config
+            .signing_key_file
+            .as_deref()
+            .map(crate::signing::SigningKeys::load)
+            .transpose()?;
+        if config.require_signed_reports && signing.is_none() {
+            return Err(Error::Config(
+                "`--require-signed-reports` needs `--signing-key-file`".into(),
+            ));
+        }
         if let Some(url) = &config.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -215,6 +232,9 @@ impl Server {
                 "http"
             },
             signing_keys,
+            signing,
+            require_signed_reports: config.require_signed_reports,
+            body_limit: config.max_body_bytes,
         });
         Ok(Self {
             listener,

@@ -7,4 +7,5 @@ mod autohalt;
 mod files;
 mod hardening;
 mod openapi;
+mod signing;
 mod support;
