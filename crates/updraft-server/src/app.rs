@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::admin::{self, AdminTokens};
+use crate::dashboard;
 use crate::error::ApiError;
 use crate::files;
 use crate::metrics::Metrics;
@@ -49,6 +50,8 @@ pub(crate) struct AppState {
     pub(crate) require_signed_reports: bool,
     /// The largest request body, also when a signed one is hashed.
     pub(crate) body_limit: usize,
+    /// Dashboard sessions.
+    pub(crate) sessions: crate::dashboard::Sessions,
 }
 
 /// Request limits.
@@ -86,6 +89,24 @@ pub(crate) fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/changelog/{app}", get(changelog))
         .route("/feeds/{app}/{file}", get(feed))
         .nest("/api/admin", admin)
+        .route("/admin", get(dashboard::home))
+        .route("/admin/", get(dashboard::home))
+        .route(
+            "/admin/sign-in",
+            get(dashboard::sign_in_page).post(dashboard::sign_in),
+        )
+        .route("/admin/sign-out", post(dashboard::sign_out))
+        .route("/admin/audit", get(dashboard::audit))
+        .route("/admin/assets/{file}", get(dashboard::asset))
+        .route("/admin/releases/{app}/{version}", get(dashboard::release))
+        .route(
+            "/admin/releases/{app}/{version}/confirm",
+            get(dashboard::confirm),
+        )
+        .route(
+            "/admin/releases/{app}/{version}/{action}",
+            post(dashboard::change),
+        )
         .fallback(static_file)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(middleware::from_fn_with_state(limits.timeout, deadline))
@@ -121,7 +142,12 @@ async fn json_errors(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -170,6 +196,7 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         Some("/changelog/{app}") => "changelog",
         Some("/feeds/{app}/{file}") => "feed",
         Some(path) if path.starts_with("/api/admin") => "admin",
+        Some(path) if path.starts_with("/admin") => "dashboard",
         _ => "static",
     };
     let response = next.run(request).await;
@@ -197,7 +224,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// Percent-encodes each path component (`+` in build metadata included).
-fn url_path(path: &str) -> String {
+pub(crate) fn url_path(path: &str) -> String {
     const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')

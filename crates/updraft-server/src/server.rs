@@ -235,6 +235,7 @@ impl Server {
             signing,
             require_signed_reports: config.require_signed_reports,
             body_limit: config.max_body_bytes,
+            sessions: crate::dashboard::Sessions::default(),
         });
         Ok(Self {
             listener,

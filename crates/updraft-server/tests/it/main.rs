@@ -4,6 +4,7 @@ mod admin;
 mod announce;
 mod api;
 mod autohalt;
+mod dashboard;
 mod files;
 mod hardening;
 mod openapi;
