@@ -249,7 +249,8 @@ pub(crate) fn document() -> Value {
                 "AuditEntry": {"type": "object", "required": ["at", "who", "action", "app", "version"], "properties": {
                     "at": {"type": "string", "format": "date-time"}, "who": {"type": "string"}, "action": {"type": "string"}, "app": {"type": "string"}, "version": {"type": "string"}}},
                 "AdminChange": {"type": "object", "required": ["app", "version", "override", "audit"], "properties": {
-                    "app": {"type": "string"}, "version": {"type": "string"}, "override": schema("Override"), "audit": schema("AuditEntry")}}
+                    "app": {"type": "string"}, "version": {"type": "string"}, "override": schema("Override"), "audit": schema("AuditEntry"),
+                    "signed_targets_version": {"type": ["integer", "null"], "description": "The targets version the change was signed into (server started with the targets key), else null."}}}
             }
         }
     })
