@@ -557,12 +557,21 @@ fn announced_app(state: &AppState, app: &str) -> Result<updraft_protocol::AppId,
     Ok(app)
 }
 
-/// `GET /changelog/{app}`: every release's notes as HTML, per channel.
+/// `GET /changelog/{app}`: every release's notes as HTML, per channel. Any
+/// other name there is a store file (the notes `changelog/{app}_v{version}.md`).
 async fn changelog(
     State(state): State<Arc<AppState>>,
+    method: Method,
     headers: HeaderMap,
     axum::extract::Path(app): axum::extract::Path<String>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let known = updraft_protocol::AppId::new(&app)
+        .ok()
+        .filter(|app| state.view.get().apps.contains(app));
+    if known.is_none() && (app.contains('.') || method == Method::HEAD) {
+        return static_file(State(state), method, headers, request).await;
+    }
     let app = announced_app(&state, &app)?;
     let view = state.view.get();
     let base = base_url(&state, &headers);

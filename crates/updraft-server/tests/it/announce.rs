@@ -153,6 +153,15 @@ async fn the_changelog_and_feeds_escape_hostile_notes_and_parse_as_atom() {
 
     let (status, body) = server.get_json("/feeds/kuzflow/stable.rss").await;
     assert_eq!(status, 404, "{body}");
+    // The notes files of the store under changelog/ are still served.
+    let notes = server
+        .client
+        .get(server.url("/changelog/kuzflow_v1.1.0.md"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notes.status(), 200);
+    assert_eq!(notes.text().await.unwrap(), HOSTILE);
     let (status, body) = server.get_json("/changelog/nope").await;
     assert_eq!(status, 404, "{body}");
     server.stop().await;
