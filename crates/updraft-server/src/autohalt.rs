@@ -27,11 +27,22 @@ pub(crate) struct Reports {
     pub(crate) failures: u64,
 }
 
-/// Waits for written reports and halts what breaks its rule.
-pub(crate) fn spawn(state: Arc<AppState>, reports_written: Arc<Notify>) -> JoinHandle<()> {
+/// Checks at start, whenever reports were written, and every `every` (a
+/// rule signed after the reports arrived, or a store reloaded with one,
+/// applies without waiting for the next report).
+pub(crate) fn spawn(
+    state: Arc<AppState>,
+    reports_written: Arc<Notify>,
+    every: std::time::Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            reports_written.notified().await;
+            tokio::select! {
+                () = reports_written.notified() => {}
+                _ = tick.tick() => {}
+            }
             if let Err(error) = check_all(&state).await {
                 tracing::error!(%error, "could not check the rollouts that halt themselves");
             }

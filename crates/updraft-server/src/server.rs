@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// How often the timestamp's expiry is checked (with `keys`).
     pub refresh_interval: Duration,
+    /// How often rollouts that halt themselves are checked besides after
+    /// each batch of install reports.
+    pub auto_halt_interval: Duration,
 }
 
 impl ServerConfig {
@@ -84,6 +87,7 @@ impl ServerConfig {
             max_connections_per_address: 256,
             reload_interval: Duration::from_secs(1),
             refresh_interval: Duration::from_mins(1),
+            auto_halt_interval: Duration::from_mins(1),
         }
     }
 }
@@ -278,7 +282,11 @@ impl Server {
         let app = router(Arc::clone(&state), limits);
         let mut background = vec![
             spawn_reloader(Arc::clone(&state), config.reload_interval),
-            crate::autohalt::spawn(Arc::clone(&state), reports_written),
+            crate::autohalt::spawn(
+                Arc::clone(&state),
+                reports_written,
+                config.auto_halt_interval,
+            ),
         ];
         if let Some(keys) = config.keys.clone() {
             background.push(spawn_refresher(

@@ -224,3 +224,40 @@ async fn without_a_rule_failures_never_halt_a_release() {
     assert_eq!(offered(&server).await.as_deref(), Some("1.1.0"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_signed_after_the_reports_halts_when_the_server_starts() {
+    let (_dir, store) = temp();
+    publish_for_host(&store, "1.0.0", |_| {});
+    publish_for_host(&store, "1.1.0", |_| {});
+    let server = Running::start(config(&store)).await;
+    report(&server, "installed", 3).await;
+    report(&server, "failed", 2).await;
+    server.stop().await;
+    updraft_publisher::rollout(
+        &store.store,
+        &store.keys,
+        &"kuzflow".parse().unwrap(),
+        &"1.1.0".parse().unwrap(),
+        updraft_publisher::RolloutAction::AutoHalt(Some(AutoHalt {
+            max_failure_basis_points: 1000,
+            min_reports: 5,
+        })),
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let server = Running::start(config(&store)).await;
+    let mut halted = false;
+    for _ in 0..50 {
+        if offered(&server).await.is_none() {
+            halted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(halted, "2 of 5 failed (40 % > 10 %): halted at start");
+    // Without the targets key, only the dynamic check knows.
+    assert!(!signed_halted(&store.store));
+    server.stop().await;
+}
