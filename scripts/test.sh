@@ -3,7 +3,7 @@
 # then runs every test in the workspace, doc examples included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! python3 -c 'import tuf.ngclient, maturin, PyQt5, pytestqt, fastapi, uvicorn' 2>/dev/null; then
+if ! python3 -c 'import tuf.ngclient, maturin, PyQt5, pytestqt, fastapi, uvicorn, feedparser, playwright' 2>/dev/null; then
   echo "installing python-tuf, maturin, PyQt5, pytest-qt and FastAPI for the tests (scripts/requirements-test.txt)"
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
@@ -15,6 +15,17 @@ if [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] && [ ! -e /usr/share/
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null
   else
     echo "the Chinese dialog tests need a CJK font: apt-get install fonts-wqy-microhei (or set UPDRAFT_CJK_FONT)" >&2
+    exit 1
+  fi
+fi
+# Debian's chromium for the dashboard's browser tests (Playwright cannot
+# download its own browsers here; it drives /usr/bin/chromium).
+if ! command -v chromium >/dev/null && [ -z "${UPDRAFT_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium for the dashboard browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the dashboard tests need chromium: apt-get install chromium (or set UPDRAFT_CHROMIUM)" >&2
     exit 1
   fi
 fi

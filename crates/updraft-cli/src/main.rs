@@ -198,6 +198,13 @@ struct ServeArgs {
     /// File with admin tokens (one per line, optionally `name:token`); enables /api/admin.
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// File of `key_id:secret` HMAC-SHA256 keys (mode 0600): admin requests and
+    /// install reports may then be signed instead (docs/server.md).
+    #[arg(long, value_name = "FILE")]
+    signing_key_file: Option<PathBuf>,
+    /// Refuse install reports that are not signed (needs --signing-key-file).
+    #[arg(long, requires = "signing_key_file")]
+    require_signed_reports: bool,
     /// Base URL clients reach this server at (behind a proxy or CDN).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
@@ -237,7 +244,9 @@ enum LogFormat {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("action").required(true).args(["percent", "halt", "resume", "yank"])))]
+#[command(group(clap::ArgGroup::new("action").required(true).multiple(true).args(["percent", "halt", "resume", "yank", "halt_failure_rate", "no_auto_halt"])))]
+#[command(group(clap::ArgGroup::new("state").multiple(false).args(["halt", "resume", "yank"])))]
+#[allow(clippy::struct_excessive_bools)] // clap flags, one per action
 struct RolloutArgs {
     /// The store folder.
     #[arg(long)]
@@ -263,6 +272,21 @@ struct RolloutArgs {
     /// Withdraw the release; it is never offered again.
     #[arg(long)]
     yank: bool,
+    /// Let the server halt the rollout once more than R % of install reports
+    /// are `failed` or `rolled_back` (with --halt-min-reports).
+    #[arg(long, value_name = "R", requires = "halt_min_reports", conflicts_with = "no_auto_halt", value_parser = parse_failure_rate)]
+    halt_failure_rate: Option<u32>,
+    /// Install reports needed before --halt-failure-rate applies.
+    #[arg(long, value_name = "N", requires = "halt_failure_rate", value_parser = clap::value_parser!(u64).range(1..))]
+    halt_min_reports: Option<u64>,
+    /// Remove the rule that halts the rollout by itself.
+    #[arg(long)]
+    no_auto_halt: bool,
+}
+
+/// `--halt-failure-rate`: a percentage, kept in basis points.
+fn parse_failure_rate(text: &str) -> Result<u32, String> {
+    updraft_protocol::AutoHalt::parse_percent(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +419,13 @@ struct PublishArgs {
     /// Installs older than this version must update.
     #[arg(long, value_name = "VER")]
     min_supported: Option<Version>,
+    /// Let the server halt the rollout once more than R % of install reports
+    /// are `failed` or `rolled_back` (with --halt-min-reports).
+    #[arg(long, value_name = "R", requires = "halt_min_reports", value_parser = parse_failure_rate)]
+    halt_failure_rate: Option<u32>,
+    /// Install reports needed before --halt-failure-rate applies.
+    #[arg(long, value_name = "N", requires = "halt_failure_rate", value_parser = clap::value_parser!(u64).range(1..))]
+    halt_min_reports: Option<u64>,
     /// zstd compression level for the package (1–22).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
     level: i32,

@@ -144,6 +144,102 @@ fn usage_errors_exit_2_and_name_the_value() {
     );
 }
 
+/// The signed `auto_halt` rule of every package of `version`.
+fn signed_rules(store: &str, version: &str) -> Vec<serde_json::Value> {
+    let targets = Path::new(store).join("metadata");
+    let newest = std::fs::read_dir(&targets)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let number: u64 = name.strip_suffix(".targets.json")?.parse().ok()?;
+            Some((number, name))
+        })
+        .max()
+        .unwrap()
+        .1;
+    let targets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(targets.join(newest)).unwrap()).unwrap();
+    targets["signed"]["targets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|t| t["custom"].get("updraft"))
+        .filter(|u| u["version"] == version)
+        .map(|u| u["auto_halt"].clone())
+        .collect()
+}
+
+#[test]
+fn publish_and_rollout_sign_the_auto_halt_rule() {
+    let setup = setup();
+    let mut args = publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source);
+    let source = args.pop().unwrap();
+    args.extend(["--rollout", "10", "--halt-failure-rate", "2.5"]);
+    args.push(source);
+    let output = run(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "the rule needs --halt-min-reports"
+    );
+    assert!(
+        stderr(&output).contains("--halt-min-reports"),
+        "{}",
+        stderr(&output)
+    );
+    args.pop();
+    args.extend(["--halt-min-reports", "50", source]);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        signed_rules(&setup.store, "1.1.0"),
+        [serde_json::json!({"max_failure_basis_points": 250, "min_reports": 50})]
+    );
+
+    let rollout = |extra: &[&str]| {
+        let mut args = vec![
+            "rollout",
+            "--repo",
+            &setup.store,
+            "--keys",
+            &setup.keys,
+            "--app",
+            "kuzflow",
+            "--version",
+            "1.1.0",
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    let output = rollout(&[
+        "--percent",
+        "30",
+        "--halt-failure-rate",
+        "5",
+        "--halt-min-reports",
+        "20",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("halts by itself once more than 5% of at least 20"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        signed_rules(&setup.store, "1.1.0"),
+        [serde_json::json!({"max_failure_basis_points": 500, "min_reports": 20})]
+    );
+    let output = rollout(&["--halt-failure-rate", "101", "--halt-min-reports", "20"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = rollout(&["--no-auto-halt"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        signed_rules(&setup.store, "1.1.0"),
+        [serde_json::Value::Null]
+    );
+}
+
 #[test]
 fn verify_exits_4_on_a_tampered_store_and_0_on_a_good_one() {
     let setup = setup();

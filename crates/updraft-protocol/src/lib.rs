@@ -30,6 +30,6 @@ pub mod tuf;
 mod version;
 
 pub use error::Error;
-pub use manifest::{PackageCustom, PatchCustom, ReleaseInfo, ReleaseManifest};
+pub use manifest::{AutoHalt, PackageCustom, PatchCustom, ReleaseInfo, ReleaseManifest};
 pub use names::{AppId, Arch, Channel, Platform, Sha256Digest, TargetPath, host};
 pub use version::{UpdateType, Version};

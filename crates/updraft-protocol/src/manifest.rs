@@ -243,6 +243,73 @@ pub struct ReleaseInfo {
     /// Withdrawn: never offered again.
     #[serde(default, skip_serializing_if = "is_false")]
     pub yanked: bool,
+    /// When the server halts the rollout by itself (see [`AutoHalt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_halt: Option<AutoHalt>,
+}
+
+/// A rollout that halts itself: once at least `min_reports` install reports
+/// arrived for the release and the share of `failed` + `rolled_back` among
+/// them exceeds `max_failure_basis_points` (hundredths of a percent: 500 is
+/// 5 %), the server halts it and re-signs the targets with `halted: true`.
+/// Signed with the release, so every server and mirror applies the same rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoHalt {
+    /// The failure share allowed, in hundredths of a percent (0–10000).
+    pub max_failure_basis_points: u32,
+    /// Reports needed before the rule applies (at least 1).
+    pub min_reports: u64,
+}
+
+impl AutoHalt {
+    /// True when `failures` of `reports` break the rule.
+    pub fn exceeded(&self, failures: u64, reports: u64) -> bool {
+        reports >= self.min_reports.max(1)
+            && u128::from(failures) * 10_000
+                > u128::from(self.max_failure_basis_points) * u128::from(reports)
+    }
+
+    /// The allowed rate as a percentage, for people (`5`, `2.5`).
+    pub fn percent(&self) -> String {
+        let whole = self.max_failure_basis_points / 100;
+        let rest = self.max_failure_basis_points % 100;
+        match rest {
+            0 => whole.to_string(),
+            r if r % 10 == 0 => format!("{whole}.{}", r / 10),
+            r => format!("{whole}.{r:02}"),
+        }
+    }
+
+    /// Parses a percentage (`5`, `2.5`, `0.25`) into basis points.
+    pub fn parse_percent(text: &str) -> Result<u32, Error> {
+        let invalid = || Error::InvalidName {
+            kind: "failure rate",
+            value: text.to_owned(),
+            reason: "it must be a percentage from 0 to 100 with at most two decimals".into(),
+        };
+        let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+        if whole.is_empty() && fraction.is_empty()
+            || fraction.len() > 2
+            || !whole
+                .bytes()
+                .chain(fraction.bytes())
+                .all(|b| b.is_ascii_digit())
+            || whole.len() > 3
+        {
+            return Err(invalid());
+        }
+        let whole: u32 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| invalid())?
+        };
+        let fraction: u32 = format!("{fraction:0<2}").parse().map_err(|_| invalid())?;
+        let points = whole * 100 + fraction;
+        if points > 10_000 {
+            return Err(invalid());
+        }
+        Ok(points)
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -259,6 +326,7 @@ impl ReleaseInfo {
             rollout_percent: 0,
             halted: false,
             yanked: false,
+            auto_halt: None,
             ..info.clone()
         };
         strip(self) == strip(other)
@@ -382,6 +450,30 @@ impl PatchCustom {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn auto_halt_trips_only_past_the_rate_with_enough_reports() {
+        let rule = AutoHalt {
+            max_failure_basis_points: AutoHalt::parse_percent("20").unwrap(),
+            min_reports: 10,
+        };
+        assert!(!rule.exceeded(9, 9), "too few reports");
+        assert!(!rule.exceeded(2, 10), "exactly 20 % does not exceed 20 %");
+        assert!(rule.exceeded(3, 10));
+        assert_eq!(AutoHalt::parse_percent("2.5").unwrap(), 250);
+        assert_eq!(AutoHalt::parse_percent("0.25").unwrap(), 25);
+        assert_eq!(
+            AutoHalt {
+                max_failure_basis_points: 250,
+                min_reports: 1
+            }
+            .percent(),
+            "2.5"
+        );
+        for bad in ["", ".", "101", "1.234", "-1", "5%", "abc"] {
+            assert!(AutoHalt::parse_percent(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_newer_format_is_refused_before_parsing() {

@@ -21,6 +21,7 @@
 //!     rollout_percent: 100,
 //!     force: false,
 //!     min_supported_version: None,
+//!     auto_halt: None,
 //!     source: PathBuf::from("dist/kuzflow"),
 //!     pack: PackOptions::default(),
 //!     deltas: DeltaPolicy::default(),
@@ -31,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod announce;
 mod delta;
 mod error;
 pub mod keys;
@@ -47,6 +49,6 @@ pub use pack::{ModeChange, PackOptions};
 pub use repo::{
     DelegateReport, DelegationRequest, ExpiryPolicy, InitReport, PublishReport, PublishRequest,
     RefreshReport, RolloutAction, RolloutReport, delegate, init, publish, publish_as, refresh,
-    rollout,
+    rollout, rollout_all,
 };
 pub use verify::{Problem, VerifyReport, verify};

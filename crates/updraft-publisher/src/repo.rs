@@ -18,8 +18,8 @@ use updraft_protocol::tuf::{
     SPEC_VERSION, SigningKey, Snapshot, TargetFile, Targets, Timestamp,
 };
 use updraft_protocol::{
-    AppId, Arch, Channel, PackageCustom, Platform, ReleaseInfo, ReleaseManifest, Sha256Digest,
-    TargetPath, Version,
+    AppId, Arch, AutoHalt, Channel, PackageCustom, Platform, ReleaseInfo, ReleaseManifest,
+    Sha256Digest, TargetPath, Version,
 };
 
 use crate::delta::{self, DeltaPolicy, PublishedPatch, SkippedPatch};
@@ -258,6 +258,9 @@ fn stage_views(store: &Store, tx: &mut updraft_fs::Transaction, targets: &Target
         format!("{METADATA_DIR}/versions.json"),
         layout::versions_json(targets),
     );
+    let (releases, _) = layout::releases(targets);
+    let infos: Vec<&ReleaseInfo> = releases.iter().map(|r| &r.custom.release).collect();
+    views.extend(crate::announce::store_files(&infos));
     for (path, bytes) in views {
         if fs::read(store.path().join(&path)).ok().as_deref() != Some(bytes.as_slice()) {
             tx.stage_bytes(Path::new(&path), &bytes)?;
@@ -289,6 +292,8 @@ pub struct PublishRequest {
     pub force: bool,
     /// Clients below this version must update.
     pub min_supported_version: Option<Version>,
+    /// Halt the rollout by itself when too many installs fail (signed with the release).
+    pub auto_halt: Option<AutoHalt>,
     /// The folder to publish.
     pub source: PathBuf,
     /// Packing options.
@@ -504,6 +509,7 @@ pub fn publish_as(
         rollout_percent: request.rollout_percent,
         halted: false,
         yanked: false,
+        auto_halt: request.auto_halt,
     };
     let manifest = ReleaseManifest {
         format_version: FORMAT_VERSION,
@@ -985,6 +991,8 @@ pub enum RolloutAction {
     Resume,
     /// Withdraw it for good (it is never offered again).
     Yank,
+    /// Set (or with `None` remove) the rule that halts the rollout by itself.
+    AutoHalt(Option<AutoHalt>),
 }
 
 /// What `updraft rollout` changed.
@@ -1007,16 +1015,42 @@ pub fn rollout(
     now: OffsetDateTime,
     policy: &ExpiryPolicy,
 ) -> Result<RolloutReport> {
-    if let RolloutAction::Percent(percent) = action
-        && percent > 100
-    {
-        return Err(Error::InvalidArgument(
-            updraft_protocol::Error::InvalidName {
-                kind: "rollout percentage",
-                value: percent.to_string(),
-                reason: "it must be between 0 and 100".into(),
-            },
-        ));
+    rollout_all(store_dir, keys_dir, app, version, &[action], now, policy)
+}
+
+/// Like [`rollout`], with several changes signed as one targets version.
+pub fn rollout_all(
+    store_dir: &Path,
+    keys_dir: &Path,
+    app: &AppId,
+    version: &Version,
+    actions: &[RolloutAction],
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<RolloutReport> {
+    for action in actions {
+        if let RolloutAction::Percent(percent) = action
+            && *percent > 100
+        {
+            return Err(Error::InvalidArgument(
+                updraft_protocol::Error::InvalidName {
+                    kind: "rollout percentage",
+                    value: percent.to_string(),
+                    reason: "it must be between 0 and 100".into(),
+                },
+            ));
+        }
+        if let RolloutAction::AutoHalt(Some(rule)) = action
+            && rule.max_failure_basis_points > 10_000
+        {
+            return Err(Error::InvalidArgument(
+                updraft_protocol::Error::InvalidName {
+                    kind: "failure rate",
+                    value: rule.percent(),
+                    reason: "it must be between 0 and 100 %".into(),
+                },
+            ));
+        }
     }
     let store = Store::open(store_dir)?;
     let current = store.load_current()?;
@@ -1030,11 +1064,14 @@ pub fn rollout(
         if custom.release.app != *app || custom.release.version != *version {
             continue;
         }
-        match action {
-            RolloutAction::Percent(percent) => custom.release.rollout_percent = percent,
-            RolloutAction::Halt => custom.release.halted = true,
-            RolloutAction::Resume => custom.release.halted = false,
-            RolloutAction::Yank => custom.release.yanked = true,
+        for action in actions {
+            match *action {
+                RolloutAction::Percent(percent) => custom.release.rollout_percent = percent,
+                RolloutAction::Halt => custom.release.halted = true,
+                RolloutAction::Resume => custom.release.halted = false,
+                RolloutAction::Yank => custom.release.yanked = true,
+                RolloutAction::AutoHalt(rule) => custom.release.auto_halt = rule,
+            }
         }
         target.custom = Some(custom.to_custom());
         packages.push(path.clone());

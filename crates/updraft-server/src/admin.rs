@@ -221,47 +221,160 @@ fn bearer(request: &Request) -> Result<&str, &'static str> {
     }
 }
 
-/// Middleware: 401 unless a valid bearer token is presented. Each refusal
-/// is logged (rate-limited) with the peer address, and repeated refusals
-/// from one address are answered ever more slowly.
+/// Middleware: 401 unless a valid bearer token or a valid signature (see
+/// [`crate::signing`]) is presented. Each refusal is logged (rate-limited)
+/// with the peer address, and repeated refusals from one address are
+/// answered ever more slowly.
 pub(crate) async fn require_token(
     State(state): State<Arc<AppState>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    let Some(tokens) = &state.admin else {
+    if state.admin.is_none() && state.signing.is_none() {
         return ApiError {
             status: axum::http::StatusCode::NOT_FOUND,
-            message: "the admin API is off: start the server with --admin-token-file".into(),
+            message: "the admin API is off: start the server with --admin-token-file or --signing-key-file".into(),
         }
         .into_response();
-    };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
+    }
+    if crate::signing::is_signed(request.headers()) {
+        return match verify_signed(&state, request).await {
+            Ok(request) => next.run(request).await,
+            Err(response) => response,
+        };
+    }
+    let mut request = request;
+    let peer = peer_of(&request);
     let presented = bearer(&request);
-    let refusal = match presented.map(|token| (token, tokens.check(token))) {
-        Ok((_, Some(name))) => {
-            if let Some(peer) = peer {
-                state.sign_ins.succeeded(peer.ip());
+    let refusal = match (presented, &state.admin) {
+        (Ok(token), Some(tokens)) => match tokens.check(token) {
+            Some(name) => {
+                if let Some(peer) = peer {
+                    state.sign_ins.succeeded(peer.ip());
+                }
+                request.extensions_mut().insert(Caller(name.to_owned()));
+                return next.run(request).await;
             }
-            request.extensions_mut().insert(Caller(name.to_owned()));
-            return next.run(request).await;
-        }
-        Ok((token, None)) => SignInFailure {
-            reason: "an unknown token",
-            // A client that sends `name:token` as in the token file names
-            // who it claims to be; the secret itself is never logged.
-            claimed_name: token.split_once(':').map(|(name, _)| name.to_owned()),
-            fingerprint: Some(hex::encode(&Sha256::digest(token.as_bytes())[..4])),
+            None => SignInFailure {
+                reason: "an unknown token".into(),
+                // A client that sends `name:token` as in the token file names
+                // who it claims to be; the secret itself is never logged.
+                claimed_name: token.split_once(':').map(|(name, _)| name.to_owned()),
+                fingerprint: Some(hex::encode(&Sha256::digest(token.as_bytes())[..4])),
+            },
         },
-        Err(reason) => SignInFailure {
-            reason,
+        (Ok(_), None) => SignInFailure {
+            reason: "a Bearer token, but only signed requests are accepted".into(),
+            claimed_name: None,
+            fingerprint: None,
+        },
+        (Err(reason), _) => SignInFailure {
+            reason: reason.into(),
             claimed_name: None,
             fingerprint: None,
         },
     };
+    refuse(&state, peer, request.uri().path(), &refusal).await;
+    ApiError::unauthorized().into_response()
+}
+
+fn peer_of(request: &Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+}
+
+/// Checks a signed request (reading its body to hash it) and hands it on
+/// with its [`Caller`] (the key id), or answers 401 (503 when the nonce
+/// table is full) with a JSON error, through the same logging and slow-down
+/// as a wrong token.
+pub(crate) async fn verify_signed(
+    state: &Arc<AppState>,
+    request: Request,
+) -> Result<Request, Response> {
+    let peer = peer_of(&request);
+    let Some(keys) = &state.signing else {
+        let failure = SignInFailure {
+            reason: "a signed request, but no signing keys are configured".into(),
+            claimed_name: None,
+            fingerprint: None,
+        };
+        refuse(state, peer, request.uri().path(), &failure).await;
+        return Err(ApiError {
+            status: axum::http::StatusCode::UNAUTHORIZED,
+            message: "signed requests are off on this server: start it with --signing-key-file"
+                .into(),
+        }
+        .into_response());
+    };
+    // Inside `nest` the URI lost its prefix: sign what the client sent.
+    let uri = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri().clone(), |original| original.0.clone());
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.body_limit).await else {
+        return Err(ApiError {
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "the body is larger than the limit of {} bytes",
+                state.body_limit
+            ),
+        }
+        .into_response());
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match keys.verify(
+        parts.method.as_str(),
+        uri.path(),
+        uri.query(),
+        &parts.headers,
+        &bytes,
+        now,
+    ) {
+        Ok(key_id) => {
+            if let Some(peer) = peer {
+                state.sign_ins.succeeded(peer.ip());
+            }
+            let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            request.extensions_mut().insert(Caller(key_id));
+            Ok(request)
+        }
+        Err(crate::signing::Refusal::Busy) => Err(ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            message: "too many signed requests within the last five minutes; try again shortly"
+                .into(),
+        }
+        .into_response()),
+        Err(crate::signing::Refusal::Unauthorized(reason)) => {
+            let key_id = parts
+                .headers
+                .get(crate::signing::KEY_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(|id| id.chars().take(64).collect::<String>());
+            let failure = SignInFailure {
+                reason: format!("a refused signature: {reason}"),
+                claimed_name: key_id,
+                fingerprint: Some("signature".into()),
+            };
+            refuse(state, peer, uri.path(), &failure).await;
+            Err(ApiError {
+                status: axum::http::StatusCode::UNAUTHORIZED,
+                message: format!("the request signature was refused: {reason}"),
+            }
+            .into_response())
+        }
+    }
+}
+
+/// Counts, logs (rate-limited) and slows down a refused sign-in.
+pub(crate) async fn refuse(
+    state: &AppState,
+    peer: Option<SocketAddr>,
+    path: &str,
+    refusal: &SignInFailure,
+) {
     state.metrics.sign_in_failed();
     let now = Instant::now();
     // Only a presented token is a guess worth slowing down; a request
@@ -274,8 +387,8 @@ pub(crate) async fn require_token(
         let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
         tracing::warn!(
             %peer,
-            path = %request.uri().path(),
-            reason = refusal.reason,
+            path = %path,
+            reason = %refusal.reason,
             token_name = refusal.claimed_name.as_deref().unwrap_or("-"),
             token_sha256_prefix = refusal.fingerprint.as_deref().unwrap_or("-"),
             wrong_tokens_from_peer_last_minute = failures,
@@ -287,14 +400,14 @@ pub(crate) async fn require_token(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    ApiError::unauthorized().into_response()
 }
 
+/// A sign-in that failed, for the log.
 #[derive(Debug)]
-struct SignInFailure {
-    reason: &'static str,
-    claimed_name: Option<String>,
-    fingerprint: Option<String>,
+pub(crate) struct SignInFailure {
+    pub(crate) reason: String,
+    pub(crate) claimed_name: Option<String>,
+    pub(crate) fingerprint: Option<String>,
 }
 
 /// `GET /api/admin/releases`: every release with its rollout state and counters.
@@ -358,7 +471,7 @@ pub(crate) async fn audit(
 
 /// One admin change, applied to the committed override.
 #[derive(Debug, Clone, Copy)]
-enum Change {
+pub(crate) enum Change {
     Rollout(u8),
     Halted(bool),
     Yanked(bool),
@@ -374,6 +487,20 @@ impl Change {
             Self::Yanked(true) => "yank".into(),
             Self::Yanked(false) => "restore".into(),
             Self::Clear => "clear override".into(),
+        }
+    }
+
+    /// The same change for the signed targets, when it has one there.
+    fn signed(self) -> Option<updraft_publisher::RolloutAction> {
+        use updraft_publisher::RolloutAction;
+        match self {
+            Self::Rollout(percent) => Some(RolloutAction::Percent(percent)),
+            Self::Halted(true) => Some(RolloutAction::Halt),
+            Self::Halted(false) => Some(RolloutAction::Resume),
+            Self::Yanked(true) => Some(RolloutAction::Yank),
+            // The signed metadata has no un-yank, and clearing an override
+            // falls back to what is signed.
+            Self::Yanked(false) | Self::Clear => None,
         }
     }
 
@@ -433,7 +560,7 @@ pub(crate) async fn change(
             )));
         }
     };
-    apply(&state, key, change, &caller.0.0).await
+    apply(&state, key, change, &caller.0.0, None).await
 }
 
 /// `DELETE /api/admin/releases/{app}/{version}/override`.
@@ -443,7 +570,7 @@ pub(crate) async fn clear(
     caller: axum::Extension<Caller>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = release_key(&state, &app, &version)?;
-    apply(&state, key, Change::Clear, &caller.0.0).await
+    apply(&state, key, Change::Clear, &caller.0.0, None).await
 }
 
 fn release_key(state: &AppState, app: &str, version: &str) -> Result<ReleaseKey, ApiError> {
@@ -465,21 +592,22 @@ fn release_key(state: &AppState, app: &str, version: &str) -> Result<ReleaseKey,
 /// (with its audit entry), then rebuilds the in-memory view from every
 /// override as committed. Changes run one at a time, so the view always
 /// equals the database once a change has been answered.
-async fn apply(
+///
+/// With a targets key (`--keys`), the change is then also signed into the
+/// targets metadata, so clients that read the store directly (a static host,
+/// a `file://` mirror) see it too; that re-signing is audited as well.
+pub(crate) async fn apply(
     state: &Arc<AppState>,
     key: ReleaseKey,
     change: Change,
     who: &str,
+    why: Option<&str>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let audit = AuditEntry {
-        at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        who: who.to_owned(),
-        action: change.describe(),
-        app: key.app.clone(),
-        version: key.version.clone(),
+    let action = match why {
+        Some(why) => format!("{}: {why}", change.describe()),
+        None => change.describe(),
     };
+    let audit = audit_entry(who, action, &key);
     let _one_at_a_time = state.admin_changes.lock().await;
     let storage = Arc::clone(&state.storage);
     let (stored_key, stored_audit) = (key.clone(), audit.clone());
@@ -496,9 +624,89 @@ async fn apply(
     .map_err(|e| ApiError::internal(e.to_string()))?;
     state.view.replace_overrides(committed);
     tracing::info!(who = %audit.who, action = %audit.action, app = %audit.app, version = %audit.version, at = %audit.at, "admin change");
+    let signed_version = match (&state.signing_keys, change.signed()) {
+        (Some(keys), Some(action)) => resign(state, keys, &key, action, who).await,
+        _ => None,
+    };
     Ok(Json(
-        serde_json::json!({ "app": key.app, "version": key.version, "override": value, "audit": audit }),
+        serde_json::json!({ "app": key.app, "version": key.version, "override": value, "audit": audit,
+                            "signed_targets_version": signed_version }),
     ))
+}
+
+fn audit_entry(who: &str, action: String, key: &ReleaseKey) -> AuditEntry {
+    AuditEntry {
+        at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        who: who.to_owned(),
+        action,
+        app: key.app.clone(),
+        version: key.version.clone(),
+    }
+}
+
+/// Signs `action` into the store's targets (as `updraft rollout` does),
+/// reloads the view from it and audits the new targets version. A failure
+/// is logged and audited; the override already applies to checks.
+async fn resign(
+    state: &Arc<AppState>,
+    keys: &std::path::Path,
+    key: &ReleaseKey,
+    action: updraft_publisher::RolloutAction,
+    who: &str,
+) -> Option<u64> {
+    let (store, keys) = (state.store.clone(), keys.to_path_buf());
+    let (app, version) = (key.app.clone(), key.version.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let app = updraft_protocol::AppId::new(&app).map_err(|e| e.to_string())?;
+        let version = updraft_protocol::Version::parse(&version).map_err(|e| e.to_string())?;
+        updraft_publisher::rollout(
+            &store,
+            &keys,
+            &app,
+            &version,
+            action,
+            time::OffsetDateTime::now_utc(),
+            &updraft_publisher::ExpiryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|result| result);
+    let (action, version) = match outcome {
+        Ok(report) => {
+            let task_state = Arc::clone(state);
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || {
+                task_state.view.reload_if_changed(&task_state.store)
+            })
+            .await
+            {
+                tracing::warn!(%error, "re-signed the targets but cannot reload them");
+            }
+            tracing::info!(app = %key.app, version = %key.version, targets_version = report.targets_version, "re-signed the targets");
+            (
+                format!("signed into targets version {}", report.targets_version),
+                Some(report.targets_version),
+            )
+        }
+        Err(error) => {
+            tracing::error!(app = %key.app, version = %key.version, %error, "could not sign the change into the targets");
+            (format!("could not sign into the targets: {error}"), None)
+        }
+    };
+    let audit = audit_entry(who, action, key);
+    let storage = Arc::clone(&state.storage);
+    let stored_key = key.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        storage.change_override(&stored_key, &|current| current, &audit)
+    })
+    .await;
+    if !matches!(written, Ok(Ok(_))) {
+        tracing::error!(app = %key.app, version = %key.version, "could not audit the re-signing");
+    }
+    version
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::admin::{self, AdminTokens};
+use crate::dashboard;
 use crate::error::ApiError;
 use crate::files;
 use crate::metrics::Metrics;
@@ -40,6 +41,17 @@ pub(crate) struct AppState {
     pub(crate) admin_changes: tokio::sync::Mutex<()>,
     pub(crate) public_url: Option<String>,
     pub(crate) scheme: &'static str,
+    /// The keys folder when it holds the targets and snapshot keys: admin
+    /// changes and automatic halts are then signed into the targets too.
+    pub(crate) signing_keys: Option<PathBuf>,
+    /// HMAC keys for signed requests (`--signing-key-file`).
+    pub(crate) signing: Option<crate::signing::SigningKeys>,
+    /// Install reports must be signed (`--require-signed-reports`).
+    pub(crate) require_signed_reports: bool,
+    /// The largest request body, also when a signed one is hashed.
+    pub(crate) body_limit: usize,
+    /// Dashboard sessions.
+    pub(crate) sessions: crate::dashboard::Sessions,
 }
 
 /// Request limits.
@@ -64,11 +76,37 @@ pub(crate) fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/api/version/check", get(check_get).post(check_post))
         .route("/api/version/info", get(info))
         .route("/api/version/download", get(download))
-        .route("/api/version/report", post(report))
+        .route(
+            "/api/version/report",
+            post(report).layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                signed_reports,
+            )),
+        )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/changelog/{app}", get(changelog))
+        .route("/feeds/{app}/{file}", get(feed))
         .nest("/api/admin", admin)
+        .route("/admin", get(dashboard::home))
+        .route("/admin/", get(dashboard::home))
+        .route(
+            "/admin/sign-in",
+            get(dashboard::sign_in_page).post(dashboard::sign_in),
+        )
+        .route("/admin/sign-out", post(dashboard::sign_out))
+        .route("/admin/audit", get(dashboard::audit))
+        .route("/admin/assets/{file}", get(dashboard::asset))
+        .route("/admin/releases/{app}/{version}", get(dashboard::release))
+        .route(
+            "/admin/releases/{app}/{version}/confirm",
+            get(dashboard::confirm),
+        )
+        .route(
+            "/admin/releases/{app}/{version}/{action}",
+            post(dashboard::change),
+        )
         .fallback(static_file)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(middleware::from_fn_with_state(limits.timeout, deadline))
@@ -104,7 +142,12 @@ async fn json_errors(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -150,7 +193,10 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         Some("/healthz") => "healthz",
         Some("/metrics") => "metrics",
         Some("/openapi.json") => "openapi",
+        Some("/changelog/{app}") => "changelog",
+        Some("/feeds/{app}/{file}") => "feed",
         Some(path) if path.starts_with("/api/admin") => "admin",
+        Some(path) if path.starts_with("/admin") => "dashboard",
         _ => "static",
     };
     let response = next.run(request).await;
@@ -178,7 +224,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// Percent-encodes each path component (`+` in build metadata included).
-fn url_path(path: &str) -> String {
+pub(crate) fn url_path(path: &str) -> String {
     const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
@@ -422,6 +468,29 @@ async fn download(
     Ok(response)
 }
 
+/// Middleware of the report endpoint: a signed report must carry a valid
+/// signature; an unsigned one is refused when signatures are required.
+async fn signed_reports(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if crate::signing::is_signed(request.headers()) {
+        return match admin::verify_signed(&state, request).await {
+            Ok(request) => next.run(request).await,
+            Err(response) => response,
+        };
+    }
+    if state.require_signed_reports {
+        return ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "install reports must be signed on this server (X-Updraft-Signature; see docs/server.md)".into(),
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
 #[derive(Debug, Deserialize)]
 struct Report {
     app: Option<String>,
@@ -503,6 +572,81 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         body,
     )
         .into_response()
+}
+
+fn announced_app(state: &AppState, app: &str) -> Result<updraft_protocol::AppId, ApiError> {
+    let app = updraft_protocol::AppId::new(app).map_err(|e| ApiError::field("app", &e))?;
+    if !state.view.get().apps.contains(&app) {
+        return Err(ApiError::not_found(format!(
+            "`{app}` is not published on this server"
+        )));
+    }
+    Ok(app)
+}
+
+/// `GET /changelog/{app}`: every release's notes as HTML, per channel. Any
+/// other name there is a store file (the notes `changelog/{app}_v{version}.md`).
+async fn changelog(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    axum::extract::Path(app): axum::extract::Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let known = updraft_protocol::AppId::new(&app)
+        .ok()
+        .filter(|app| state.view.get().apps.contains(app));
+    if known.is_none() && (app.contains('.') || method == Method::HEAD) {
+        return static_file(State(state), method, headers, request).await;
+    }
+    let app = announced_app(&state, &app)?;
+    let view = state.view.get();
+    let base = base_url(&state, &headers);
+    let page = updraft_publisher::announce::changelog_page(
+        view.releases.iter().map(|r| &r.info),
+        &app,
+        updraft_publisher::announce::Links::Absolute(&base),
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src https:",
+            ),
+        ],
+        page,
+    )
+        .into_response())
+}
+
+/// `GET /feeds/{app}/{channel}.atom`: an Atom 1.0 feed of the channel's releases.
+async fn feed(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Path((app, file)): axum::extract::Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let app = announced_app(&state, &app)?;
+    let channel = file.strip_suffix(".atom").ok_or_else(|| {
+        ApiError::not_found(format!(
+            "`{file}` is not a feed; ask for `{{channel}}.atom`"
+        ))
+    })?;
+    let channel =
+        updraft_protocol::Channel::new(channel).map_err(|e| ApiError::field("channel", &e))?;
+    let view = state.view.get();
+    let base = base_url(&state, &headers);
+    let feed = updraft_publisher::announce::atom_feed(
+        view.releases.iter().map(|r| &r.info),
+        &app,
+        &channel,
+        updraft_publisher::announce::Links::Absolute(&base),
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        feed,
+    )
+        .into_response())
 }
 
 async fn openapi() -> Json<serde_json::Value> {

@@ -17,7 +17,9 @@
 
 mod admin;
 mod app;
+mod autohalt;
 mod connections;
+mod dashboard;
 mod error;
 mod files;
 mod logging;
@@ -25,6 +27,7 @@ mod metrics;
 mod openapi;
 mod rules;
 mod server;
+mod signing;
 mod stats;
 mod tls;
 mod view;
@@ -32,5 +35,5 @@ mod view;
 pub use error::{Error, Result};
 pub use logging::EscapedFields;
 pub use server::{Server, ServerConfig, shutdown_signal};
-pub use stats::{AuditEntry, Count, CounterKey, EventKind, SqliteStorage, Storage};
+pub use stats::{AuditEntry, Count, CounterKey, EventKind, SqliteStorage, Storage, TimelinePoint};
 pub use view::{Override, ReleaseKey};

@@ -28,6 +28,7 @@ pub(crate) struct Metrics {
     connections_refused_per_address: AtomicU64,
     connections_timed_out: AtomicU64,
     sign_in_failures: AtomicU64,
+    auto_halts: AtomicU64,
 }
 
 impl Metrics {
@@ -90,6 +91,10 @@ impl Metrics {
 
     pub(crate) fn connection_timed_out(&self) {
         self.connections_timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn auto_halted(&self) {
+        self.auto_halts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn sign_in_failed(&self) {
@@ -185,6 +190,13 @@ impl Metrics {
             "counter",
             "Admin requests refused for a missing or wrong token.",
             self.sign_in_failures.load(Ordering::Relaxed),
+        );
+        single(
+            &mut out,
+            "updraft_rollout_auto_halts_total",
+            "counter",
+            "Rollouts the server halted because their install failure rate crossed the signed limit.",
+            self.auto_halts.load(Ordering::Relaxed),
         );
         out.push_str("# HELP updraft_stats_dropped_total Statistics events dropped because the queue was full.\n# TYPE updraft_stats_dropped_total counter\n");
         let _ = writeln!(out, "updraft_stats_dropped_total {stats_dropped}");

@@ -37,7 +37,7 @@ fn errors(codes: &[u16]) -> Value {
         let description = match code {
             400 => "A parameter or the body is invalid; the message names it.",
             401 => {
-                "The admin token is missing or wrong (answered slower after repeated wrong tokens)."
+                "The admin token or the request signature is missing or wrong (answered slower after repeated failures)."
             }
             404 => "No such app, release, action or file (or the admin API is off).",
             408 => "No answer within the request deadline.",
@@ -149,7 +149,7 @@ pub(crate) fn document() -> Value {
         &["1.0.0"],
     ));
     download_params.push(range_header());
-    let bearer = json!([{"bearer": []}]);
+    let bearer = json!([{"bearer": []}, {"hmac": []}]);
     let release_path = [
         path_parameter(
             "app",
@@ -197,11 +197,11 @@ pub(crate) fn document() -> Value {
                 "responses": merge(ok("The release.", &schema("Info")), &errors(&[400, 404, 408]))}},
             "/api/version/download": {"get": {"summary": "The release package, with Range, If-Range and ETag; Content-Disposition names it {app}_v{version}_{platform}_{arch}.{ext}.", "parameters": download_params,
                 "responses": merge(file_answers(), &errors(&[410]))}},
-            "/api/version/report": {"post": {"summary": "An install's outcome.",
+            "/api/version/report": {"post": {"summary": "An install's outcome. May be signed (the `hmac` scheme: X-Updraft-Key-Id, X-Updraft-Timestamp, X-Updraft-Nonce, X-Updraft-Signature); must be when the server runs with --require-signed-reports.",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["version", "platform", "arch", "outcome"],
                     "properties": {"app": {"type": "string"}, "version": {"type": "string", "minLength": 1}, "platform": {"type": "string", "minLength": 1}, "arch": {"type": "string", "minLength": 1}, "channel": {"type": "string"},
                                    "outcome": {"type": "string", "enum": ["installed", "failed", "rolled_back"]}, "error": {"type": "string", "maxLength": 4096}}}}}},
-                "responses": merge(ok_with(202, "Recorded.", &json!({"type": "object", "required": ["recorded"], "properties": {"recorded": {"type": "boolean"}}})), &errors(&[400, 404, 408, 413]))}},
+                "responses": merge(ok_with(202, "Recorded.", &json!({"type": "object", "required": ["recorded"], "properties": {"recorded": {"type": "boolean"}}})), &errors(&[400, 401, 404, 408, 413]))}},
             "/healthz": {"get": {"summary": "Liveness and the targets version served.",
                 "responses": ok("OK.", &json!({"type": "object", "required": ["status", "targets_version", "releases"], "properties": {"status": {"type": "string", "enum": ["ok"]}, "targets_version": {"type": "integer", "minimum": 0}, "releases": {"type": "integer", "minimum": 0}}}))}},
             "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {}}}}}},
@@ -212,6 +212,13 @@ pub(crate) fn document() -> Value {
                 "responses": merge(ok("Audit log.", &json!({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": schema("AuditEntry")}}})), &errors(&[401, 404, 408]))}},
             "/api/admin/releases/{app}/{version}/{action}": {"post": admin_change},
             "/api/admin/releases/{app}/{version}/override": {"delete": admin_clear},
+            "/changelog/{app}": {"get": {"summary": "Release notes of every release of the app (Markdown rendered, raw HTML shown as text), newest first, per channel; yanked releases left out. `publish` writes the same page into the store as `changelog/{app}/index.html`.",
+                "parameters": [path_parameter("app", "The app id.", &json!({"type": "string"}), &["kuzflow", "nope", "Bad App"])],
+                "responses": merge(json!({"200": {"description": "An HTML page.", "content": {"text/html": {}}}}), &errors(&[400, 404, 408]))}},
+            "/feeds/{app}/{file}": {"get": {"summary": "An Atom 1.0 feed of the channel's releases (`{channel}.atom`), newest first. `publish` writes the same feed into the store as `feeds/{app}/{channel}.atom` with relative links.",
+                "parameters": [path_parameter("app", "The app id.", &json!({"type": "string"}), &["kuzflow", "nope"]),
+                               path_parameter("file", "`{channel}.atom`.", &json!({"type": "string"}), &["stable.atom", "beta.atom", "stable.rss", "Bad Channel.atom"])],
+                "responses": merge(json!({"200": {"description": "An Atom feed.", "content": {"application/atom+xml": {}}}}), &errors(&[400, 404, 408]))}},
             "/{store_path}": {"get": {"summary": "A file of the signed store (metadata, packages, manifests), with Range, ETag and Cache-Control. Symbolic links and `.updraft/` are never served.",
                 "parameters": [
                     path_parameter("store_path", "A path inside the store.", &json!({"type": "string", "minLength": 1}), &["metadata/timestamp.json", "metadata/root.json", "metadata/1.root.json", "metadata/versions.json", "releases/v1.0.0/kuzflow_v1.0.0_linux_x86_64_full.tar.zst", ".updraft/server.sqlite", "metadata/../../etc/passwd"]),
@@ -220,7 +227,10 @@ pub(crate) fn document() -> Value {
                 "responses": file_answers()}}
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The scheme name is case-insensitive."}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "The scheme name is case-insensitive."},
+                "hmac": {"type": "apiKey", "in": "header", "name": "X-Updraft-Signature",
+                         "description": "HMAC-SHA256 over the canonical request, with X-Updraft-Key-Id, X-Updraft-Timestamp (Unix seconds, within 300 s) and X-Updraft-Nonce (single use); see docs/server.md, Signed requests."}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "minLength": 1}}},
                 "CheckRequest": {"type": "object", "required": ["current_version", "platform", "arch"], "properties": {
@@ -247,7 +257,8 @@ pub(crate) fn document() -> Value {
                 "AuditEntry": {"type": "object", "required": ["at", "who", "action", "app", "version"], "properties": {
                     "at": {"type": "string", "format": "date-time"}, "who": {"type": "string"}, "action": {"type": "string"}, "app": {"type": "string"}, "version": {"type": "string"}}},
                 "AdminChange": {"type": "object", "required": ["app", "version", "override", "audit"], "properties": {
-                    "app": {"type": "string"}, "version": {"type": "string"}, "override": schema("Override"), "audit": schema("AuditEntry")}}
+                    "app": {"type": "string"}, "version": {"type": "string"}, "override": schema("Override"), "audit": schema("AuditEntry"),
+                    "signed_targets_version": {"type": ["integer", "null"], "description": "The targets version the change was signed into (server started with the targets key), else null."}}}
             }
         }
     })

@@ -30,6 +30,11 @@ pub struct ServerConfig {
     pub database: Option<String>,
     /// File of admin tokens; without it the admin API is off.
     pub admin_token_file: Option<PathBuf>,
+    /// File of `key_id:secret` HMAC keys (mode 0600) for signed admin
+    /// requests and install reports.
+    pub signing_key_file: Option<PathBuf>,
+    /// Refuse install reports that are not signed.
+    pub require_signed_reports: bool,
     /// Base URL used in answers (`https://updates.example.com`); default: the request's Host.
     pub public_url: Option<String>,
     /// Keys folder with `timestamp.key`: the server then re-signs the timestamp before it expires.
@@ -56,6 +61,9 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// How often the timestamp's expiry is checked (with `keys`).
     pub refresh_interval: Duration,
+    /// How often rollouts that halt themselves are checked besides after
+    /// each batch of install reports.
+    pub auto_halt_interval: Duration,
 }
 
 impl ServerConfig {
@@ -66,6 +74,8 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: None,
             admin_token_file: None,
+            signing_key_file: None,
+            require_signed_reports: false,
             public_url: None,
             keys: None,
             tls: None,
@@ -77,6 +87,7 @@ impl ServerConfig {
             max_connections_per_address: 256,
             reload_interval: Duration::from_secs(1),
             refresh_interval: Duration::from_mins(1),
+            auto_halt_interval: Duration::from_mins(1),
         }
     }
 }
@@ -110,6 +121,7 @@ pub struct Server {
     state: Arc<AppState>,
     stats_stop: tokio::sync::oneshot::Sender<()>,
     stats_task: JoinHandle<()>,
+    reports_written: Arc<tokio::sync::Notify>,
 }
 
 impl Server {
@@ -128,6 +140,16 @@ impl Server {
             .as_deref()
             .map(AdminTokens::load)
             .transpose()?;
+        let signing = config
+            .signing_key_file
+            .as_deref()
+            .map(crate::signing::SigningKeys::load)
+            .transpose()?;
+        if config.require_signed_reports && signing.is_none() {
+            return Err(Error::Config(
+                "`--require-signed-reports` needs `--signing-key-file`".into(),
+            ));
+        }
         if let Some(url) = &config.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -135,9 +157,21 @@ impl Server {
                 "`--public-url {url}` must start with http:// or https://"
             )));
         }
+        let mut signing_keys = None;
         if let Some(keys) = &config.keys {
-            updraft_publisher::keys::KeyDir::open(keys)?
-                .role_key(updraft_protocol::tuf::RoleName::Timestamp)?;
+            let dir = updraft_publisher::keys::KeyDir::open(keys)?;
+            dir.role_key(updraft_protocol::tuf::RoleName::Timestamp)?;
+            if dir
+                .role_key(updraft_protocol::tuf::RoleName::Targets)
+                .is_ok()
+                && dir
+                    .role_key(updraft_protocol::tuf::RoleName::Snapshot)
+                    .is_ok()
+            {
+                signing_keys = Some(keys.clone());
+            } else {
+                tracing::info!(keys = %keys.display(), "no targets key: admin changes and automatic halts apply to checks only, not to the signed targets");
+            }
         }
         let db_path = database_path(&config)?;
         if let Some(parent) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -165,7 +199,9 @@ impl Server {
             // Loading verifies every signature: do it before accepting requests.
             tokio::task::block_in_place(|| view_ref.reload_if_changed(&repo))?;
         }
-        let (recorder, stats_stop, stats_task) = Recorder::start(Arc::clone(&storage));
+        let reports_written = Arc::new(tokio::sync::Notify::new());
+        let (recorder, stats_stop, stats_task) =
+            Recorder::start(Arc::clone(&storage), Arc::clone(&reports_written));
         let listener = TcpListener::bind(config.listen).await.map_err(|source| {
             if source.kind() == std::io::ErrorKind::AddrInUse {
                 Error::AddressInUse {
@@ -199,6 +235,11 @@ impl Server {
             } else {
                 "http"
             },
+            signing_keys,
+            signing,
+            require_signed_reports: config.require_signed_reports,
+            body_limit: config.max_body_bytes,
+            sessions: crate::dashboard::Sessions::default(),
         });
         Ok(Self {
             listener,
@@ -207,6 +248,7 @@ impl Server {
             state,
             stats_stop,
             stats_task,
+            reports_written,
         })
     }
 
@@ -230,6 +272,7 @@ impl Server {
             state,
             stats_stop,
             stats_task,
+            reports_written,
         } = self;
         let limits = Limits {
             body_bytes: config.max_body_bytes,
@@ -237,7 +280,14 @@ impl Server {
             concurrency: config.max_concurrency,
         };
         let app = router(Arc::clone(&state), limits);
-        let mut background = vec![spawn_reloader(Arc::clone(&state), config.reload_interval)];
+        let mut background = vec![
+            spawn_reloader(Arc::clone(&state), config.reload_interval),
+            crate::autohalt::spawn(
+                Arc::clone(&state),
+                reports_written,
+                config.auto_halt_interval,
+            ),
+        ];
         if let Some(keys) = config.keys.clone() {
             background.push(spawn_refresher(
                 Arc::clone(&state),

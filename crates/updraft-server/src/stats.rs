@@ -39,6 +39,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// An install report (`installed`, `failed`, `rolled_back`).
+    pub fn is_install_report(self) -> bool {
+        matches!(self, Self::Installed | Self::Failed | Self::RolledBack)
+    }
+
+    /// A report of an install that did not stay (`failed`, `rolled_back`).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::RolledBack)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Check => "check",
@@ -113,6 +123,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn overrides(&self) -> Result<BTreeMap<ReleaseKey, Override>>;
     /// The newest audit entries first.
     fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// Install outcomes of `app` per minute since `since_minute` (Unix
+    /// minutes), oldest first.
+    fn timeline(&self, app: &str, since_minute: i64) -> Result<Vec<TimelinePoint>>;
+}
+
+/// Install outcomes of one version in one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelinePoint {
+    /// Unix time / 60.
+    pub minute: i64,
+    /// Version reported.
+    pub version: String,
+    /// `installed`, `failed` or `rolled_back`.
+    pub event: EventKind,
+    /// Reports.
+    pub count: u64,
 }
 
 /// The embedded default: one SQLite file.
@@ -142,6 +168,10 @@ impl SqliteStorage {
                  CREATE TABLE IF NOT EXISTS overrides (
                      app TEXT NOT NULL, version TEXT NOT NULL, settings TEXT NOT NULL,
                      PRIMARY KEY (app, version));
+                 CREATE TABLE IF NOT EXISTS timeline (
+                     minute INTEGER NOT NULL, app TEXT NOT NULL, version TEXT NOT NULL,
+                     event TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0,
+                     PRIMARY KEY (app, minute, version, event));
                  CREATE TABLE IF NOT EXISTS audit (
                      id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, who TEXT NOT NULL,
                      action TEXT NOT NULL, app TEXT NOT NULL, version TEXT NOT NULL);",
@@ -202,8 +232,60 @@ impl Storage for SqliteStorage {
                     ])
                     .map_err(self.db())?;
             }
+            // Install outcomes per minute, for the dashboard's adoption chart.
+            let minute = time::OffsetDateTime::now_utc().unix_timestamp() / 60;
+            let mut per_minute = tx
+                .prepare_cached(
+                    "INSERT INTO timeline (minute, app, version, event, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (app, minute, version, event) DO UPDATE SET count = count + excluded.count",
+                )
+                .map_err(self.db())?;
+            for (key, count) in batch.iter().filter(|(k, _)| k.event.is_install_report()) {
+                per_minute
+                    .execute(rusqlite::params![
+                        minute,
+                        key.app,
+                        key.version,
+                        key.event.as_str(),
+                        i64::try_from(count.count).unwrap_or(i64::MAX)
+                    ])
+                    .map_err(self.db())?;
+            }
         }
         tx.commit().map_err(self.db())
+    }
+
+    fn timeline(&self, app: &str, since_minute: i64) -> Result<Vec<TimelinePoint>> {
+        let connection = self.connection.lock().expect("database lock");
+        let mut statement = connection
+            .prepare(
+                "SELECT minute, version, event, count FROM timeline
+                 WHERE app = ?1 AND minute >= ?2 ORDER BY minute LIMIT 200000",
+            )
+            .map_err(self.db())?;
+        let rows = statement
+            .query_map(rusqlite::params![app, since_minute], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(self.db())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (minute, version, event, count) = row.map_err(self.db())?;
+            if let Some(event) = event_from(&event) {
+                out.push(TimelinePoint {
+                    minute,
+                    version,
+                    event,
+                    count: u64::try_from(count).unwrap_or(0),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn counters(&self) -> Result<Vec<(CounterKey, Count)>> {
@@ -370,6 +452,7 @@ impl Recorder {
     /// ends when `stop` is sent (or every `Recorder` is dropped).
     pub(crate) fn start(
         storage: std::sync::Arc<dyn Storage>,
+        reports_written: std::sync::Arc<tokio::sync::Notify>,
     ) -> (
         Self,
         tokio::sync::oneshot::Sender<()>,
@@ -403,8 +486,10 @@ impl Recorder {
                 };
                 if (!open || ticked || pending.len() >= 1000) && !pending.is_empty() {
                     let batch = std::mem::take(&mut pending);
+                    let has_reports = batch.keys().any(|key| key.event.is_install_report());
                     let storage = std::sync::Arc::clone(&storage);
                     match tokio::task::spawn_blocking(move || storage.record(&batch)).await {
+                        Ok(Ok(())) if has_reports => reports_written.notify_one(),
                         Ok(Ok(())) => {}
                         Ok(Err(error)) => tracing::error!(%error, "could not write statistics"),
                         Err(error) => tracing::error!(%error, "the statistics writer panicked"),

@@ -153,6 +153,7 @@ impl TestStore {
             rollout_percent: 100,
             force: false,
             min_supported_version: None,
+            auto_halt: None,
             source: source.to_path_buf(),
             pack: PackOptions {
                 level: 3,

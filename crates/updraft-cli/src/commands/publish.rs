@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use time::OffsetDateTime;
+use updraft_protocol::AutoHalt;
 use updraft_publisher::{DeltaPolicy, ExpiryPolicy, PackOptions, PublishRequest};
 
 use crate::PublishArgs;
@@ -19,6 +20,13 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         rollout_percent: args.rollout,
         force: args.force,
         min_supported_version: args.min_supported.clone(),
+        auto_halt: args
+            .halt_failure_rate
+            .zip(args.halt_min_reports)
+            .map(|(rate, reports)| AutoHalt {
+                max_failure_basis_points: rate,
+                min_reports: reports,
+            }),
         source: args.source.clone(),
         pack: PackOptions {
             level: args.level,

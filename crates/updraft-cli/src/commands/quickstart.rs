@@ -91,6 +91,7 @@ pub(crate) fn run(dir: &Path, gui: bool) -> anyhow::Result<ExitCode> {
             rollout_percent: 100,
             force: false,
             min_supported_version: None,
+            auto_halt: None,
             source,
             pack: PackOptions {
                 level: LEVEL,

@@ -22,6 +22,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.listen = args.listen;
     config.database = args.database;
     config.admin_token_file = args.admin_token_file;
+    config.signing_key_file = args.signing_key_file;
+    config.require_signed_reports = args.require_signed_reports;
     config.public_url = args.public_url;
     config.keys = args.keys;
     config.tls = args.tls_cert.zip(args.tls_key);

@@ -769,6 +769,28 @@ async fn built_in_tls_serves_the_api() {
             .unwrap()
             .starts_with("https://127.0.0.1:")
     );
+    // The dashboard's session cookie is Secure over TLS.
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--cacert"])
+        .arg(&cert)
+        .args(["--data", &format!("token={}", crate::support::TOKEN)])
+        .arg(format!(
+            "https://127.0.0.1:{}/admin/sign-in",
+            server.addr.port()
+        ))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&output.stdout);
+    let cookie = head
+        .lines()
+        .find(|line| {
+            line.to_ascii_lowercase()
+                .starts_with("set-cookie: updraft_admin=")
+        })
+        .unwrap_or_else(|| panic!("no session cookie: {head}"));
+    for part in ["; Secure", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
     // Plain HTTP to the TLS port does not get an answer.
     let plain = server
         .client

@@ -1,8 +1,12 @@
 //! updraft-server integration tests: the real server on an ephemeral port.
 
 mod admin;
+mod announce;
 mod api;
+mod autohalt;
+mod dashboard;
 mod files;
 mod hardening;
 mod openapi;
+mod signing;
 mod support;
