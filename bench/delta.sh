@@ -69,9 +69,9 @@ for pair in $pairs; do
   fi
   store="$w/store"
   "$updraft" repo init --repo "$store" --keys "$work/keys" >/dev/null
-  main=$(cd "$new" && find . -type f | head -1 | sed 's|^\./||')
+  main=$(cd "$new" && find . -type f -print -quit | sed 's|^\./||')
   m=$(measure "$updraft" publish --repo "$store" --keys "$work/keys" --app "$pair" --version 2.0.0 --platform windows --arch x86_64 --main "$main" --no-delta "$new")
-  row "full package (updraft publish)" "$(ls "$store"/releases/v2.0.0/*_full.tar.zst)" "$m" "- -" "-"
+  row "full package (updraft publish)" "$store/releases/v2.0.0/${pair}_v2.0.0_windows_x86_64_full.tar.zst" "$m" "- -" "-"
   m=$(measure "$delta" make "$old" "$new" "$w/p.updraft")
   rm -rf "$w/r.updraft"
   a=$(measure "$delta" apply "$old" "$w/p.updraft" "$w/r.updraft")

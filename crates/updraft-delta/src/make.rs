@@ -140,18 +140,25 @@ fn compress_lzma2(data: &[u8], prefix: &[u8], dict_size: u32) -> io::Result<Vec<
     writer.finish().map_err(io::Error::other)
 }
 
-/// A segment compressed both ways; the smaller wins.
+/// A segment compressed both ways (on two threads); the smaller wins.
 fn compress_segment(
     data: &[u8],
     prefix: &[u8],
     options: &MakeOptions,
 ) -> io::Result<(Vec<u8>, Codec)> {
-    let zstd = compress(data, prefix, options.level)?;
     if !options.lzma2 {
-        return Ok((zstd, Codec::Zstd));
+        return Ok((compress(data, prefix, options.level)?, Codec::Zstd));
     }
     let dict_size = dict_size((prefix.len() + data.len()) as u64);
-    let lzma2 = compress_lzma2(data, prefix, dict_size)?;
+    let (zstd, lzma2) = std::thread::scope(|scope| {
+        let lzma2 = scope.spawn(|| compress_lzma2(data, prefix, dict_size));
+        let zstd = compress(data, prefix, options.level);
+        (
+            zstd,
+            lzma2.join().expect("the LZMA2 encoder does not panic"),
+        )
+    });
+    let (zstd, lzma2) = (zstd?, lzma2?);
     Ok(if lzma2.len() < zstd.len() {
         (lzma2, Codec::Lzma2 { dict_size })
     } else {
@@ -176,13 +183,17 @@ fn bsdiff_record(diff: &bsdiff::Diff) -> Vec<u8> {
 /// Unchanged files (by digest, wherever they moved) are reused; every
 /// changed file is encoded both with zstd against its old self and with
 /// bsdiff (within [`MakeOptions::bsdiff_max`] and the time budget), and the
-/// smaller wins; new files are shipped whole. The chosen payloads are then
-/// compressed together, segment by segment, with the old files they refer
-/// to as zstd's reference, so redundancy across files is shared too.
+/// smaller wins (judged by a cheap zstd level first, and at the full level
+/// only when that is close); new files are shipped whole. The chosen
+/// payloads are then compressed together, segment by segment, with the old
+/// files they refer to as zstd's reference (and LZMA2's dictionary, on a
+/// second thread), so redundancy across files is shared too.
 ///
 /// Memory: one segment's references and payloads (at most about 2x
-/// [`MakeOptions::segment_max`]) plus, for a bsdiffed file, about 6x the
-/// old and 3x the new file; the compressed patch is kept until written.
+/// [`MakeOptions::segment_max`]) plus the zstd and LZMA2 encoders of that
+/// segment at once (LZMA2's match finder: about 10x the segment), or, for a
+/// bsdiffed file, about 6x the old and 3x the new file; the compressed patch
+/// is kept until written.
 pub fn make(
     old: &Release<'_>,
     new: &Release<'_>,
@@ -339,8 +350,23 @@ pub fn make(
     Ok(report)
 }
 
+/// zstd level of the first, cheap trial of each changed file.
+const ESTIMATE_LEVEL: i32 = 6;
+
+/// When the cheap trials of the two encodings differ by less than this
+/// (in 1/1000), both are tried again at [`MakeOptions::level`].
+const ESTIMATE_MARGIN: usize = 100;
+
+/// Below this many bytes the cheap trials are no guide (zstd's high levels
+/// gain most on small outputs): both are tried again at the full level.
+const ESTIMATE_MIN: usize = 4096;
+
 /// For a changed file: `Some(bsdiff record)` when bsdiff compresses smaller
 /// than zstd against the old file, `None` for zstd.
+///
+/// Both are first compressed at a cheap level ([`ESTIMATE_LEVEL`]); only
+/// when those are within [`ESTIMATE_MARGIN`] of each other, or small, is
+/// the choice made at the segment's level (both trials on two threads).
 fn choose(old: &[u8], new: &[u8], options: &MakeOptions) -> io::Result<Option<Vec<u8>>> {
     if old.len() as u64 > options.bsdiff_max || new.len() as u64 > options.bsdiff_max {
         return Ok(None);
@@ -350,8 +376,20 @@ fn choose(old: &[u8], new: &[u8], options: &MakeOptions) -> io::Result<Option<Ve
     };
     let record = bsdiff_record(&diff);
     drop(diff);
-    let with_bsdiff = compress(&record, old, options.level)?.len();
-    let with_zstd = compress(new, old, options.level)?.len();
+    let trials = |level: i32| -> io::Result<(usize, usize)> {
+        let (with_bsdiff, with_zstd) = std::thread::scope(|scope| {
+            let with_zstd = scope.spawn(|| compress(new, old, level));
+            let with_bsdiff = compress(&record, old, level);
+            (with_bsdiff, with_zstd.join().expect("zstd does not panic"))
+        });
+        Ok((with_bsdiff?.len(), with_zstd?.len()))
+    };
+    let (mut with_bsdiff, mut with_zstd) = trials(ESTIMATE_LEVEL.min(options.level))?;
+    let (small, large) = (with_bsdiff.min(with_zstd), with_bsdiff.max(with_zstd));
+    let close = (large - small) * 1000 < large * ESTIMATE_MARGIN || small < ESTIMATE_MIN;
+    if close && options.level > ESTIMATE_LEVEL {
+        (with_bsdiff, with_zstd) = trials(options.level)?;
+    }
     Ok((with_bsdiff < with_zstd).then_some(record))
 }
 
