@@ -636,13 +636,7 @@ impl UpdateManager {
                     patch.target, offer.version
                 )));
             }
-            let target = repository
-                .targets()
-                .targets
-                .get(&patch.target)
-                .ok_or_else(|| {
-                    Error::Verification(format!("`{}` is not a signed target", patch.target))
-                })?;
+            let target = repository.find_target(&patch.target)?;
             custom
                 .chunks
                 .check(&patch.target, target.length)
@@ -791,13 +785,7 @@ impl UpdateManager {
                 manifest_ref.path, offer.version
             )));
         }
-        let target = repository
-            .targets()
-            .targets
-            .get(&offer.target)
-            .ok_or_else(|| {
-                Error::Verification(format!("`{}` is not a signed target", offer.target))
-            })?;
+        let target = repository.find_target(&offer.target)?;
         let urls = self
             .config
             .base_urls()
