@@ -186,9 +186,11 @@ impl HandoffArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// The store folder.
-    #[arg(long)]
-    repo: PathBuf,
+    /// The store: a folder, or `s3://BUCKET/PREFIX` (endpoint and credentials
+    /// from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY;
+    /// then --database is needed).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    repo: String,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
@@ -208,6 +210,11 @@ struct ServeArgs {
     /// Base URL clients reach this server at (behind a proxy or CDN).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Base URL of a CDN or static host serving the same store (the bucket
+    /// behind it): downloads and store files are redirected there. Clients
+    /// verify every byte, so that host needs no trust.
+    #[arg(long, value_name = "URL")]
+    files_url: Option<String>,
     /// Keys folder holding `timestamp.key`: the server re-signs the timestamp before it expires.
     #[arg(long)]
     keys: Option<PathBuf>,
@@ -248,9 +255,9 @@ enum LogFormat {
 #[command(group(clap::ArgGroup::new("state").multiple(false).args(["halt", "resume", "yank"])))]
 #[allow(clippy::struct_excessive_bools)] // clap flags, one per action
 struct RolloutArgs {
-    /// The store folder.
-    #[arg(long)]
-    repo: PathBuf,
+    /// The store: a folder, or `s3://BUCKET/PREFIX` (docs/deploy-s3.md).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    repo: String,
     /// The keys folder (targets, snapshot and timestamp keys).
     #[arg(long)]
     keys: PathBuf,
@@ -282,6 +289,32 @@ struct RolloutArgs {
     /// Remove the rule that halts the rollout by itself.
     #[arg(long)]
     no_auto_halt: bool,
+}
+
+/// `--grace`: a number of seconds, minutes, hours or days.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let seconds_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}`: use a number followed by s, m, h or d, such as `24h`"
+            ));
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: use a number followed by s, m, h or d, such as `24h`"))?;
+    Ok(std::time::Duration::from_secs(
+        number.saturating_mul(seconds_per),
+    ))
 }
 
 /// `--halt-failure-rate`: a percentage, kept in basis points.
@@ -323,37 +356,55 @@ struct KeygenArgs {
 enum RepoCommand {
     /// Create an empty signed store.
     Init {
-        /// The store folder (missing or empty).
-        #[arg(long)]
-        repo: PathBuf,
+        /// The store: a missing or empty folder, or `s3://BUCKET/PREFIX` with no store in it.
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        repo: String,
         /// The keys folder made by `updraft keygen`.
         #[arg(long)]
         keys: PathBuf,
     },
     /// Check every signature, hash and length in a store.
     Verify {
-        /// The store folder.
-        #[arg(long)]
-        repo: PathBuf,
+        /// The store: a folder, or `s3://BUCKET/PREFIX` (docs/deploy-s3.md).
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        repo: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Re-sign the short-lived timestamp (run it from cron).
     Refresh {
-        /// The store folder.
-        #[arg(long)]
-        repo: PathBuf,
+        /// The store: a folder, or `s3://BUCKET/PREFIX` (docs/deploy-s3.md).
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        repo: String,
         /// The keys folder (only the timestamp key is needed, and the snapshot
         /// or targets key when those are close to expiry).
         #[arg(long)]
         keys: PathBuf,
     },
+    /// Remove the orphans of an S3 store: objects that no signed metadata
+    /// refers to (an interrupted publish left them), once older than --grace.
+    ///
+    /// Orphans younger than the grace period are kept: a publisher running at
+    /// the same time uploads its objects before it signs them, and they look
+    /// like orphans until then. Make the grace period longer than your
+    /// longest publish.
+    Gc {
+        /// The store (`s3://BUCKET/PREFIX`).
+        #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+        repo: String,
+        /// Keep orphans younger than this: `90s`, `30m`, `24h`, `7d` (seconds without a unit).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        grace: std::time::Duration,
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delegate target paths to another key (a CI key for a beta channel, say).
     Delegate {
-        /// The store folder.
-        #[arg(long)]
-        repo: PathBuf,
+        /// The store: a folder, or `s3://BUCKET/PREFIX` (docs/deploy-s3.md).
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        repo: String,
         /// The keys folder (targets, snapshot and timestamp keys).
         #[arg(long)]
         keys: PathBuf,
@@ -378,9 +429,9 @@ enum RepoCommand {
 
 #[derive(Debug, Args)]
 struct PublishArgs {
-    /// The store folder.
-    #[arg(long)]
-    repo: PathBuf,
+    /// The store: a folder, or `s3://BUCKET/PREFIX` (docs/deploy-s3.md).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    repo: String,
     /// The keys folder (targets, snapshot and timestamp keys; with `--role`,
     /// that role's key instead of the targets key).
     #[arg(long)]
@@ -461,6 +512,11 @@ fn main() -> ExitCode {
         Command::Repo(RepoCommand::Init { repo, keys }) => commands::repo::init(&repo, &keys),
         Command::Repo(RepoCommand::Verify { repo, json }) => commands::repo::verify(&repo, json),
         Command::Repo(RepoCommand::Refresh { repo, keys }) => commands::repo::refresh(&repo, &keys),
+        Command::Repo(RepoCommand::Gc {
+            repo,
+            grace,
+            dry_run,
+        }) => commands::repo::gc(&repo, grace, dry_run),
         Command::Repo(RepoCommand::Delegate {
             repo,
             keys,

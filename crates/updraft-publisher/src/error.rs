@@ -154,6 +154,30 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// An S3 store URL, endpoint or credential setting is unusable.
+    #[error("{0}")]
+    S3Config(String),
+    /// A request to an S3 store failed.
+    #[error("Could not {action} `{url}`: {source}")]
+    S3 {
+        /// What was being done.
+        action: &'static str,
+        /// The object or store.
+        url: String,
+        /// The cause.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Other publishers changed the S3 store before every attempt of this one.
+    #[error(
+        "Gave up after {attempts} attempts: other publishers changed `{url}` each time before this change could be signed into it; nothing of this change is visible to clients; run the command again"
+    )]
+    Contended {
+        /// The store.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// A crash-safe file operation failed.
     #[error(transparent)]
     Fs(#[from] updraft_fs::Error),
@@ -192,7 +216,8 @@ impl Error {
             | Self::MissingKey { .. }
             | Self::MissingKeysFolder { .. }
             | Self::WrongKey { .. }
-            | Self::NotAStore { .. } => ErrorKind::Usage,
+            | Self::NotAStore { .. }
+            | Self::S3Config(_) => ErrorKind::Usage,
             Self::Verification { .. } => ErrorKind::Verification,
             _ => ErrorKind::Other,
         }

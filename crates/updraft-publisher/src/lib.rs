@@ -37,14 +37,17 @@ mod delta;
 mod error;
 pub mod keys;
 pub mod layout;
+mod location;
 pub mod pack;
 mod repo;
+pub mod s3;
 pub mod store;
 mod verify;
 
 pub use delta::{DeltaPolicy, PublishedPatch, SkippedPatch};
 pub use error::{Error, ErrorKind, Result};
 pub use keys::KeygenOptions;
+pub use location::Location;
 pub use pack::{ModeChange, PackOptions};
 pub use repo::{
     DelegateReport, DelegationRequest, ExpiryPolicy, InitReport, PublishReport, PublishRequest,

@@ -736,13 +736,13 @@ fn stage_new_targets(
     let targets_key = keys.trusted_role_key(RoleName::Targets, root)?;
     let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
     let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
-    new_targets.version = current.targets().signed.version + 1;
+    new_targets.version = store.next_version("targets", current.targets().signed.version);
     new_targets.expires = Expires::at(now + policy.targets);
     let targets = Envelope::sign(new_targets, &[&targets_key.key]);
     let (snapshot, timestamp) = sign_snapshot_and_timestamp(
         Some(&current.snapshot().signed),
         &targets,
-        current.snapshot().signed.version + 1,
+        store.next_version("snapshot", current.snapshot().signed.version),
         current.timestamp().signed.version + 1,
         now,
         policy,
@@ -805,12 +805,15 @@ fn stage_new_delegated(
     let root = &current.root().signed;
     let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
     let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
-    new_targets.version += 1;
+    new_targets.version = store.next_version(
+        &updraft_protocol::tuf::role_file_stem(role),
+        new_targets.version,
+    );
     new_targets.expires = Expires::at(now + policy.targets);
     let delegated = Envelope::sign(new_targets, &[role_key]);
     let bytes = delegated.to_bytes();
     let mut snapshot = current.snapshot().signed.clone();
-    snapshot.version += 1;
+    snapshot.version = store.next_version("snapshot", snapshot.version);
     snapshot.expires = Expires::at(now + policy.snapshot);
     snapshot.meta.insert(
         format!("{role}.json"),
@@ -1144,7 +1147,7 @@ pub fn refresh(
     if renewed_targets {
         let key = keys.trusted_role_key(RoleName::Targets, root)?;
         let mut signed = targets.signed.clone();
-        signed.version += 1;
+        signed.version = store.next_version("targets", signed.version);
         signed.expires = Expires::at(now + policy.targets);
         targets = Envelope::sign(signed, &[&key.key]);
     }
@@ -1153,7 +1156,7 @@ pub fn refresh(
         let key = keys.role_key(RoleName::Snapshot)?;
         check_trusted(&key, RoleName::Snapshot, root)?;
         let mut signed = snapshot.signed.clone();
-        signed.version += 1;
+        signed.version = store.next_version("snapshot", signed.version);
         signed.expires = Expires::at(now + policy.snapshot);
         signed.meta.insert(
             "targets.json".to_owned(),

@@ -32,7 +32,19 @@ pub struct Store {
     root: PathBuf,
     _lock: StoreLock,
     recovery: Recovery,
+    /// Highest metadata version already used per file stem (`targets`,
+    /// `snapshot`, a delegated role): see [`TAKEN_FILE`].
+    taken: std::collections::BTreeMap<String, u64>,
 }
+
+/// `.updraft/taken.json`: the highest version of each versioned metadata
+/// file (`N.targets.json`, `N.snapshot.json`, `N.ROLE.json`) that already
+/// exists where the store is kept, by file stem. A local store has none (a
+/// transaction never leaves a file behind); the working copy of an S3 store
+/// lists the bucket, which may hold versions a killed publish uploaded but
+/// never signed into a timestamp: the next versions skip them, since the
+/// bucket never overwrites a versioned object.
+pub const TAKEN_FILE: &str = "taken.json";
 
 /// How long opening a store waits for another updraft that holds its lock:
 /// a server's own changes (timestamp re-signing, admin changes) take
@@ -78,16 +90,34 @@ impl Store {
     fn lock(path: &Path) -> Result<Self> {
         let lock = StoreLock::acquire_within(&path.join(STATE_DIR).join("lock"), LOCK_WAIT)?;
         let recovery = updraft_fs::recover(path, &path.join(STATE_DIR).join("tx"))?;
+        let taken_path = path.join(STATE_DIR).join(TAKEN_FILE);
+        let taken = match fs::read(&taken_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::io("read", &taken_path, std::io::Error::other(e.to_string()))
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                std::collections::BTreeMap::new()
+            }
+            Err(error) => return Err(Error::io("read", taken_path, error)),
+        };
         Ok(Self {
             root: path.to_path_buf(),
             _lock: lock,
             recovery,
+            taken,
         })
     }
 
     /// The store folder.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// The version after `current` for the metadata file stem `stem`
+    /// (`targets`, `snapshot`, or a delegated role's file stem), past any
+    /// version already taken where the store is kept.
+    pub fn next_version(&self, stem: &str, current: u64) -> u64 {
+        current.max(self.taken.get(stem).copied().unwrap_or(0)) + 1
     }
 
     /// What opening the store had to recover from.

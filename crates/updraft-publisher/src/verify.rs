@@ -44,6 +44,18 @@ pub struct VerifyReport {
     pub packages_checked: usize,
     /// An interrupted publish was found and undone before checking.
     pub recovered: bool,
+    /// S3 stores only: objects no signed metadata refers to (left by an
+    /// interrupted publish, or still being uploaded by a running one), with
+    /// their size and last modification (Unix seconds). `repo gc` removes
+    /// them once older than its grace period. They are not problems:
+    /// clients never read them.
+    pub orphans: Vec<(String, u64, i64)>,
+    /// S3 stores only: browsing views (`versions.json`, `releases/latest/`,
+    /// changelog pages, feeds) that do not match the signed targets. A
+    /// bucket has no transaction, so a publish killed after it signed its
+    /// timestamp leaves them behind; nothing trusts them, and the next
+    /// publish or `repo refresh` rewrites them. Not problems.
+    pub stale_views: Vec<Problem>,
 }
 
 impl VerifyReport {

@@ -656,33 +656,28 @@ async fn resign(
     action: updraft_publisher::RolloutAction,
     who: &str,
 ) -> Option<u64> {
-    let (store, keys) = (state.store.clone(), keys.to_path_buf());
+    let (location, keys) = (state.location.clone(), keys.to_path_buf());
     let (app, version) = (key.app.clone(), key.version.clone());
     let outcome = tokio::task::spawn_blocking(move || {
         let app = updraft_protocol::AppId::new(&app).map_err(|e| e.to_string())?;
         let version = updraft_protocol::Version::parse(&version).map_err(|e| e.to_string())?;
-        updraft_publisher::rollout(
-            &store,
-            &keys,
-            &app,
-            &version,
-            action,
-            time::OffsetDateTime::now_utc(),
-            &updraft_publisher::ExpiryPolicy::default(),
-        )
-        .map_err(|e| e.to_string())
+        location
+            .rollout(
+                &keys,
+                &app,
+                &version,
+                &[action],
+                time::OffsetDateTime::now_utc(),
+                &updraft_publisher::ExpiryPolicy::default(),
+            )
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())
     .and_then(|result| result);
     let (action, version) = match outcome {
         Ok(report) => {
-            let task_state = Arc::clone(state);
-            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || {
-                task_state.view.reload_if_changed(&task_state.store)
-            })
-            .await
-            {
+            if let Ok(Err(error)) = state.reload().await {
                 tracing::warn!(%error, "re-signed the targets but cannot reload them");
             }
             tracing::info!(app = %key.app, version = %key.version, targets_version = report.targets_version, "re-signed the targets");

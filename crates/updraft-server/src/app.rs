@@ -28,7 +28,18 @@ use crate::view::{Release, ViewCell};
 /// Everything the handlers share.
 #[derive(Debug)]
 pub(crate) struct AppState {
+    /// The store folder (for a bucket: the private copy of its signed metadata).
     pub(crate) store: PathBuf,
+    /// Where the store is kept: what admin changes and refreshes sign into.
+    pub(crate) location: updraft_publisher::Location,
+    /// The bucket, when the store is in one: files are streamed from it.
+    pub(crate) bucket: Option<updraft_publisher::s3::Bucket>,
+    /// Store files and downloads are redirected here (`--files-url`).
+    pub(crate) files_url: Option<String>,
+    /// The bucket's `timestamp.json` ETag the view was loaded from.
+    pub(crate) timestamp_etag: tokio::sync::Mutex<Option<String>>,
+    /// Removed with the state.
+    pub(crate) _cache_dir: Option<tempfile::TempDir>,
     pub(crate) view: ViewCell,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) recorder: Recorder,
@@ -52,6 +63,55 @@ pub(crate) struct AppState {
     pub(crate) body_limit: usize,
     /// Dashboard sessions.
     pub(crate) sessions: crate::dashboard::Sessions,
+}
+
+impl AppState {
+    /// Reloads the view when the store's timestamp changed (for a bucket,
+    /// after a conditional read of its `timestamp.json` and fetching the
+    /// metadata it leads to). The outer error is a failed task.
+    pub(crate) async fn reload(
+        self: &Arc<Self>,
+    ) -> std::result::Result<crate::error::Result<bool>, tokio::task::JoinError> {
+        if let Some(bucket) = &self.bucket {
+            let mut etag = self.timestamp_etag.lock().await;
+            match updraft_publisher::s3::sync_metadata(bucket, &self.store, etag.as_deref()).await {
+                Ok(Some(new)) => *etag = Some(new),
+                Ok(None) => return Ok(Ok(false)),
+                Err(error) => return Ok(Err(error.into())),
+            }
+        }
+        let state = Arc::clone(self);
+        tokio::task::spawn_blocking(move || state.view.reload_if_changed(&state.store)).await
+    }
+}
+
+/// Serves a store file from wherever the store is: a redirect to
+/// `--files-url`, the bucket, or the folder.
+pub(crate) async fn serve_store_file(
+    state: &AppState,
+    relative: &updraft_protocol::TargetPath,
+    method: &Method,
+    headers: &HeaderMap,
+    extra: &[(header::HeaderName, String)],
+    progress: Option<files::Progress>,
+) -> Result<Response, ApiError> {
+    if let Some(base) = &state.files_url {
+        let location = format!("{base}/{}", url_path(relative.as_str()));
+        return Ok((
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, location),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+        )
+            .into_response());
+    }
+    match &state.bucket {
+        Some(bucket) => {
+            files::serve_bucket(bucket, relative, method, headers, extra, progress).await
+        }
+        None => files::serve(&state.store, relative, method, headers, extra, progress).await,
+    }
 }
 
 /// Request limits.
@@ -453,8 +513,8 @@ async fn download(
     });
     let package = updraft_protocol::TargetPath::new(&served)
         .map_err(|_| ApiError::not_found(format!("`{served}` is not a file of this store")))?;
-    let response = files::serve(
-        &state.store,
+    let response = serve_store_file(
+        &state,
         &package,
         &method,
         &headers,
@@ -673,13 +733,5 @@ async fn static_file(
     let relative = files::resolve(request.uri().path())?;
     let progress_state = Arc::clone(&state);
     let progress: files::Progress = Arc::new(move |bytes, _| progress_state.metrics.bytes(bytes));
-    files::serve(
-        &state.store,
-        &relative,
-        &method,
-        &headers,
-        &[],
-        Some(progress),
-    )
-    .await
+    serve_store_file(&state, &relative, &method, &headers, &[], Some(progress)).await
 }

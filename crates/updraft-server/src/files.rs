@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 use updraft_protocol::TargetPath;
@@ -195,42 +196,36 @@ pub(crate) fn parse_range(value: &str, len: u64) -> RangeRequest {
     }
 }
 
-/// Serves the store file `relative` honouring the request's conditional and
-/// range headers. `extra` headers (Content-Disposition) are added to
-/// successful answers.
-pub(crate) async fn serve(
-    store: &Path,
-    relative: &TargetPath,
+/// What to answer for a file of `len` bytes, from the request's
+/// conditional and range headers: a finished answer (304, 416, HEAD), or
+/// the bytes `start..end` to send with `status` and `headers`.
+enum Plan {
+    Done(Response),
+    Send {
+        status: StatusCode,
+        headers: HeaderMap,
+        start: u64,
+        end: u64,
+    },
+}
+
+fn plan(
+    relative: &str,
+    len: u64,
+    etag: &str,
+    last_modified: &str,
     method: &Method,
     request: &HeaderMap,
     extra: &[(header::HeaderName, String)],
-    progress: Option<Progress>,
-) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(format!("`/{relative}` is not a file of this store"));
-    let (store_dir, path) = (store.to_path_buf(), relative.clone());
-    let opened = tokio::task::spawn_blocking(move || open_in_store(&store_dir, &path))
-        .await
-        .map_err(|e| ApiError::internal(format!("could not open `/{relative}`: {e}")))?
-        .map_err(|_| not_found())?;
-    let mut handle = tokio::fs::File::from_std(opened);
-    let meta = handle.metadata().await.map_err(|_| not_found())?;
-    let relative = relative.as_str();
-    let len = meta.len();
-    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-    let mtime = modified
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let etag = format!("\"{len:x}-{mtime:x}\"");
-    let last_modified = http_date(modified);
-
+) -> Plan {
     let mut headers = HeaderMap::new();
     let mut set = |name: header::HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
     };
-    set(header::ETAG, &etag);
-    set(header::LAST_MODIFIED, &last_modified);
+    set(header::ETAG, etag);
+    set(header::LAST_MODIFIED, last_modified);
     set(header::CACHE_CONTROL, cache_control(relative));
     set(header::ACCEPT_RANGES, "bytes");
 
@@ -238,10 +233,10 @@ pub(crate) async fn serve(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         && tags.split(',').any(|t| {
-            t.trim() == etag || t.trim() == "*" || t.trim().strip_prefix("W/") == Some(&etag)
+            t.trim() == etag || t.trim() == "*" || t.trim().strip_prefix("W/") == Some(etag)
         })
     {
-        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+        return Plan::Done((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     for (name, value) in extra {
         set(name.clone(), value);
@@ -268,7 +263,7 @@ pub(crate) async fn serve(
             set(header::CONTENT_RANGE, &format!("bytes */{len}"));
             let mut response = (StatusCode::RANGE_NOT_SATISFIABLE, axum::Json(serde_json::json!({"error": format!("the range is outside `/{relative}` ({len} bytes)")}))).into_response();
             response.headers_mut().extend(headers);
-            return Ok(response);
+            return Plan::Done(response);
         }
     };
     set(header::CONTENT_LENGTH, &(end - start).to_string());
@@ -281,16 +276,21 @@ pub(crate) async fn serve(
     };
     set(header::CONTENT_TYPE, content_type);
     if method == Method::HEAD {
-        return Ok((status, headers).into_response());
+        return Plan::Done((status, headers).into_response());
     }
-    if start > 0 {
-        handle
-            .seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::internal(format!("could not read `/{relative}`: {e}")))?;
+    Plan::Send {
+        status,
+        headers,
+        start,
+        end,
     }
-    let stream = ReaderStream::with_capacity(handle.take(end - start), 64 * 1024);
-    let body = match progress {
+}
+
+fn body<S>(stream: S, start: u64, end: u64, len: u64, progress: Option<Progress>) -> Body
+where
+    S: futures_core::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static,
+{
+    match progress {
         Some(progress) => Body::from_stream(Counted {
             inner: stream,
             sent: 0,
@@ -299,8 +299,125 @@ pub(crate) async fn serve(
             progress,
         }),
         None => Body::from_stream(stream),
+    }
+}
+
+/// Serves the store file `relative` honouring the request's conditional and
+/// range headers. `extra` headers (Content-Disposition) are added to
+/// successful answers.
+pub(crate) async fn serve(
+    store: &Path,
+    relative: &TargetPath,
+    method: &Method,
+    request: &HeaderMap,
+    extra: &[(header::HeaderName, String)],
+    progress: Option<Progress>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("`/{relative}` is not a file of this store"));
+    let (store_dir, path) = (store.to_path_buf(), relative.clone());
+    let opened = tokio::task::spawn_blocking(move || open_in_store(&store_dir, &path))
+        .await
+        .map_err(|e| ApiError::internal(format!("could not open `/{relative}`: {e}")))?
+        .map_err(|_| not_found())?;
+    let mut handle = tokio::fs::File::from_std(opened);
+    let meta = handle.metadata().await.map_err(|_| not_found())?;
+    let relative = relative.as_str();
+    let len = meta.len();
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let mtime = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"{len:x}-{mtime:x}\"");
+    let (status, headers, start, end) = match plan(
+        relative,
+        len,
+        &etag,
+        &http_date(modified),
+        method,
+        request,
+        extra,
+    ) {
+        Plan::Done(response) => return Ok(response),
+        Plan::Send {
+            status,
+            headers,
+            start,
+            end,
+        } => (status, headers, start, end),
     };
-    Ok((status, headers, body).into_response())
+    if start > 0 {
+        handle
+            .seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::internal(format!("could not read `/{relative}`: {e}")))?;
+    }
+    let stream = ReaderStream::with_capacity(handle.take(end - start), 64 * 1024);
+    Ok((status, headers, body(stream, start, end, len, progress)).into_response())
+}
+
+/// [`serve`] for a store in an S3 bucket: the object is streamed from the
+/// bucket (only the bytes asked for), with the bucket's ETag; the body is
+/// read only if the object still has the ETag its head had.
+pub(crate) async fn serve_bucket(
+    bucket: &updraft_publisher::s3::Bucket,
+    relative: &TargetPath,
+    method: &Method,
+    request: &HeaderMap,
+    extra: &[(header::HeaderName, String)],
+    progress: Option<Progress>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("`/{relative}` is not a file of this store"));
+    if relative.components().any(|c| c.starts_with('.')) {
+        return Err(not_found());
+    }
+    let unavailable = |error: &dyn std::fmt::Display| {
+        tracing::warn!(%error, path = %relative, "the bucket did not answer");
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!(
+                "`/{relative}` cannot be read from the store's bucket right now; try again"
+            ),
+        }
+    };
+    let info = bucket
+        .head(relative.as_str())
+        .await
+        .map_err(|e| unavailable(&e))?
+        .ok_or_else(not_found)?;
+    let len = info.size;
+    let etag = match &info.etag {
+        Some(tag) if tag.starts_with('"') || tag.starts_with("W/") => tag.clone(),
+        Some(tag) => format!("\"{tag}\""),
+        None => format!("\"{len:x}-{:x}\"", info.modified),
+    };
+    let modified =
+        UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(info.modified).unwrap_or(0));
+    let (status, headers, start, end) = match plan(
+        relative.as_str(),
+        len,
+        &etag,
+        &http_date(modified),
+        method,
+        request,
+        extra,
+    ) {
+        Plan::Done(response) => return Ok(response),
+        Plan::Send {
+            status,
+            headers,
+            start,
+            end,
+        } => (status, headers, start, end),
+    };
+    let stream = if start == end {
+        futures_util::stream::empty().boxed()
+    } else {
+        bucket
+            .stream(relative.as_str(), start..end, info.etag.as_deref())
+            .await
+            .map_err(|e| unavailable(&e))?
+    };
+    Ok((status, headers, body(stream, start, end, len, progress)).into_response())
 }
 
 /// Reports bytes as they are sent; a body dropped early (client gone) reports

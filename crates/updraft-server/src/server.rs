@@ -22,8 +22,18 @@ use crate::view::ViewCell;
 /// Everything `updraft serve` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The store folder.
+    /// The store folder (ignored when `bucket` is set).
     pub repo: PathBuf,
+    /// A store in an S3-compatible bucket instead of a folder: checks are
+    /// answered from the view of its signed metadata (polled every
+    /// `reload_interval` with a conditional read of `timestamp.json`),
+    /// files are streamed from the bucket. `database` must then be given.
+    pub bucket: Option<updraft_publisher::s3::Bucket>,
+    /// Base URL of a CDN or static host that serves the same store (the
+    /// bucket behind it): package downloads and store files are then
+    /// answered with a redirect there. Clients verify every byte against the
+    /// signed metadata, so that host needs no trust.
+    pub files_url: Option<String>,
     /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free one).
     pub listen: SocketAddr,
     /// `sqlite://PATH` or a plain path; default `REPO/.updraft/server.sqlite`.
@@ -71,6 +81,8 @@ impl ServerConfig {
     pub fn new(repo: PathBuf) -> Self {
         Self {
             repo,
+            bucket: None,
+            files_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: None,
             admin_token_file: None,
@@ -94,6 +106,14 @@ impl ServerConfig {
 
 fn database_path(config: &ServerConfig) -> Result<PathBuf> {
     match config.database.as_deref() {
+        None if config.bucket.is_some() => Err(Error::Config(format!(
+            "`--repo {}` is a bucket: give the server's database with `--database sqlite://PATH` (statistics, overrides and audit cannot live in the bucket)",
+            config
+                .bucket
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ))),
         None => Ok(config.repo.join(".updraft/server.sqlite")),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Err(Error::Config(format!(
@@ -126,7 +146,37 @@ pub struct Server {
 
 impl Server {
     /// Opens the store and the database and binds the socket.
-    pub async fn bind(config: ServerConfig) -> Result<Self> {
+    pub async fn bind(mut config: ServerConfig) -> Result<Self> {
+        let mut cache = None;
+        if let Some(bucket) = &config.bucket {
+            // The signed metadata is kept in a private folder and loaded
+            // from there as for a local store.
+            let dir = tempfile::Builder::new()
+                .prefix("updraft-serve-")
+                .tempdir()
+                .map_err(|source| Error::Io {
+                    action: "create",
+                    target: "a metadata cache folder".into(),
+                    source,
+                })?;
+            let etag = updraft_publisher::s3::sync_metadata(bucket, dir.path(), None).await?;
+            if etag.is_none() {
+                return Err(updraft_publisher::Error::NotAStore {
+                    path: PathBuf::from(bucket.to_string()),
+                    reason: "it has no `metadata/timestamp.json`".into(),
+                }
+                .into());
+            }
+            config.repo = dir.path().to_path_buf();
+            cache = Some((dir, etag));
+        }
+        if let Some(url) = &config.files_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::Config(format!(
+                "`--files-url {url}` must start with http:// or https://"
+            )));
+        }
         let repo = config.repo.clone();
         if !repo.join("metadata").is_dir() {
             return Err(updraft_publisher::Error::NotAStore {
@@ -220,8 +270,24 @@ impl Server {
             target: config.listen.to_string(),
             source,
         })?;
+        let location = match &config.bucket {
+            Some(bucket) => updraft_publisher::Location::S3(bucket.clone()),
+            None => updraft_publisher::Location::Local(config.repo.clone()),
+        };
+        let (cache_dir, timestamp_etag) = match cache {
+            Some((dir, etag)) => (Some(dir), etag),
+            None => (None, None),
+        };
         let state = Arc::new(AppState {
             store: config.repo.clone(),
+            location,
+            bucket: config.bucket.clone(),
+            files_url: config
+                .files_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            timestamp_etag: tokio::sync::Mutex::new(timestamp_etag),
+            _cache_dir: cache_dir,
             view,
             storage,
             recorder,
@@ -295,7 +361,7 @@ impl Server {
                 config.refresh_interval,
             ));
         }
-        tracing::info!(address = %local, store = %config.repo.display(), tls = config.tls.is_some(), "serving");
+        tracing::info!(address = %local, store = %state.location, tls = config.tls.is_some(), "serving");
         let tls = match &config.tls {
             Some((cert, key)) => Some(acceptor(cert, key)?),
             None => None,
@@ -330,12 +396,7 @@ fn spawn_reloader(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let task_state = Arc::clone(&state);
-            match tokio::task::spawn_blocking(move || {
-                task_state.view.reload_if_changed(&task_state.store)
-            })
-            .await
-            {
+            match state.reload().await {
                 Ok(Ok(true)) => {
                     state.metrics.reloaded();
                     tracing::info!(
@@ -360,9 +421,10 @@ fn spawn_refresher(state: Arc<AppState>, keys: PathBuf, every: Duration) -> Join
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let (store, keys) = (state.store.clone(), keys.clone());
+            let (store, location, keys) =
+                (state.store.clone(), state.location.clone(), keys.clone());
             let outcome = tokio::task::spawn_blocking(move || {
-                refresh_if_due(&store, &keys, OffsetDateTime::now_utc())
+                refresh_if_due(&store, &location, &keys, OffsetDateTime::now_utc())
             })
             .await;
             match outcome {
@@ -390,6 +452,7 @@ fn spawn_refresher(state: Arc<AppState>, keys: PathBuf, every: Duration) -> Join
 /// left; returns the new timestamp version if it did.
 pub(crate) fn refresh_if_due(
     store: &Path,
+    location: &updraft_publisher::Location,
     keys: &Path,
     now: OffsetDateTime,
 ) -> std::result::Result<Option<u64>, Box<updraft_publisher::Error>> {
@@ -407,7 +470,7 @@ pub(crate) fn refresh_if_due(
     if expires.instant() - now > policy.timestamp / 2 {
         return Ok(None);
     }
-    let report = updraft_publisher::refresh(store, keys, now, &policy).map_err(Box::new)?;
+    let report = location.refresh(keys, now, &policy).map_err(Box::new)?;
     Ok(Some(report.timestamp_version))
 }
 

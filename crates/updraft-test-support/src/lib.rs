@@ -3,6 +3,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod faulty;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::fs;

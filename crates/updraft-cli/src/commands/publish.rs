@@ -47,8 +47,8 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
             args.level
         );
     }
-    let report = updraft_publisher::publish_as(
-        &args.repo,
+    let location = updraft_publisher::Location::open(&args.repo)?;
+    let report = location.publish(
         &args.keys,
         &request,
         args.role.as_deref(),

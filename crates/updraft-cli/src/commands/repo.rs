@@ -2,18 +2,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use time::OffsetDateTime;
-use updraft_publisher::ExpiryPolicy;
+use updraft_publisher::{ExpiryPolicy, Location};
 
 use crate::output::EXIT_VERIFICATION;
 
 /// `updraft repo init`.
-pub(crate) fn init(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
-    let report = updraft_publisher::init(
-        repo,
-        keys,
-        OffsetDateTime::now_utc(),
-        &ExpiryPolicy::default(),
-    )?;
+pub(crate) fn init(repo: &str, keys: &Path) -> anyhow::Result<ExitCode> {
+    let report =
+        Location::open(repo)?.init(keys, OffsetDateTime::now_utc(), &ExpiryPolicy::default())?;
     println!(
         "Created an empty signed store in `{}` (root threshold {} of {}).",
         report.store.display(),
@@ -28,8 +24,10 @@ pub(crate) fn init(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `updraft repo verify`: every problem on its own line; exit 4 if any.
-pub(crate) fn verify(repo: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let report = updraft_publisher::verify(repo, OffsetDateTime::now_utc())?;
+pub(crate) fn verify(repo: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let location = Location::open(repo)?;
+    let report = location.verify(OffsetDateTime::now_utc())?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
     if report.recovered {
         eprintln!("note: an interrupted publish was found and undone before verifying");
     }
@@ -45,23 +43,23 @@ pub(crate) fn verify(repo: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "targets_checked": report.targets_checked,
             "packages_checked": report.packages_checked,
             "problems": problems,
+            "stale_views": report.stale_views.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
+            "orphans": report.orphans.iter().map(|(path, size, modified)| serde_json::json!({"path": path, "size": size, "age_seconds": now - modified})).collect::<Vec<_>>(),
         });
         println!("{value}");
     } else if report.problems.is_empty() {
+        print_notes(&report, now);
         println!(
-            "`{}` is valid: root version {}, {} target files and {} packages checked.",
-            repo.display(),
-            report.root_version,
-            report.targets_checked,
-            report.packages_checked
+            "`{location}` is valid: root version {}, {} target files and {} packages checked.",
+            report.root_version, report.targets_checked, report.packages_checked
         );
     } else {
         for problem in &report.problems {
             eprintln!("problem: {problem}");
         }
+        print_notes(&report, now);
         eprintln!(
-            "error: `{}` failed verification with {} problem(s).",
-            repo.display(),
+            "error: `{location}` failed verification with {} problem(s).",
             report.problems.len()
         );
     }
@@ -72,14 +70,85 @@ pub(crate) fn verify(repo: &Path, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn print_notes(report: &updraft_publisher::VerifyReport, now: i64) {
+    for view in &report.stale_views {
+        println!(
+            "stale view: {view} (an interrupted publish; the next publish or `updraft repo refresh` rewrites it)"
+        );
+    }
+    print_orphans(&report.orphans, now);
+}
+
+fn print_orphans(orphans: &[(String, u64, i64)], now: i64) {
+    for (path, size, modified) in orphans {
+        println!(
+            "orphan: `{path}` ({}, {} old): no signed metadata refers to it (an interrupted publish left it, or one is uploading it now); `updraft repo gc` removes it once older than its grace period",
+            crate::output::bytes(*size),
+            age(now - modified)
+        );
+    }
+}
+
+fn age(seconds: i64) -> String {
+    match seconds {
+        ..120 => format!("{} s", seconds.max(0)),
+        120..7200 => format!("{} min", seconds / 60),
+        7200..172_800 => format!("{} h", seconds / 3600),
+        _ => format!("{} days", seconds / 86_400),
+    }
+}
+
+/// `updraft repo gc`.
+pub(crate) fn gc(
+    repo: &str,
+    grace: std::time::Duration,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let location = Location::open(repo)?;
+    let now = OffsetDateTime::now_utc();
+    if dry_run {
+        let report = location.verify(now)?;
+        let cutoff = now.unix_timestamp() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        for (path, size, modified) in &report.orphans {
+            let verdict = if *modified <= cutoff {
+                "would remove"
+            } else {
+                "would keep (younger than --grace)"
+            };
+            println!("{verdict}: `{path}` ({})", crate::output::bytes(*size));
+        }
+        println!(
+            "{} orphan(s) in `{location}`; nothing removed (--dry-run).",
+            report.orphans.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = location.gc(grace, now)?;
+    for info in &report.removed {
+        println!(
+            "removed: `{}` ({})",
+            info.relative,
+            crate::output::bytes(info.size)
+        );
+    }
+    for info in &report.kept {
+        println!(
+            "kept: `{}` (younger than --grace: a publish may still be uploading it)",
+            info.relative
+        );
+    }
+    println!(
+        "Removed {} orphan(s) from `{location}`, kept {} younger than the grace period.",
+        report.removed.len(),
+        report.kept.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `updraft repo refresh`.
-pub(crate) fn refresh(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
-    let report = updraft_publisher::refresh(
-        repo,
-        keys,
-        OffsetDateTime::now_utc(),
-        &ExpiryPolicy::default(),
-    )?;
+pub(crate) fn refresh(repo: &str, keys: &Path) -> anyhow::Result<ExitCode> {
+    let report =
+        Location::open(repo)?.refresh(keys, OffsetDateTime::now_utc(), &ExpiryPolicy::default())?;
     println!(
         "Signed timestamp version {}, valid until {}.",
         report.timestamp_version, report.timestamp_expires
@@ -95,7 +164,7 @@ pub(crate) fn refresh(repo: &Path, keys: &Path) -> anyhow::Result<ExitCode> {
 
 /// `updraft repo delegate`.
 pub(crate) fn delegate(
-    repo: &Path,
+    repo: &str,
     keys: &Path,
     name: String,
     paths: Vec<String>,
@@ -114,8 +183,7 @@ pub(crate) fn delegate(
         threshold,
         terminating,
     };
-    let report = updraft_publisher::delegate(
-        repo,
+    let report = Location::open(repo)?.delegate(
         keys,
         &request,
         OffsetDateTime::now_utc(),

@@ -30,8 +30,7 @@ pub(crate) fn run(args: &RolloutArgs) -> anyhow::Result<ExitCode> {
     if args.no_auto_halt {
         actions.push(RolloutAction::AutoHalt(None));
     }
-    let report = updraft_publisher::rollout_all(
-        &args.repo,
+    let report = updraft_publisher::Location::open(&args.repo)?.rollout(
         &args.keys,
         &args.app,
         &args.release_version,

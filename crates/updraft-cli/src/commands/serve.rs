@@ -18,7 +18,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Values are escaped so that client-sent text cannot forge lines.
         LogFormat::Text => builder.fmt_fields(EscapedFields).init(),
     }
-    let mut config = ServerConfig::new(args.repo);
+    let location = updraft_publisher::Location::open(&args.repo)?;
+    let mut config = ServerConfig::new(std::path::PathBuf::from(&args.repo));
+    if let updraft_publisher::Location::S3(bucket) = location {
+        config.bucket = Some(bucket);
+    }
+    config.files_url = args.files_url;
     config.listen = args.listen;
     config.database = args.database;
     config.admin_token_file = args.admin_token_file;
