@@ -3,7 +3,7 @@
 # then runs every test in the workspace, doc examples included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! python3 -c 'import tuf.ngclient, maturin, PyQt5, pytestqt, fastapi, uvicorn, feedparser, playwright' 2>/dev/null; then
+if ! python3 -c 'import tuf.ngclient, maturin, PyQt5, pytestqt, fastapi, uvicorn, feedparser, playwright, moto.server' 2>/dev/null; then
   echo "installing python-tuf, maturin, PyQt5, pytest-qt and FastAPI for the tests (scripts/requirements-test.txt)"
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi

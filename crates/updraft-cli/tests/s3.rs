@@ -197,12 +197,18 @@ impl Answer {
 
 /// A plain HTTP/1.1 GET (no client library: the answer is read as sent).
 fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> Option<Answer> {
+    request("GET", base, path, headers)
+}
+
+fn request(method: &str, base: &str, path: &str, headers: &[(&str, &str)]) -> Option<Answer> {
     let address = base.strip_prefix("http://")?;
     let mut stream = TcpStream::connect(address).ok()?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
     for (name, value) in headers {
         request.push_str(name);
         request.push_str(": ");
@@ -293,7 +299,16 @@ fn publish_serve_and_update(kind: S3Kind) {
         "{report}"
     );
 
-    let serve = Serve::start(&setup, &[]);
+    let tokens = setup.dir.path().join("tokens");
+    std::fs::write(&tokens, "ops:s3-test-admin-token\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let keys = setup.keys.to_string_lossy().into_owned();
+    let tokens = tokens.to_string_lossy().into_owned();
+    let serve = Serve::start(&setup, &["--keys", &keys, "--admin-token-file", &tokens]);
     let install = install(&setup, &serve, "1.0.0");
     assert_eq!(installed_version(&install), "1.0.0");
     let output = update(&setup, &install);
@@ -368,12 +383,31 @@ fn publish_serve_and_update(kind: S3Kind) {
     succeed(&output, "repo refresh");
     let current = setup.location().current().unwrap();
     let (releases, _) = layout::releases(&current.resolved());
-    let halted: Vec<_> = releases
-        .iter()
-        .filter(|r| r.custom.release.halted)
-        .map(|r| r.custom.release.version.to_string())
-        .collect();
-    assert_eq!(halted, ["1.2.0"]);
+    let halted = |releases: &[layout::PublishedRelease]| -> Vec<String> {
+        releases
+            .iter()
+            .filter(|r| r.custom.release.halted)
+            .map(|r| r.custom.release.version.to_string())
+            .collect()
+    };
+    assert_eq!(halted(&releases), ["1.2.0"]);
+    // An admin change through a server with the keys is signed into the bucket.
+    let answer = request(
+        "POST",
+        &serve.base,
+        "/api/admin/releases/kuzflow/1.1.0/halt",
+        &[("Authorization", "Bearer s3-test-admin-token")],
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}{}", answer.head, text(&answer.body));
+    assert!(
+        text(&answer.body).contains("targets_version"),
+        "{}",
+        text(&answer.body)
+    );
+    let current = setup.location().current().unwrap();
+    let (releases, _) = layout::releases(&current.resolved());
+    assert_eq!(halted(&releases), ["1.1.0", "1.2.0"]);
     let (code, report) = setup.verify_json();
     assert_eq!(code, Some(0), "{report}");
 }
@@ -756,6 +790,24 @@ fn a_tampered_bucket_is_refused_by_the_client() {
         snapshot_tree(&install, &[".updraft", "update_config.json"]),
         before
     );
+
+    // An endless timestamp: refused before it is read, by the publisher and the server.
+    std::fs::write(metadata.join("timestamp.json"), vec![b' '; 17 << 20]).unwrap();
+    let output = setup
+        .cmd()
+        .args(["repo", "refresh", "--repo", &setup.url, "--keys"])
+        .arg(&setup.keys)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("metadata larger than"),
+        "{}",
+        text(&output.stderr)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let health = get(&serve.base, "/healthz", &[]).unwrap();
+    assert_eq!(health.status, 200, "the server keeps its last good view");
 }
 
 /// `serve --files-url`: downloads and store files are redirected to a CDN

@@ -50,6 +50,10 @@ use crate::store::{METADATA_DIR, TAKEN_FILE, delegated_name, load_chain, metadat
 /// bucket under it, before it gives up with [`Error::Contended`].
 pub const ATTEMPTS: u32 = 5;
 
+/// The largest metadata file read from a bucket (the client's own cap for
+/// targets metadata).
+pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The environment variable that accepts a plain-HTTP endpoint that is not
 /// on loopback.
 pub const ALLOW_HTTP_VAR: &str = "UPDRAFT_S3_ALLOW_HTTP";
@@ -307,7 +311,22 @@ impl Bucket {
 
     /// Reads one object: its bytes and ETag, or `None` when it is absent.
     pub async fn get(&self, relative: &str) -> Result<Option<(bytes::Bytes, Option<String>)>> {
+        self.get_capped(relative, u64::MAX).await
+    }
+
+    /// [`Bucket::get`], refusing an object larger than `max` bytes before
+    /// reading it (metadata: a bucket must not make a reader buffer gigabytes).
+    pub async fn get_capped(
+        &self,
+        relative: &str,
+        max: u64,
+    ) -> Result<Option<(bytes::Bytes, Option<String>)>> {
         match self.client.get(&self.key(relative)).await {
+            Ok(result) if result.meta.size > max => Err(Error::Conflict(format!(
+                "`{}` is {} bytes; metadata larger than {max} bytes is refused",
+                self.url.object_url(relative),
+                result.meta.size
+            ))),
             Ok(result) => {
                 let etag = result.meta.e_tag.clone();
                 let bytes = result
@@ -332,6 +351,11 @@ impl Bucket {
             ..GetOptions::default()
         };
         match self.client.get_opts(&self.key(relative), options).await {
+            Ok(result) if result.meta.size > MAX_METADATA_BYTES => Err(Error::Conflict(format!(
+                "`{}` is {} bytes; metadata larger than {MAX_METADATA_BYTES} bytes is refused",
+                self.url.object_url(relative),
+                result.meta.size
+            ))),
             Ok(result) => {
                 let etag = result.meta.e_tag.clone();
                 let bytes = result
@@ -513,7 +537,10 @@ pub(crate) async fn fetch_chain(
     listing: &[ObjectInfo],
 ) -> Result<Option<Chain>> {
     let mut files = BTreeMap::new();
-    let Some((timestamp, etag)) = bucket.get("metadata/timestamp.json").await? else {
+    let Some((timestamp, etag)) = bucket
+        .get_capped("metadata/timestamp.json", MAX_METADATA_BYTES)
+        .await?
+    else {
         return Ok(None);
     };
     let mut roots: Vec<(u64, &str)> = listing
@@ -528,7 +555,7 @@ pub(crate) async fn fetch_chain(
     let mut names: Vec<String> = roots.iter().map(|(_, name)| (*name).to_owned()).collect();
     names.push("metadata/root.json".to_owned());
     for name in names {
-        if let Some((bytes, _)) = bucket.get(&name).await? {
+        if let Some((bytes, _)) = bucket.get_capped(&name, MAX_METADATA_BYTES).await? {
             if let Ok(root) = Envelope::<Root>::from_slice(&name, &bytes) {
                 consistent = root.signed.consistent_snapshot;
             }
@@ -553,7 +580,10 @@ pub(crate) async fn fetch_chain(
         )
     );
     let mut pinned = Vec::new();
-    if let Some((bytes, _)) = bucket.get(&snapshot_name).await? {
+    if let Some((bytes, _)) = bucket
+        .get_capped(&snapshot_name, MAX_METADATA_BYTES)
+        .await?
+    {
         if let Ok(snapshot) = Envelope::<Snapshot>::from_slice(&snapshot_name, &bytes) {
             for (name, meta) in &snapshot.signed.meta {
                 let role = name.strip_suffix(".json").unwrap_or(name);
@@ -569,7 +599,7 @@ pub(crate) async fn fetch_chain(
         write_file(dir, &snapshot_name, &bytes)?;
     }
     for name in pinned {
-        if let Some((bytes, _)) = bucket.get(&name).await? {
+        if let Some((bytes, _)) = bucket.get_capped(&name, MAX_METADATA_BYTES).await? {
             files.insert(name.clone(), Sha256Digest::of(&bytes));
             write_file(dir, &name, &bytes)?;
         }
