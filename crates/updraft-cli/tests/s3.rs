@@ -521,8 +521,23 @@ fn killed_publishes(kind: S3Kind) {
         .unwrap();
     assert!(!output.status.success());
     assert_eq!(setup.signed_versions(), ["1.0.0"]);
+    // Killed after its first new metadata file (`N.targets.json`) is up: the
+    // bucket now holds a version no timestamp leads to, and never overwrites
+    // it, so the next publish must sign the versions after it.
+    let output = setup
+        .publish_command("1.1.1", 20_000)
+        .env("UPDRAFT_FAULT_KILL_AT", "s3.metadata")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(setup.signed_versions(), ["1.0.0"]);
+    let stdout = setup.publish("1.1.2");
+    assert!(
+        stdout.contains("targets metadata is now version 4"),
+        "{stdout}"
+    );
     // Then at random instants; each time the store is the old or the new one.
-    let mut expected = vec!["1.0.0".to_owned()];
+    let mut expected = vec!["1.0.0".to_owned(), "1.1.2".to_owned()];
     for (round, version) in ["1.2.0", "1.3.0", "1.4.0", "1.5.0"].into_iter().enumerate() {
         setup.source(version, 2_000_000);
         let mut child = setup
