@@ -703,6 +703,26 @@ fn bad_s3_settings_are_refused_with_exit_2() {
         "{}",
         text(&output.stderr)
     );
+    // A server on a bucket needs a database of its own.
+    let output = Command::new(env!("CARGO_BIN_EXE_updraft"))
+        .args([
+            "serve",
+            "--repo",
+            "s3://updraft/store",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("--database sqlite://PATH"),
+        "{}",
+        text(&output.stderr)
+    );
     // gc is for buckets; a local store never has orphans.
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_updraft"))

@@ -521,6 +521,10 @@ pub(crate) fn versioned_metadata(relative: &str) -> Option<(u64, &str)> {
 
 fn write_file(dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
     let path = dir.join(relative);
+    // Unchanged files keep their modification time (the server reloads on it).
+    if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
     if let Some(parent) = path.parent() {
         updraft_fs::create_dir_all_durable(parent)?;
     }
@@ -620,13 +624,17 @@ pub async fn sync_metadata(
     dir: &Path,
     etag: Option<&str>,
 ) -> Result<Option<String>> {
-    if etag.is_some()
-        && bucket
-            .get_if_changed("metadata/timestamp.json", etag)
+    if let Some(etag) = etag {
+        // Not every S3 implementation answers If-None-Match with 304: the
+        // ETag is compared here too.
+        match bucket
+            .get_if_changed("metadata/timestamp.json", Some(etag))
             .await?
-            .is_none()
-    {
-        return Ok(None);
+        {
+            None => return Ok(None),
+            Some((_, new)) if new.as_deref() == Some(etag) => return Ok(None),
+            Some(_) => {}
+        }
     }
     let listing = bucket.list(Some(METADATA_DIR)).await?;
     Ok(fetch_chain(bucket, dir, &listing)

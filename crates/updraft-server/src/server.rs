@@ -147,6 +147,10 @@ pub struct Server {
 impl Server {
     /// Opens the store and the database and binds the socket.
     pub async fn bind(mut config: ServerConfig) -> Result<Self> {
+        if config.bucket.is_some() {
+            // Before any request to the bucket: a missing setting is a usage error.
+            database_path(&config)?;
+        }
         let mut cache = None;
         if let Some(bucket) = &config.bucket {
             // The signed metadata is kept in a private folder and loaded
