@@ -353,6 +353,18 @@ fn publish_serve_and_update(kind: S3Kind) {
         assert_eq!(answer.status, 404, "{hidden}: {}", answer.head);
     }
 
+    // Polling an unchanged bucket reloads nothing.
+    let reloads = || -> u64 {
+        let metrics = text(&get(&serve.base, "/metrics", &[]).unwrap().body);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("updraft_store_reloads_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no reload counter in {metrics}"))
+    };
+    let before = reloads();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reloads(), before, "the server reloaded an unchanged store");
     // A release published while the server runs is offered within seconds
     // (the server polls the bucket's timestamp.json).
     setup.publish("1.2.0");
@@ -884,4 +896,59 @@ fn downloads_can_be_redirected_to_a_cdn() {
     assert_eq!(check.status, 200);
     let check: serde_json::Value = serde_json::from_slice(&check.body).unwrap();
     assert_eq!(check["latest_version"], "1.0.0");
+}
+
+/// `repo delegate` and `publish --role` on a bucket: the delegated role's
+/// metadata is fetched, signed and uploaded like the top-level targets.
+#[test]
+fn a_delegated_role_publishes_into_a_bucket() {
+    let Some(setup) = Setup::new(S3Kind::Moto) else {
+        return;
+    };
+    setup.publish("1.0.0");
+    let ci = setup.dir.path().join("ci");
+    let output = setup
+        .cmd()
+        .args(["keygen", "--role", "beta", "--out"])
+        .arg(&ci)
+        .output()
+        .unwrap();
+    succeed(&output, "keygen --role beta");
+    let output = setup
+        .cmd()
+        .args(["repo", "delegate", "--repo", &setup.url, "--keys"])
+        .arg(&setup.keys)
+        .args(["--name", "beta", "--paths", "releases/*-beta*/*", "--key"])
+        .arg(ci.join("beta.key"))
+        .arg("--terminating")
+        .output()
+        .unwrap();
+    succeed(&output, "repo delegate");
+    for key in ["snapshot.key", "timestamp.key"] {
+        std::fs::copy(setup.keys.join(key), ci.join(key)).unwrap();
+    }
+    for version in ["1.1.0-beta.1", "1.1.0-beta.2"] {
+        let command = setup.publish_command(version, 20_000);
+        let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
+        let mut command = setup.cmd();
+        for arg in &args {
+            if arg == setup.keys.as_os_str() {
+                command.arg(&ci);
+            } else {
+                command.arg(arg);
+            }
+        }
+        command.args(["--role", "beta", "--channel", "beta"]);
+        let output = command.output().unwrap();
+        let stdout = succeed(&output, &format!("publish --role beta {version}"));
+        assert!(stdout.contains("beta metadata is now version"), "{stdout}");
+    }
+    assert_eq!(
+        setup.signed_versions(),
+        ["1.0.0", "1.1.0-beta.1", "1.1.0-beta.2"]
+    );
+    let current = setup.location().current().unwrap();
+    assert_eq!(current.delegated("beta").map(|e| e.signed.version), Some(2));
+    let (code, report) = setup.verify_json();
+    assert_eq!(code, Some(0), "{report}");
 }
