@@ -44,7 +44,7 @@ impl Location {
 
     /// [`Location::open`] with explicit S3 settings.
     pub fn open_with(text: &str, settings: &S3Settings) -> Result<Self> {
-        if text.starts_with("s3://") || text.starts_with("S3://") {
+        if text.starts_with("s3://") {
             let url = S3Url::parse(text)?;
             Ok(Self::S3(Bucket::connect(&url, settings)?))
         } else {

@@ -793,9 +793,20 @@ impl WorkingCopy {
             updraft_fs::fault::point("s3.object");
         }
         metadata.extend(snapshots);
+        // A refused conditional write whose object now holds exactly these
+        // bytes was this process's own write, retried by the HTTP client
+        // after a lost answer: it succeeded.
+        let ours = async |name: &str, bytes: &bytes::Bytes| -> Result<bool> {
+            Ok(bucket
+                .get_capped(name, MAX_METADATA_BYTES)
+                .await?
+                .is_some_and(|(there, _)| there == *bytes))
+        };
         for name in &metadata {
-            match bucket.put(name, read(name)?, PutMode::Create).await? {
+            let bytes = read(name)?;
+            match bucket.put(name, bytes.clone(), PutMode::Create).await? {
                 Put::Done => {}
+                _ if ours(name, &bytes).await? => {}
                 // Another publisher took this version: start again past it.
                 Put::Exists | Put::Changed => return Ok(false),
             }
@@ -806,15 +817,11 @@ impl WorkingCopy {
                 Some(version) => PutMode::Update(version.clone()),
                 None => PutMode::Create,
             };
-            match bucket
-                .put(
-                    "metadata/timestamp.json",
-                    read("metadata/timestamp.json")?,
-                    mode,
-                )
-                .await?
-            {
+            let name = "metadata/timestamp.json";
+            let bytes = read(name)?;
+            match bucket.put(name, bytes.clone(), mode).await? {
                 Put::Done => {}
+                _ if ours(name, &bytes).await? => {}
                 Put::Exists | Put::Changed => return Ok(false),
             }
             updraft_fs::fault::point("s3.timestamp");
