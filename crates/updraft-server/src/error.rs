@@ -113,6 +113,19 @@ impl ApiError {
         }
     }
 
+    /// A storage failure: 503 when the database is unreachable (try again
+    /// later), 500 otherwise. The message names the database (password
+    /// redacted).
+    pub(crate) fn storage(error: Error) -> Self {
+        match error {
+            Error::Postgres { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("the database is unavailable, try again shortly: {error}"),
+            },
+            other => Self::internal(other.to_string()),
+        }
+    }
+
     /// `field`: `value` is not valid: reason.
     pub(crate) fn field(field: &str, error: &impl std::fmt::Display) -> Self {
         Self::bad_request(format!("`{field}`: {error}"))

@@ -456,7 +456,7 @@ fn spawn_override_poller(state: Arc<AppState>, mut seen: i64, every: Duration) -
                 match tokio::task::spawn_blocking(move || storage.overrides_version()).await {
                     Ok(Ok(version)) => version,
                     Ok(Err(error)) => {
-                        crate::stats::database_failed(&state.metrics, &error, 0);
+                        crate::stats::database_failed(&state.metrics, &error);
                         continue;
                     }
                     Err(error) => {
@@ -478,7 +478,7 @@ fn spawn_override_poller(state: Arc<AppState>, mut seen: i64, every: Duration) -
                     tracing::debug!(version, "applied override changes from the database");
                     seen = version;
                 }
-                Ok(Err(error)) => crate::stats::database_failed(&state.metrics, &error, 0),
+                Ok(Err(error)) => crate::stats::database_failed(&state.metrics, &error),
                 Err(error) => tracing::error!(%error, "the override poll failed"),
             }
         }

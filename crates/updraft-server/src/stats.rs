@@ -590,9 +590,9 @@ const QUEUE: usize = 65_536;
 
 /// Whether the database answers, for the log and `/metrics`: a warning when
 /// it stops answering, an info line when it is back.
-pub(crate) fn database_failed(metrics: &Metrics, error: &Error, buffered_events: u64) {
+pub(crate) fn database_failed(metrics: &Metrics, error: &Error) {
     if metrics.database_failed() {
-        tracing::warn!(%error, buffered_events, max_buffered_counters = MAX_BUFFERED_KEYS, "the database is unavailable: checks go on from memory, statistics are held in memory until it returns, admin changes fail");
+        tracing::warn!(%error, max_buffered_counters = MAX_BUFFERED_KEYS, "the database is unavailable: checks go on from memory, statistics are held in memory until it returns, admin changes fail");
     } else {
         tracing::debug!(%error, "the database is still unavailable");
     }
@@ -707,7 +707,7 @@ impl Recorder {
                             }
                             Ok((batch, Err(error))) => {
                                 metrics.database_error();
-                                database_failed(&metrics, &error, batch.events() + pending.events());
+                                database_failed(&metrics, &error);
                                 in_doubt = Some(batch);
                             }
                             Err(error) => tracing::error!(%error, "the statistics writer panicked; its batch is lost"),

@@ -98,6 +98,31 @@ async fn postgres_stopped_and_restarted_under_check_load() {
     assert!(metric(&text, "updraft_database_errors_total").unwrap_or(0) > 0);
     let (_, health) = server.get_json("/healthz").await;
     assert_eq!(health["database"], "down");
+    // Admin changes need the database: 503 with a JSON error, never applied
+    // to memory alone.
+    let (status, body) = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/releases/kuzflow/1.0.0/halt",
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("database is unavailable")),
+        "{body}"
+    );
+    let (_, check) = server
+        .get_json("/api/version/check?current_version=0.9.0&platform=linux&arch=x86_64&app=kuzflow")
+        .await;
+    assert_eq!(
+        check["update_available"], true,
+        "the halt was not applied: {check}"
+    );
+    // That check counts too.
+    answered.fetch_add(1, Ordering::Relaxed);
     assert!(
         answered.load(Ordering::Relaxed) > before_outage + 20,
         "checks went on while the database was down"
