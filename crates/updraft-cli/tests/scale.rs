@@ -446,3 +446,62 @@ fn a_graceful_stop_under_load_loses_and_doubles_no_statistics() {
     drop(balancer);
     let _ = &setup.dir;
 }
+
+/// SIGKILL gives the server no chance to write what it counted: it loses at
+/// most what it counted since its last write (they happen every second),
+/// never more, and never counts anything twice (docs/deploy.md).
+#[test]
+fn a_sigkill_loses_at_most_the_last_second_of_statistics() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let setup = setup();
+    let server = Instance::start(&setup, &database.url);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
+            let address = server.address.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(http(&address, "GET", CHECK, "").0, 200);
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Answers counted so far, every 100 ms.
+    let mut history = Vec::new();
+    for _ in 0..30 {
+        history.push((Instant::now(), answered.load(Ordering::Relaxed)));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in load {
+        thread.join().unwrap();
+    }
+    let total = answered.load(Ordering::Relaxed);
+    let killed = Instant::now();
+    signal(server.child.id(), "-KILL");
+    drop(server);
+    let two_seconds_before = history
+        .iter()
+        .rev()
+        .find(|(at, _)| killed.duration_since(*at) >= Duration::from_secs(2))
+        .map_or(0, |(_, count)| *count);
+    let in_database: u64 = database
+        .psql("SELECT coalesce(sum(count), 0) FROM counters WHERE event = 'check'")
+        .parse()
+        .unwrap();
+    eprintln!("{total} answered, {in_database} written before the SIGKILL");
+    assert!(
+        in_database <= total,
+        "{in_database} written, {total} answered"
+    );
+    assert!(
+        in_database >= two_seconds_before,
+        "lost more than the last two seconds: {in_database} written, {two_seconds_before} answered two seconds before the kill"
+    );
+    assert!(in_database > 0);
+}
