@@ -387,3 +387,49 @@ fn a_database_from_a_newer_updraft_is_refused(backend: &Backend) {
     backend.set_schema_version(99);
     assert!(backend.open().is_err());
 }
+
+/// A `server.sqlite` written before schemas were versioned (the four tables,
+/// no `schema_version`) is migrated in place: its data stays, and it gains
+/// what version 2 adds.
+#[test]
+fn an_unversioned_sqlite_file_from_an_older_updraft_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.sqlite");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE counters (
+                 app TEXT NOT NULL, version TEXT NOT NULL, channel TEXT NOT NULL,
+                 platform TEXT NOT NULL, arch TEXT NOT NULL, event TEXT NOT NULL,
+                 count INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+                 PRIMARY KEY (app, version, channel, platform, arch, event));
+             CREATE TABLE overrides (app TEXT NOT NULL, version TEXT NOT NULL, settings TEXT NOT NULL,
+                 PRIMARY KEY (app, version));
+             CREATE TABLE timeline (minute INTEGER NOT NULL, app TEXT NOT NULL, version TEXT NOT NULL,
+                 event TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (app, minute, version, event));
+             CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, who TEXT NOT NULL,
+                 action TEXT NOT NULL, app TEXT NOT NULL, version TEXT NOT NULL);
+             INSERT INTO counters VALUES ('kuzflow', '1.0.0', 'stable', 'linux', 'x86_64', 'check', 41, 0);
+             INSERT INTO overrides VALUES ('kuzflow', '1.1.0', '{\"halted\":true}');",
+        )
+        .unwrap();
+    }
+    let storage = SqliteStorage::open(&path).unwrap();
+    assert_eq!(
+        counters(&storage)[&key("1.0.0", EventKind::Check)].count,
+        41
+    );
+    assert_eq!(storage.overrides().unwrap()[&release()].halted, Some(true));
+    let before = storage.overrides_version().unwrap();
+    storage
+        .change_override(&release(), &|_| None, &audit("clear override"))
+        .unwrap();
+    assert_ne!(storage.overrides_version().unwrap(), before);
+    storage
+        .record(&batch("m-1", &[(key("1.0.0", EventKind::Check), 1, 0)]))
+        .unwrap();
+    assert_eq!(
+        counters(&storage)[&key("1.0.0", EventKind::Check)].count,
+        42
+    );
+}
