@@ -775,3 +775,82 @@ impl Recorder {
         self.dropped.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(version: &str, kind: EventKind) -> Event {
+        Event {
+            key: CounterKey {
+                app: "kuzflow".into(),
+                version: version.into(),
+                channel: "stable".into(),
+                platform: "linux".into(),
+                arch: "x86_64".into(),
+                event: kind,
+            },
+            bytes: 10,
+        }
+    }
+
+    /// While the database is down memory is bounded by distinct counters:
+    /// a new counter past the bound is dropped (and counted), an event of a
+    /// counter already held still adds up.
+    #[test]
+    fn the_buffer_is_bounded_by_distinct_counters() {
+        let dropped = AtomicU64::new(0);
+        let mut batch = Batch::default();
+        // Everything but one slot is held elsewhere (a batch being retried).
+        let elsewhere = MAX_BUFFERED_KEYS - 1;
+        add(
+            &mut batch,
+            elsewhere,
+            event("1.0.0", EventKind::Check),
+            &dropped,
+        );
+        assert_eq!(batch.keys(), 1);
+        add(
+            &mut batch,
+            elsewhere,
+            event("1.0.1", EventKind::Check),
+            &dropped,
+        );
+        assert_eq!(
+            dropped.load(Ordering::Relaxed),
+            1,
+            "a new counter past the bound"
+        );
+        for _ in 0..1000 {
+            add(
+                &mut batch,
+                elsewhere,
+                event("1.0.0", EventKind::Check),
+                &dropped,
+            );
+        }
+        assert_eq!(batch.keys(), 1);
+        assert_eq!(batch.events(), 1001, "events of a held counter all count");
+        assert_eq!(
+            batch.counters.values().next().map(|c| c.bytes),
+            Some(10_010)
+        );
+        // An install report needs two slots (its counter and its minute).
+        let mut room = Batch::default();
+        add(
+            &mut room,
+            MAX_BUFFERED_KEYS - 1,
+            event("1.1.0", EventKind::Installed),
+            &dropped,
+        );
+        assert_eq!(room.keys(), 0);
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        add(
+            &mut room,
+            MAX_BUFFERED_KEYS - 2,
+            event("1.1.0", EventKind::Installed),
+            &dropped,
+        );
+        assert_eq!((room.counters.len(), room.timeline.len()), (1, 1));
+    }
+}
