@@ -3,6 +3,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod faulty;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -20,7 +20,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut config = ServerConfig::new(args.repo);
     config.listen = args.listen;
-    config.database = args.database;
+    config.database = args.database.map(updraft_server::DatabaseUrl::from);
     config.admin_token_file = args.admin_token_file;
     config.signing_key_file = args.signing_key_file;
     config.require_signed_reports = args.require_signed_reports;
