@@ -29,6 +29,38 @@ if ! command -v chromium >/dev/null && [ -z "${UPDRAFT_CHROMIUM:-}" ]; then
     exit 1
   fi
 fi
+# PostgreSQL for the storage suite and the scale-out tests (issue 12): the
+# machine's cluster, started if it is stopped, and a role that may create
+# databases (each test makes its own). Idempotent. The outage test runs a
+# private cluster of its own (initdb into a temp folder), so stopping it
+# disturbs no other test.
+if [ -z "${UPDRAFT_TEST_POSTGRES:-}" ]; then
+  if command -v pg_ctlcluster >/dev/null && [ "$(id -u)" = 0 ]; then
+    pg_version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+    pg_lsclusters -h | awk '{print $1, $2}' | grep -qx "$pg_version main" || pg_createcluster "$pg_version" main >/dev/null
+    pg_ctlcluster "$pg_version" main status >/dev/null 2>&1 || pg_ctlcluster "$pg_version" main start
+    runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'updraft_test') THEN
+        CREATE ROLE updraft_test LOGIN CREATEDB PASSWORD 'updraft_test';
+      END IF; END \$\$;"
+    pg_port=$(pg_lsclusters -h | awk -v v="$pg_version" '$1 == v && $2 == "main" {print $3}')
+    export UPDRAFT_TEST_POSTGRES="postgres://updraft_test:updraft_test@127.0.0.1:$pg_port/postgres"
+  elif [ -n "${CI:-}" ]; then
+    echo "CI needs PostgreSQL for the storage tests: run as root with postgresql installed, or set UPDRAFT_TEST_POSTGRES" >&2
+    exit 1
+  else
+    echo "UPDRAFT_TEST_POSTGRES is not set and PostgreSQL cannot be started here: the PostgreSQL tests will be skipped" >&2
+  fi
+fi
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing nginx for the load-balancer tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  elif [ -n "${CI:-}" ]; then
+    echo "the load-balancer tests need nginx: apt-get install nginx" >&2
+    exit 1
+  fi
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest is missing; install it with: cargo install cargo-nextest --locked" >&2
   exit 1

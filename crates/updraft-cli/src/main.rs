@@ -194,8 +194,16 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
-    /// Statistics database: `sqlite://PATH` (default: REPO/.updraft/server.sqlite).
-    #[arg(long, value_name = "URL")]
+    /// Server state (statistics, overrides, audit): `sqlite://PATH` (default:
+    /// REPO/.updraft/server.sqlite) or `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (several servers may share one). Prefer the environment variable: a
+    /// command line is visible to every user of the machine.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "UPDRAFT_DATABASE",
+        hide_env_values = true
+    )]
     database: Option<String>,
     /// File with admin tokens (one per line, optionally `name:token`); enables /api/admin.
     #[arg(long, value_name = "FILE")]

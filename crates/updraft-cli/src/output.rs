@@ -57,9 +57,10 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     if let Some(error) = error.downcast_ref::<updraft_server::Error>() {
         return match error {
-            updraft_server::Error::Config(_) | updraft_server::Error::AddressInUse { .. } => {
-                EXIT_USAGE
-            }
+            updraft_server::Error::Config(_)
+            | updraft_server::Error::AddressInUse { .. }
+            | updraft_server::Error::SchemaTooNew { .. } => EXIT_USAGE,
+            updraft_server::Error::Postgres { .. } => EXIT_NETWORK,
             updraft_server::Error::Store(error) => match error.kind() {
                 ErrorKind::Usage => EXIT_USAGE,
                 ErrorKind::Verification => EXIT_VERIFICATION,

@@ -645,14 +645,37 @@ fn serve_refuses_bad_settings_with_exit_2() {
         "--listen",
         "127.0.0.1:0",
         "--database",
-        "postgres://db/updraft",
+        "mysql://db/updraft",
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("PostgreSQL"),
+        stderr(&output).contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
         "{}",
         stderr(&output)
     );
+    // A PostgreSQL that does not answer: exit 3 (network), and the password
+    // in the URL is never printed, neither from the flag nor the variable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://updraft:hunter2-secret@127.0.0.1:{port}/updraft");
+    for from_env in [false, true] {
+        let mut command = updraft();
+        command.args(["serve", "--repo", &setup.store, "--listen", "127.0.0.1:0"]);
+        if from_env {
+            command.env("UPDRAFT_DATABASE", &url);
+        } else {
+            command.args(["--database", &url]);
+        }
+        let output = command.output().unwrap();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(3), "{text}");
+        assert!(
+            text.contains(&format!("postgres://updraft:***@127.0.0.1:{port}/updraft")),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 }
 
 /// Issue 17: a port already in use is named, with `--listen` to get round it.

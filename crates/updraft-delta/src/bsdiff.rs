@@ -67,13 +67,29 @@ fn push_control(controls: &mut Vec<u8>, add: usize, copy: usize, seek: i64) {
     }
 }
 
-/// Diffs `new` against `old`, giving up once `budget` has passed.
+/// Matches shorter than this are dropped from a diff: their bytes go to the
+/// extra stream instead, where the segment's compressor (which has the old
+/// file as its dictionary) finds them again for fewer bytes than a control
+/// triple and a jump across the old file cost. Measured on ruff 0.17.5 →
+/// 0.17.6 (bsdiff's streams, each xz -9e, extra with the old file as
+/// dictionary): 3.35 MB keeping every match, 3.10 MB from 32 bytes, 3.05 MB
+/// at 128 and 256, 3.13 MB at 1024; esbuild 0.28.1 → 0.28.2: 413 KB, 403 KB
+/// at 32, 401 KB at 128.
+pub(crate) const MIN_MATCH: usize = 128;
+
+/// Diffs `new` against `old`, giving up once `budget` has passed, then
+/// drops the matches shorter than [`MIN_MATCH`] (see [`prune`]).
+pub(crate) fn diff(old: &[u8], new: &[u8], budget: Duration) -> Result<Diff, OverBudget> {
+    Ok(prune(old, new, &percival(old, new, budget)?, MIN_MATCH))
+}
+
+/// Colin Percival's bsdiff matching, every match kept.
 #[allow(
     clippy::cast_possible_wrap,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss
 )] // sizes are far below 2^63; every index used is checked non-negative by the algorithm
-pub(crate) fn diff(old: &[u8], new: &[u8], budget: Duration) -> Result<Diff, OverBudget> {
+fn percival(old: &[u8], new: &[u8], budget: Duration) -> Result<Diff, OverBudget> {
     let mut out = Diff::default();
     if old.is_empty() {
         push_control(&mut out.controls, 0, new.len(), 0);
@@ -189,6 +205,88 @@ pub(crate) fn diff(old: &[u8], new: &[u8], budget: Duration) -> Result<Diff, Ove
     Ok(out)
 }
 
+/// One match of a diff: `len` bytes of the new file from `new_at` are the
+/// old file's from `old_at` plus the difference stream.
+#[derive(Debug, Clone, Copy)]
+struct Match {
+    new_at: usize,
+    old_at: usize,
+    len: usize,
+}
+
+fn read_control(control: &[u8], i: usize) -> i64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&control[i * 8..i * 8 + 8]);
+    i64::from_le_bytes(bytes)
+}
+
+/// The matches of a diff made by [`percival`] (so well formed).
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)] // well formed: non-negative and in bounds
+fn matches(diff: &Diff) -> Vec<Match> {
+    let (mut new_at, mut old_at) = (0usize, 0i64);
+    let mut out = Vec::with_capacity(diff.controls.len() / 24);
+    for control in diff.controls.chunks_exact(24) {
+        let (add, copy, seek) = (
+            read_control(control, 0) as usize,
+            read_control(control, 1) as usize,
+            read_control(control, 2),
+        );
+        if add > 0 {
+            out.push(Match {
+                new_at,
+                old_at: old_at as usize,
+                len: add,
+            });
+        }
+        new_at += add + copy;
+        old_at += add as i64 + seek;
+    }
+    out
+}
+
+/// `diff` (of `new` against `old`) without its matches shorter than
+/// `min_len`: their bytes, and those between, are moved to the extra stream.
+#[allow(clippy::cast_possible_wrap)] // positions are far below 2^63
+pub(crate) fn prune(old: &[u8], new: &[u8], diff: &Diff, min_len: usize) -> Diff {
+    let kept: Vec<Match> = matches(diff)
+        .into_iter()
+        .filter(|m| m.len >= min_len)
+        .collect();
+    let mut out = Diff::default();
+    let first = kept
+        .first()
+        .map_or((new.len(), 0), |m| (m.new_at, m.old_at));
+    if first != (0, 0) || kept.is_empty() {
+        push_control(&mut out.controls, 0, first.0, first.1 as i64);
+        out.extra.extend_from_slice(&new[..first.0]);
+    }
+    for (i, m) in kept.iter().enumerate() {
+        let (next_new, next_old) = kept
+            .get(i + 1)
+            .map_or((new.len(), m.old_at + m.len), |n| (n.new_at, n.old_at));
+        let end = m.old_at + m.len;
+        out.diff.extend(
+            new[m.new_at..m.new_at + m.len]
+                .iter()
+                .zip(&old[m.old_at..end])
+                .map(|(n, o)| n.wrapping_sub(*o)),
+        );
+        let extra_at = m.new_at + m.len;
+        out.extra.extend_from_slice(&new[extra_at..next_new]);
+        push_control(
+            &mut out.controls,
+            m.len,
+            next_new - extra_at,
+            next_old as i64 - end as i64,
+        );
+    }
+    out
+}
+
 /// Rebuilds a file of `size` bytes from `old`, the controls, the
 /// difference stream and the extra stream (read from `extra` as needed),
 /// writing it to `out`. Every control is checked against the bounds of the
@@ -266,7 +364,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn round_trip(old: &[u8], new: &[u8]) -> Vec<u8> {
-        let d = diff(old, new, Duration::from_mins(1)).unwrap();
+        rebuild(old, new, &diff(old, new, Duration::from_mins(1)).unwrap())
+    }
+
+    fn rebuild(old: &[u8], new: &[u8], d: &Diff) -> Vec<u8> {
         let mut out = Vec::new();
         apply(
             old,
@@ -338,5 +439,44 @@ mod tests {
             new.extend(tail);
             prop_assert_eq!(round_trip(&old, &new), new);
         }
+
+        #[test]
+        fn any_pruning_round_trips(old in proptest::collection::vec(0u8..4, 0..2000),
+                                   edits in proptest::collection::vec((0usize..2000, any::<u8>()), 0..20),
+                                   min_len in 0usize..300) {
+            let mut new = old.clone();
+            for (at, byte) in edits {
+                if !new.is_empty() { let i = at % new.len(); new[i] = byte; }
+            }
+            let third = new.len() / 3;
+            new.rotate_left(third);
+            let every = percival(&old, &new, Duration::from_mins(1)).unwrap();
+            let pruned = prune(&old, &new, &every, min_len);
+            prop_assert!(matches(&pruned).iter().all(|m| m.len >= min_len));
+            prop_assert_eq!(rebuild(&old, &new, &pruned), new);
+        }
+    }
+
+    #[test]
+    fn short_matches_move_to_the_extra_stream() {
+        // Two long runs of the old file with a short one from elsewhere in between.
+        let old: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+            .collect();
+        let mut new = old[..40_000].to_vec();
+        new.extend_from_slice(&old[150_000..150_040]);
+        new.extend_from_slice(&old[40_000..100_000]);
+        let every = percival(&old, &new, Duration::from_mins(1)).unwrap();
+        assert!(
+            matches(&every).iter().any(|m| m.len < MIN_MATCH),
+            "{:?}",
+            matches(&every)
+        );
+        let pruned = diff(&old, &new, Duration::from_mins(1)).unwrap();
+        let kept = matches(&pruned);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept.iter().all(|m| m.len >= MIN_MATCH));
+        assert_eq!(pruned.extra, old[150_000..150_040]);
+        assert_eq!(rebuild(&old, &new, &pruned), new);
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use updraft_protocol::manifest::{PackageChunks, PatchCustom};
 use updraft_protocol::tuf::{Role, TargetFile};
 use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
 
@@ -199,6 +200,16 @@ pub fn verify(store_dir: &Path, reference_time: OffsetDateTime) -> Result<Verify
     }
     for release in &releases {
         check_release(store_dir, targets, release, &mut report);
+    }
+    for (path, target) in &targets.targets {
+        match PatchCustom::from_custom(path, target.custom.as_ref()) {
+            Ok(Some(patch)) => check_patch(store_dir, targets, path, target, &patch, &mut report),
+            Ok(None) => {}
+            Err(error) => report.problem(
+                path.clone(),
+                format!("its patch info cannot be read: {error}"),
+            ),
+        }
     }
 
     if updraft_store {
@@ -391,9 +402,86 @@ fn check_release(
         return; // already reported
     }
     report.packages_checked += 1;
+    if let Some(chunks) = &manifest.chunks
+        && let Err(message) = check_chunks(&package, release.length, chunks)
+    {
+        report.problem(release.path.clone(), message);
+    }
     if let Err(message) = check_package_contents(&package, &manifest) {
         report.problem(release.path.clone(), message);
     }
+}
+
+/// A patch target: the manifests and the full package it names are signed
+/// targets (else no client can ever use it), and its chunk digests, which
+/// clients keep a resumed download by, match its bytes.
+fn check_patch(
+    store_dir: &Path,
+    targets: &updraft_protocol::tuf::Targets,
+    path: &str,
+    target: &TargetFile,
+    patch: &PatchCustom,
+    report: &mut VerifyReport,
+) {
+    for (what, reference) in [("from", &patch.from_manifest), ("to", &patch.to_manifest)] {
+        let signed = targets.targets.get(reference.path.as_str());
+        if signed
+            .is_none_or(|t| t.length != reference.length || t.sha256() != Some(reference.sha256))
+        {
+            report.problem(
+                path,
+                format!(
+                    "its {what} manifest `{}` is not the signed target of that name",
+                    reference.path
+                ),
+            );
+        }
+    }
+    if !targets.targets.contains_key(patch.full.as_str()) {
+        report.problem(
+            path,
+            format!(
+                "its fallback full package `{}` is not a signed target",
+                patch.full
+            ),
+        );
+    }
+    let file = store_dir.join(path);
+    if target
+        .sha256()
+        .is_some_and(|digest| file_matches(&file, target.length, digest))
+        && let Err(message) = check_chunks(&file, target.length, &patch.chunks)
+    {
+        report.problem(path, message);
+    }
+}
+
+/// Checks every signed chunk digest of a package of `length` bytes.
+fn check_chunks(
+    file: &Path,
+    length: u64,
+    chunks: &PackageChunks,
+) -> std::result::Result<(), String> {
+    chunks.check("it", length).map_err(|e| e.to_string())?;
+    let mut reader = File::open(file).map_err(|e| format!("it cannot be read: {e}"))?;
+    for (index, expected) in chunks.sha256.iter().enumerate() {
+        let range = chunks.range(index, length);
+        let mut hasher = Sha256::new();
+        let copied = io::copy(
+            &mut (&mut reader).take(range.end - range.start),
+            &mut hasher,
+        )
+        .map_err(|e| format!("it cannot be read: {e}"))?;
+        if copied != range.end - range.start
+            || Sha256Digest::from_bytes(hasher.finalize().into()) != *expected
+        {
+            return Err(format!(
+                "its bytes {}..{} do not match their signed chunk digest (chunk {index}); clients would refuse them",
+                range.start, range.end
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn file_matches(path: &Path, length: u64, digest: Sha256Digest) -> bool {

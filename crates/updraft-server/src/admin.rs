@@ -418,7 +418,7 @@ pub(crate) async fn list(
     let counters = tokio::task::spawn_blocking(move || storage.counters())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(ApiError::storage)?;
     let view = state.view.get();
     let releases: Vec<serde_json::Value> = view
         .releases
@@ -465,7 +465,7 @@ pub(crate) async fn audit(
     let entries = tokio::task::spawn_blocking(move || storage.audit(500))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(ApiError::storage)?;
     Ok(Json(serde_json::json!({ "entries": entries })))
 }
 
@@ -621,7 +621,7 @@ pub(crate) async fn apply(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    .map_err(ApiError::storage)?;
     state.view.replace_overrides(committed);
     tracing::info!(who = %audit.who, action = %audit.action, app = %audit.app, version = %audit.version, at = %audit.at, "admin change");
     let signed_version = match (&state.signing_keys, change.signed()) {

@@ -616,7 +616,8 @@ async fn report(
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let view = state.view.get();
     Json(
-        serde_json::json!({"status": "ok", "targets_version": view.targets_version, "releases": view.releases.len()}),
+        serde_json::json!({"status": "ok", "targets_version": view.targets_version, "releases": view.releases.len(),
+                           "database": if state.metrics.database_up() { "up" } else { "down" }}),
     )
 }
 

@@ -23,6 +23,29 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL database failed (its URL is shown with the password
+    /// replaced by `***`).
+    #[error("PostgreSQL at `{url}` failed to {action}: {message}")]
+    Postgres {
+        /// The database URL, redacted.
+        url: String,
+        /// What was being done.
+        action: &'static str,
+        /// The cause, with the server's message.
+        message: String,
+    },
+    /// The database's schema was migrated by a newer updraft.
+    #[error(
+        "The database `{database}` has schema version {found}, newer than this updraft understands ({supported}): a newer updraft migrated it. Run that newer updraft, or point `--database` at another database"
+    )]
+    SchemaTooNew {
+        /// The database (file path, or URL with the password redacted).
+        database: String,
+        /// The version found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
     /// The address to listen on is taken by another program.
     #[error(
         "Could not listen on `{address}`: another program (perhaps another `updraft serve`) already uses it; stop it, or choose another address with `--listen 127.0.0.1:PORT`"
@@ -87,6 +110,19 @@ impl ApiError {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: message.into(),
+        }
+    }
+
+    /// A storage failure: 503 when the database is unreachable (try again
+    /// later), 500 otherwise. The message names the database (password
+    /// redacted).
+    pub(crate) fn storage(error: Error) -> Self {
+        match error {
+            Error::Postgres { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("the database is unavailable, try again shortly: {error}"),
+            },
+            other => Self::internal(other.to_string()),
         }
     }
 

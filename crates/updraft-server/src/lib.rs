@@ -25,6 +25,7 @@ mod files;
 mod logging;
 mod metrics;
 mod openapi;
+mod postgres;
 mod rules;
 mod server;
 mod signing;
@@ -34,6 +35,10 @@ mod view;
 
 pub use error::{Error, Result};
 pub use logging::EscapedFields;
-pub use server::{Server, ServerConfig, shutdown_signal};
-pub use stats::{AuditEntry, Count, CounterKey, EventKind, SqliteStorage, Storage, TimelinePoint};
+pub use postgres::{POSTGRES_SCHEMA_VERSION, PostgresOptions, PostgresStorage, redact_url};
+pub use server::{DatabaseUrl, Server, ServerConfig, shutdown_signal};
+pub use stats::{
+    AuditEntry, Batch, Count, CounterKey, EventKind, MAX_BUFFERED_KEYS, SQLITE_SCHEMA_VERSION,
+    SqliteStorage, Storage, TimelineKey, TimelinePoint,
+};
 pub use view::{Override, ReleaseKey};

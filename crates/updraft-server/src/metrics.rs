@@ -29,6 +29,11 @@ pub(crate) struct Metrics {
     connections_timed_out: AtomicU64,
     sign_in_failures: AtomicU64,
     auto_halts: AtomicU64,
+    /// Set while the database does not answer (so the default is "up").
+    database_down: std::sync::atomic::AtomicBool,
+    database_errors: AtomicU64,
+    stats_buffered_events: AtomicU64,
+    stats_buffered_counters: AtomicU64,
 }
 
 impl Metrics {
@@ -95,6 +100,35 @@ impl Metrics {
 
     pub(crate) fn auto_halted(&self) {
         self.auto_halts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Marks the database down; true if it was up until now.
+    pub(crate) fn database_failed(&self) -> bool {
+        !self.database_down.swap(true, Ordering::Relaxed)
+    }
+
+    /// Marks the database up; true if it was down until now.
+    pub(crate) fn database_answered(&self) -> bool {
+        self.database_down.swap(false, Ordering::Relaxed)
+    }
+
+    /// False while the database does not answer.
+    pub(crate) fn database_up(&self) -> bool {
+        !self.database_down.load(Ordering::Relaxed)
+    }
+
+    /// Counts a failed statistics write.
+    pub(crate) fn database_error(&self) {
+        self.database_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Statistics counted but not yet committed.
+    pub(crate) fn stats_buffered(&self, events: u64, counters: usize) {
+        self.stats_buffered_events.store(events, Ordering::Relaxed);
+        self.stats_buffered_counters.store(
+            u64::try_from(counters).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn sign_in_failed(&self) {
@@ -198,7 +232,35 @@ impl Metrics {
             "Rollouts the server halted because their install failure rate crossed the signed limit.",
             self.auto_halts.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP updraft_stats_dropped_total Statistics events dropped because the queue was full.\n# TYPE updraft_stats_dropped_total counter\n");
+        single(
+            &mut out,
+            "updraft_database_up",
+            "gauge",
+            "1 while the database answers, 0 while it does not (checks go on from memory).",
+            u64::from(self.database_up()),
+        );
+        single(
+            &mut out,
+            "updraft_database_errors_total",
+            "counter",
+            "Statistics writes that failed (they are retried).",
+            self.database_errors.load(Ordering::Relaxed),
+        );
+        single(
+            &mut out,
+            "updraft_stats_buffered_events",
+            "gauge",
+            "Statistics events counted in memory and not yet written to the database.",
+            self.stats_buffered_events.load(Ordering::Relaxed),
+        );
+        single(
+            &mut out,
+            "updraft_stats_buffered_counters",
+            "gauge",
+            "Distinct counters held in memory (bounded; past the bound new ones are dropped).",
+            self.stats_buffered_counters.load(Ordering::Relaxed),
+        );
+        out.push_str("# HELP updraft_stats_dropped_total Statistics events dropped because the queue was full or the in-memory bound was reached.\n# TYPE updraft_stats_dropped_total counter\n");
         let _ = writeln!(out, "updraft_stats_dropped_total {stats_dropped}");
         out.push_str("# HELP updraft_targets_version Version of the signed targets being served.\n# TYPE updraft_targets_version gauge\n");
         let _ = writeln!(out, "updraft_targets_version {targets_version}");

@@ -44,6 +44,7 @@ fn errors(codes: &[u16]) -> Value {
             410 => "The release was withdrawn (yanked).",
             413 => "The body is larger than the limit (64 KiB by default).",
             416 => "The range starts past the end of the file.",
+            503 => "The database is unavailable (checks are still answered); try again shortly.",
             _ => "An error.",
         };
         let mut answer = json_body(&json!({"$ref": "#/components/schemas/Error"}));
@@ -173,13 +174,13 @@ pub(crate) fn document() -> Value {
         ],
         "requestBody": {"required": false, "description": "`rollout` needs {\"percent\": N}; the other actions ignore the body.",
                         "content": {"application/json": {"schema": {"type": "object", "properties": {"percent": {"type": "integer", "minimum": 0, "maximum": 100}}}}}},
-        "responses": merge(ok("The new override and its audit entry.", &schema("AdminChange")), &errors(&[400, 401, 404, 408, 413]))
+        "responses": merge(ok("The new override and its audit entry.", &schema("AdminChange")), &errors(&[400, 401, 404, 408, 413, 503]))
     });
     let admin_clear = json!({
         "summary": "Clear the override: the signed settings apply again.",
         "security": bearer,
         "parameters": release_path,
-        "responses": merge(ok("Cleared (`override` is null).", &schema("AdminChange")), &errors(&[400, 401, 404, 408]))
+        "responses": merge(ok("Cleared (`override` is null).", &schema("AdminChange")), &errors(&[400, 401, 404, 408, 503]))
     });
     json!({
         "openapi": "3.1.0",
@@ -202,14 +203,14 @@ pub(crate) fn document() -> Value {
                     "properties": {"app": {"type": "string"}, "version": {"type": "string", "minLength": 1}, "platform": {"type": "string", "minLength": 1}, "arch": {"type": "string", "minLength": 1}, "channel": {"type": "string"},
                                    "outcome": {"type": "string", "enum": ["installed", "failed", "rolled_back"]}, "error": {"type": "string", "maxLength": 4096}}}}}},
                 "responses": merge(ok_with(202, "Recorded.", &json!({"type": "object", "required": ["recorded"], "properties": {"recorded": {"type": "boolean"}}})), &errors(&[400, 401, 404, 408, 413]))}},
-            "/healthz": {"get": {"summary": "Liveness and the targets version served.",
-                "responses": ok("OK.", &json!({"type": "object", "required": ["status", "targets_version", "releases"], "properties": {"status": {"type": "string", "enum": ["ok"]}, "targets_version": {"type": "integer", "minimum": 0}, "releases": {"type": "integer", "minimum": 0}}}))}},
+            "/healthz": {"get": {"summary": "Liveness, the targets version served, and whether the database answers (checks are served either way).",
+                "responses": ok("OK.", &json!({"type": "object", "required": ["status", "targets_version", "releases", "database"], "properties": {"status": {"type": "string", "enum": ["ok"]}, "targets_version": {"type": "integer", "minimum": 0}, "releases": {"type": "integer", "minimum": 0}, "database": {"type": "string", "enum": ["up", "down"]}}}))}},
             "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {}}}}}},
             "/openapi.json": {"get": {"summary": "This document.", "responses": ok("OpenAPI 3.1.", &json!({"type": "object", "required": ["openapi", "paths"]}))}},
             "/api/admin/releases": {"get": {"summary": "Every release with its rollout state and counters.", "security": bearer,
-                "responses": merge(ok("Releases.", &json!({"type": "object", "required": ["targets_version", "releases"], "properties": {"targets_version": {"type": "integer"}, "releases": {"type": "array", "items": {"type": "object", "required": ["app", "version", "rollout_percent", "halted", "yanked", "override", "counts"]}}}})), &errors(&[401, 404, 408]))}},
+                "responses": merge(ok("Releases.", &json!({"type": "object", "required": ["targets_version", "releases"], "properties": {"targets_version": {"type": "integer"}, "releases": {"type": "array", "items": {"type": "object", "required": ["app", "version", "rollout_percent", "halted", "yanked", "override", "counts"]}}}})), &errors(&[401, 404, 408, 503]))}},
             "/api/admin/audit": {"get": {"summary": "Admin changes, newest first.", "security": bearer,
-                "responses": merge(ok("Audit log.", &json!({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": schema("AuditEntry")}}})), &errors(&[401, 404, 408]))}},
+                "responses": merge(ok("Audit log.", &json!({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": schema("AuditEntry")}}})), &errors(&[401, 404, 408, 503]))}},
             "/api/admin/releases/{app}/{version}/{action}": {"post": admin_change},
             "/api/admin/releases/{app}/{version}/override": {"delete": admin_clear},
             "/changelog/{app}": {"get": {"summary": "Release notes of every release of the app (Markdown rendered, raw HTML shown as text), newest first, per channel; yanked releases left out. `publish` writes the same page into the store as `changelog/{app}/index.html`.",

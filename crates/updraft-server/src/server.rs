@@ -15,6 +15,7 @@ use crate::app::{AppState, Limits, router};
 use crate::connections::{self, ConnectionLimits};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::postgres::{PostgresOptions, PostgresStorage, redact_url};
 use crate::stats::{Recorder, SqliteStorage, Storage};
 use crate::tls::acceptor;
 use crate::view::ViewCell;
@@ -36,8 +37,16 @@ pub struct ServerConfig {
     pub files_url: Option<String>,
     /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free one).
     pub listen: SocketAddr,
-    /// `sqlite://PATH` or a plain path; default `REPO/.updraft/server.sqlite`.
-    pub database: Option<String>,
+    /// `sqlite://PATH`, a plain path, or `postgres://USER:PASS@HOST:PORT/DB`;
+    /// default `REPO/.updraft/server.sqlite`.
+    pub database: Option<DatabaseUrl>,
+    /// PostgreSQL pool size and timeouts.
+    pub postgres: PostgresOptions,
+    /// How often the admin overrides' version is read from the database, so
+    /// a change made through another server applies here too.
+    pub override_poll_interval: Duration,
+    /// How often counted statistics are written.
+    pub stats_flush_interval: Duration,
     /// File of admin tokens; without it the admin API is off.
     pub admin_token_file: Option<PathBuf>,
     /// File of `key_id:secret` HMAC keys (mode 0600) for signed admin
@@ -85,6 +94,9 @@ impl ServerConfig {
             files_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: None,
+            postgres: PostgresOptions::default(),
+            override_poll_interval: Duration::from_millis(250),
+            stats_flush_interval: Duration::from_secs(1),
             admin_token_file: None,
             signing_key_file: None,
             require_signed_reports: false,
@@ -104,30 +116,94 @@ impl ServerConfig {
     }
 }
 
-fn database_path(config: &ServerConfig) -> Result<PathBuf> {
-    match config.database.as_deref() {
-        None if config.bucket.is_some() => Err(Error::Config(format!(
-            "`--repo {}` is a bucket: give the server's database with `--database sqlite://PATH` (statistics, overrides and audit cannot live in the bucket)",
-            config
-                .bucket
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default()
-        ))),
-        None => Ok(config.repo.join(".updraft/server.sqlite")),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Err(Error::Config(format!(
-                "`--database {url}`: PostgreSQL storage is not available in this build yet; use `sqlite://PATH` (the default)"
-            )))
+/// A `--database` value. It may hold a password, so it is shown (Debug
+/// and Display) with the password replaced by `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL or path.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL as given, password included: pass it to a driver, never to a log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True for `postgres://` and `postgresql://`.
+    pub fn is_postgres(&self) -> bool {
+        self.0.starts_with("postgres://") || self.0.starts_with("postgresql://")
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+fn database_path(repo: &Path, url: &str) -> Result<PathBuf> {
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if path.is_empty() || url.contains("://") && !url.starts_with("sqlite://") {
+        return Err(Error::Config(format!(
+            "`--database {}` is not a database URL; use `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`",
+            redact_url(url)
+        )));
+    }
+    let _ = repo;
+    Ok(PathBuf::from(path))
+}
+
+/// Opens the configured storage (SQLite by default) on a blocking thread.
+async fn open_storage(config: &ServerConfig) -> Result<Arc<dyn Storage>> {
+    let joined = |e: tokio::task::JoinError| Error::Config(e.to_string());
+    match &config.database {
+        Some(url) if url.is_postgres() => {
+            let (url, options) = (url.clone(), config.postgres);
+            let storage = tokio::task::spawn_blocking(move || {
+                PostgresStorage::connect(url.expose(), options)
+            })
+            .await
+            .map_err(joined)??;
+            tracing::info!(database = %storage.redacted_url(), "using PostgreSQL");
+            Ok(Arc::new(storage))
         }
-        Some(url) => {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            if path.is_empty() || url.contains("://") && !url.starts_with("sqlite://") {
-                return Err(Error::Config(format!(
-                    "`--database {url}` is not a database URL; use `sqlite://PATH`"
-                )));
+        database => {
+            let db_path = match database {
+                Some(url) => database_path(&config.repo, url.expose())?,
+                None => config.repo.join(".updraft/server.sqlite"),
+            };
+            if let Some(parent) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                    action: "create",
+                    target: parent.display().to_string(),
+                    source,
+                })?;
             }
-            Ok(PathBuf::from(path))
+            let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&db_path))
+                .await
+                .map_err(joined)??;
+            Ok(Arc::new(storage))
         }
     }
 }
@@ -142,14 +218,19 @@ pub struct Server {
     stats_stop: tokio::sync::oneshot::Sender<()>,
     stats_task: JoinHandle<()>,
     reports_written: Arc<tokio::sync::Notify>,
+    overrides_version: i64,
 }
 
 impl Server {
     /// Opens the store and the database and binds the socket.
     pub async fn bind(mut config: ServerConfig) -> Result<Self> {
-        if config.bucket.is_some() {
-            // Before any request to the bucket: a missing setting is a usage error.
-            database_path(&config)?;
+        // Before any request to the bucket: a missing setting is a usage error.
+        if let Some(bucket) = &config.bucket
+            && config.database.is_none()
+        {
+            return Err(Error::Config(format!(
+                "`--repo {bucket}` is a bucket: give the server's database with `--database sqlite://PATH` (or `postgres://...`); statistics, overrides and audit cannot live in the bucket"
+            )));
         }
         let mut cache = None;
         if let Some(bucket) = &config.bucket {
@@ -227,24 +308,14 @@ impl Server {
                 tracing::info!(keys = %keys.display(), "no targets key: admin changes and automatic halts apply to checks only, not to the signed targets");
             }
         }
-        let db_path = database_path(&config)?;
-        if let Some(parent) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-                action: "create",
-                target: parent.display().to_string(),
-                source,
-            })?;
-        }
-        let storage: Arc<dyn Storage> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStorage::open(&db_path))
-                .await
-                .map_err(|e| Error::Config(e.to_string()))??,
-        );
-        let overrides = {
+        let storage = open_storage(&config).await?;
+        let (overrides_version, overrides) = {
             let storage = Arc::clone(&storage);
-            tokio::task::spawn_blocking(move || storage.overrides())
-                .await
-                .map_err(|e| Error::Config(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, Error>((storage.overrides_version()?, storage.overrides()?))
+            })
+            .await
+            .map_err(|e| Error::Config(e.to_string()))??
         };
         let view = ViewCell::new((Vec::new(), 0, Vec::new()), overrides);
         {
@@ -254,8 +325,13 @@ impl Server {
             tokio::task::block_in_place(|| view_ref.reload_if_changed(&repo))?;
         }
         let reports_written = Arc::new(tokio::sync::Notify::new());
-        let (recorder, stats_stop, stats_task) =
-            Recorder::start(Arc::clone(&storage), Arc::clone(&reports_written));
+        let metrics = Arc::new(Metrics::default());
+        let (recorder, stats_stop, stats_task) = Recorder::start(
+            Arc::clone(&storage),
+            Arc::clone(&reports_written),
+            Arc::clone(&metrics),
+            config.stats_flush_interval,
+        );
         let listener = TcpListener::bind(config.listen).await.map_err(|source| {
             if source.kind() == std::io::ErrorKind::AddrInUse {
                 Error::AddressInUse {
@@ -295,7 +371,7 @@ impl Server {
             view,
             storage,
             recorder,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             admin,
             sign_ins: SignIns::default(),
             admin_changes: tokio::sync::Mutex::new(()),
@@ -319,6 +395,7 @@ impl Server {
             stats_stop,
             stats_task,
             reports_written,
+            overrides_version,
         })
     }
 
@@ -343,6 +420,7 @@ impl Server {
             stats_stop,
             stats_task,
             reports_written,
+            overrides_version,
         } = self;
         let limits = Limits {
             body_bytes: config.max_body_bytes,
@@ -352,6 +430,11 @@ impl Server {
         let app = router(Arc::clone(&state), limits);
         let mut background = vec![
             spawn_reloader(Arc::clone(&state), config.reload_interval),
+            spawn_override_poller(
+                Arc::clone(&state),
+                overrides_version,
+                config.override_poll_interval,
+            ),
             crate::autohalt::spawn(
                 Arc::clone(&state),
                 reports_written,
@@ -387,8 +470,9 @@ impl Server {
         for task in background {
             task.abort();
         }
+        // Every request is answered: write what they counted before exiting.
         let _ = stats_stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), stats_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), stats_task).await;
         tracing::info!(address = %local, "stopped");
         Ok(())
     }
@@ -413,6 +497,50 @@ fn spawn_reloader(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
                     tracing::warn!(%error, "the store changed but cannot be loaded; still serving the previous view");
                 }
                 Err(error) => tracing::error!(%error, "the reload task failed"),
+            }
+        }
+    })
+}
+
+/// Reads the overrides' version every `every` and, when another server (or
+/// anyone sharing the database) changed an override, rebuilds the view from
+/// the committed overrides. Also keeps `updraft_database_up` current when
+/// no statistics are being written.
+fn spawn_override_poller(state: Arc<AppState>, mut seen: i64, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let storage = Arc::clone(&state.storage);
+            let version =
+                match tokio::task::spawn_blocking(move || storage.overrides_version()).await {
+                    Ok(Ok(version)) => version,
+                    Ok(Err(error)) => {
+                        crate::stats::database_failed(&state.metrics, &error);
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the override poll failed");
+                        continue;
+                    }
+                };
+            crate::stats::database_answered(&state.metrics);
+            if version == seen {
+                continue;
+            }
+            // One at a time with this server's own admin changes, so an
+            // older read never replaces a newer view.
+            let _one_at_a_time = state.admin_changes.lock().await;
+            let storage = Arc::clone(&state.storage);
+            match tokio::task::spawn_blocking(move || storage.overrides()).await {
+                Ok(Ok(overrides)) => {
+                    state.view.replace_overrides(overrides);
+                    tracing::debug!(version, "applied override changes from the database");
+                    seen = version;
+                }
+                Ok(Err(error)) => crate::stats::database_failed(&state.metrics, &error),
+                Err(error) => tracing::error!(%error, "the override poll failed"),
             }
         }
     })

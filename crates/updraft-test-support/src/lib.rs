@@ -3,6 +3,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod faulty;
+pub mod postgres;
 pub mod s3;
 
 use std::collections::BTreeMap;
@@ -206,7 +207,7 @@ impl TestStore {
     pub fn set_published_modes(&self, version: &str, modes: &[(&str, u32)]) {
         use std::io::Read;
         use updraft_protocol::manifest::{FileRef, PackageChunks};
-        use updraft_protocol::tuf::{Envelope, MetaFile, RoleName, TargetFile};
+        use updraft_protocol::tuf::TargetFile;
         use updraft_protocol::{PackageCustom, ReleaseManifest, Sha256Digest, TargetPath};
 
         let mode_for = |path: &str| modes.iter().find(|(p, _)| *p == path).map(|(_, m)| *m);
@@ -295,7 +296,19 @@ impl TestStore {
         custom.manifest = place(&manifest_path, &manifest_bytes, manifest_custom);
         place(&package_path, &package, Some(custom.to_custom()));
 
-        // Signed again: targets, the snapshot pinning it, the timestamp pinning that.
+        self.sign_targets(&current, targets);
+    }
+
+    /// Signs `targets` (changed from the store's `current` ones) as the
+    /// next targets version with the store's keys, with the snapshot and
+    /// timestamp that pin it: what a publisher that wrote these targets
+    /// would have published.
+    pub fn sign_targets(
+        &self,
+        current: &updraft_publisher::store::Current,
+        mut targets: updraft_protocol::tuf::Targets,
+    ) {
+        use updraft_protocol::tuf::{Envelope, MetaFile, RoleName};
         let keys = updraft_publisher::keys::KeyDir::open(&self.keys).unwrap();
         let key = |role| keys.role_key(role).unwrap().key;
         targets.version += 1;

@@ -25,7 +25,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.files_url = args.files_url;
     config.listen = args.listen;
-    config.database = args.database;
+    config.database = args.database.map(updraft_server::DatabaseUrl::from);
     config.admin_token_file = args.admin_token_file;
     config.signing_key_file = args.signing_key_file;
     config.require_signed_reports = args.require_signed_reports;

@@ -650,3 +650,60 @@ fn a_missing_keys_folder_is_named_with_what_to_do() {
     );
     assert_eq!(error.kind(), ErrorKind::Usage);
 }
+
+#[test]
+fn verify_checks_patches_and_every_chunk_digest() {
+    use updraft_protocol::manifest::PatchCustom;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    store.publish("1.0.0");
+    store.publish("1.1.0");
+    let clean = updraft_publisher::verify(&store.store, OffsetDateTime::now_utc()).unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+
+    // A publisher that signed a patch naming a manifest that is not signed,
+    // with a wrong digest for one of its chunks.
+    let current = updraft_publisher::store::load_chain(&store.store, None).unwrap();
+    let mut targets = current.targets().signed.clone();
+    let (path, target) = targets
+        .targets
+        .iter_mut()
+        .find(|(p, _)| p.ends_with("_patch.delta"))
+        .expect("1.1.0 has a patch from 1.0.0");
+    let path = path.clone();
+    let mut patch = PatchCustom::from_custom(&path, target.custom.as_ref())
+        .unwrap()
+        .unwrap();
+    patch.from_manifest.path =
+        updraft_protocol::TargetPath::new("releases/v0.9.0/gone.json").unwrap();
+    let last = patch.chunks.sha256.len() - 1;
+    patch.chunks.sha256[last] = updraft_protocol::Sha256Digest::of(b"not these bytes");
+    target.custom = Some(patch.to_custom());
+    store.sign_targets(&current, targets);
+
+    let report = updraft_publisher::verify(&store.store, OffsetDateTime::now_utc()).unwrap();
+    let found = |words: &str| {
+        report
+            .problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains(words))
+    };
+    assert!(
+        found("from manifest `releases/v0.9.0/gone.json`"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        found(&format!("chunk digest (chunk {last})")),
+        "{:?}",
+        report.problems
+    );
+    // Exactly those two about the patch (versions.json names the old targets
+    // version: that is the third).
+    assert_eq!(
+        report.problems.iter().filter(|p| p.path == path).count(),
+        2,
+        "{:?}",
+        report.problems
+    );
+}

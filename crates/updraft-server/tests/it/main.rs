@@ -8,5 +8,7 @@ mod dashboard;
 mod files;
 mod hardening;
 mod openapi;
+mod outage;
 mod signing;
+mod storage;
 mod support;
