@@ -35,6 +35,7 @@
 pub mod announce;
 mod delta;
 mod error;
+mod keymgmt;
 pub mod keys;
 pub mod layout;
 pub mod pack;
@@ -44,6 +45,10 @@ mod verify;
 
 pub use delta::{DeltaPolicy, PublishedPatch, SkippedPatch};
 pub use error::{Error, ErrorKind, Result};
+pub use keymgmt::{
+    ExportReport, ImportReport, RotateReport, SignReport, UNSIGNED_FORMAT_VERSION, export_unsigned,
+    import_signed, rotate_role, rotate_root, sign,
+};
 pub use keys::KeygenOptions;
 pub use pack::{ModeChange, PackOptions};
 pub use repo::{

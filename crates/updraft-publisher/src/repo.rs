@@ -174,7 +174,7 @@ pub fn init(
     })
 }
 
-fn meta_path(name: &str) -> PathBuf {
+pub(crate) fn meta_path(name: &str) -> PathBuf {
     Path::new(METADATA_DIR).join(name)
 }
 
@@ -208,7 +208,7 @@ fn sign_snapshot_and_timestamp(
     (snapshot, timestamp)
 }
 
-fn sign_timestamp(
+pub(crate) fn sign_timestamp(
     snapshot: &Envelope<Snapshot>,
     version: u64,
     now: OffsetDateTime,
@@ -252,7 +252,11 @@ fn stage_metadata(
 }
 
 /// Stages the seed-layout views that differ from what is on disk.
-fn stage_views(store: &Store, tx: &mut updraft_fs::Transaction, targets: &Targets) -> Result<()> {
+pub(crate) fn stage_views(
+    store: &Store,
+    tx: &mut updraft_fs::Transaction,
+    targets: &Targets,
+) -> Result<()> {
     let mut views = layout::latest_files(targets);
     views.insert(
         format!("{METADATA_DIR}/versions.json"),
@@ -734,14 +738,31 @@ fn stage_new_targets(
 ) -> Result<u64> {
     let root = &current.root().signed;
     let targets_key = keys.trusted_role_key(RoleName::Targets, root)?;
-    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
-    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
     new_targets.version = current.targets().signed.version + 1;
     new_targets.expires = Expires::at(now + policy.targets);
     let targets = Envelope::sign(new_targets, &[&targets_key.key]);
+    stage_signed_targets(store, tx, current, &targets, keys, now, policy)?;
+    Ok(targets.signed.version)
+}
+
+/// Stages `targets` (already signed, the next version) with a new snapshot
+/// and timestamp signed by the keys in `keys`, and the views; returns the
+/// snapshot and timestamp it staged.
+pub(crate) fn stage_signed_targets(
+    store: &Store,
+    tx: &mut updraft_fs::Transaction,
+    current: &Current,
+    targets: &Envelope<Targets>,
+    keys: &KeyDir,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<(Envelope<Snapshot>, Envelope<Timestamp>)> {
+    let root = &current.root().signed;
+    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
+    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
     let (snapshot, timestamp) = sign_snapshot_and_timestamp(
         Some(&current.snapshot().signed),
-        &targets,
+        targets,
         current.snapshot().signed.version + 1,
         current.timestamp().signed.version + 1,
         now,
@@ -750,8 +771,8 @@ fn stage_new_targets(
         &timestamp_key.key,
     );
     stage_views(store, tx, &targets.signed)?;
-    stage_metadata(tx, &targets, &snapshot, &timestamp)?;
-    Ok(targets.signed.version)
+    stage_metadata(tx, targets, &snapshot, &timestamp)?;
+    Ok((snapshot, timestamp))
 }
 
 enum Signer {
