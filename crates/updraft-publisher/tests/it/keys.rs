@@ -240,7 +240,10 @@ fn rotating_one_role_revokes_its_old_key() {
     assert_eq!(report.root_version, 2);
     assert_eq!(report.changed_roles, [RoleName::Targets]);
     assert_eq!(report.resigned, ["targets 3", "snapshot 3", "timestamp 3"]);
-    assert_eq!(root_role_ids(&store.store, "targets"), std::slice::from_ref(&id));
+    assert_eq!(
+        root_role_ids(&store.store, "targets"),
+        std::slice::from_ref(&id)
+    );
     assert_ne!(old_targets, [id]);
     verify_clean(&store.store);
     // The same key again is refused (nothing to rotate).
