@@ -310,7 +310,8 @@ struct KeygenArgs {
     /// How many root keys must sign a new root.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     root_threshold: u32,
-    /// Create only one key, `OUT/ROLE.key`, for a delegated role (`repo delegate --key`).
+    /// Create only one key, `OUT/ROLE.key`, for a delegated role (`repo delegate --key`),
+    /// or a new targets, snapshot or timestamp key for `repo rotate`.
     #[arg(long)]
     role: Option<String>,
     /// Signature scheme of the new keys: ed25519, ecdsa-sha2-nistp256,

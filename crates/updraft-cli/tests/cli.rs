@@ -814,4 +814,59 @@ fn key_management_exit_codes_and_kills_at_every_step() {
         restore(&pristine, &setup.store);
     }
     assert_ne!(after, before);
+
+    // One online key, through keygen --role and repo rotate.
+    let role_dir = path("new-timestamp");
+    let output = run(&["keygen", "--out", &role_dir, "--role", "timestamp"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("repo rotate --role timestamp"));
+    let new_key = format!("{role_dir}/timestamp.key");
+    let rotate_role = || {
+        run(&[
+            "repo",
+            "rotate",
+            "--repo",
+            &setup.store,
+            "--role",
+            "timestamp",
+            "--keys",
+            &setup.keys,
+            "--new-key",
+            &new_key,
+        ])
+    };
+    let output = rotate_role();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Re-signed: timestamp"));
+    let output = run(&["repo", "verify", "--repo", &setup.store]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("root version 2"));
+    // The old timestamp key is refused from now on.
+    let output = run(&[
+        "repo",
+        "refresh",
+        "--repo",
+        &setup.store,
+        "--keys",
+        &setup.keys,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = rotate_role();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("already the timestamp key"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&[
+        "repo",
+        "rotate",
+        "--repo",
+        &setup.store,
+        "--role",
+        "root",
+        "--keys",
+        &setup.keys,
+        "--new-key",
+        &new_key,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "clap refuses --role root");
 }
