@@ -245,6 +245,21 @@ fn install_root(
             ),
         )
     })?;
+    if new.expires.is_expired(now) {
+        return Err(refused(
+            &root_name,
+            &format!(
+                "it expired at {}; clients would refuse it, so export a new one",
+                new.expires
+            ),
+        ));
+    }
+    if new.consistent_snapshot != old.consistent_snapshot {
+        return Err(refused(
+            &root_name,
+            "it changes `consistent_snapshot`, which would change where clients look for every file of the store",
+        ));
+    }
     let changed_roles: Vec<RoleName> = RoleName::ALL
         .into_iter()
         .filter(|role| old.role_keys(*role) != new.role_keys(*role))
@@ -586,6 +601,9 @@ pub struct SignReport {
     pub progress: Vec<String>,
     /// True once every threshold is met and the file can be imported.
     pub complete: bool,
+    /// For a root: the roles whose keys or threshold it changes, in words,
+    /// so the person signing sees what they sign.
+    pub changes: Vec<String>,
 }
 
 /// `repo sign`: adds the signature of `key_file` (any scheme `keygen`
@@ -599,8 +617,19 @@ pub fn sign(file: &Path, key_file: &Path) -> Result<SignReport> {
     let keyid = key.key.public().key_id();
     let trusted = &unsigned.trusted_root.signed;
     let mut allowed: Vec<(String, BTreeMap<String, PublicKey>, RoleKeys)> = Vec::new();
+    let mut changes = Vec::new();
     let (version, expires) = match &metadata {
         Metadata::Root(envelope) => {
+            for role in RoleName::ALL {
+                let (before, after) = (trusted.role_keys(role), envelope.signed.role_keys(role));
+                if before != after {
+                    changes.push(format!(
+                        "{role} keys: {} -> {}",
+                        describe_role(before),
+                        describe_role(after)
+                    ));
+                }
+            }
             allowed.push((
                 format!("current root (version {})", trusted.version),
                 trusted.keys.clone(),
@@ -648,7 +677,7 @@ pub fn sign(file: &Path, key_file: &Path) -> Result<SignReport> {
                         "{what}: {}",
                         role.keyids
                             .iter()
-                            .map(|id| &id[..16])
+                            .map(|id| short(id))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ))
@@ -689,8 +718,32 @@ pub fn sign(file: &Path, key_file: &Path) -> Result<SignReport> {
         expires,
         keyid,
         complete: progress.iter().all(|(_, met)| *met),
+        changes,
         progress: progress.into_iter().map(|(text, _)| text).collect(),
     })
+}
+
+/// The first 16 characters of a key id (ids in an exported file are not
+/// trusted to be that long).
+fn short(id: &str) -> &str {
+    id.get(..16).unwrap_or(id)
+}
+
+fn describe_role(keys: Option<&RoleKeys>) -> String {
+    keys.map_or_else(
+        || "none".to_owned(),
+        |k| {
+            format!(
+                "{} of [{}]",
+                k.threshold,
+                k.keyids
+                    .iter()
+                    .map(|id| short(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    )
 }
 
 /// What `repo import-signed` wrote.
@@ -755,6 +808,15 @@ pub fn import_signed(
                     file.display(),
                     envelope.signed.version
                 )));
+            }
+            if envelope.signed.expires.is_expired(now) {
+                return Err(Error::Refused {
+                    path: file.to_path_buf(),
+                    reason: format!(
+                        "its targets expired at {}; export and sign it again",
+                        envelope.signed.expires
+                    ),
+                });
             }
             envelope
                 .verify(&current.root().signed)

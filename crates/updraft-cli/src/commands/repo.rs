@@ -249,6 +249,14 @@ pub(crate) fn sign(file: &Path, key: &Path) -> anyhow::Result<ExitCode> {
         &report.keyid[..16],
         file.display()
     );
+    if report.role == "root" {
+        if report.changes.is_empty() {
+            println!("  It renews the root with the same keys.");
+        }
+        for change in &report.changes {
+            println!("  It changes the {change}");
+        }
+    }
     for line in &report.progress {
         println!("  {line}");
     }

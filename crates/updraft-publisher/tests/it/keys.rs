@@ -431,6 +431,18 @@ fn an_offline_root_rotation_needs_old_and_new_root_signatures() {
     .unwrap();
     assert!(report.needs.contains("new one"), "{}", report.needs);
     let only_new = updraft_publisher::sign(&file, &new.join("root-1.key")).unwrap();
+    // The signer is shown what changes: the root and timestamp keys.
+    assert_eq!(only_new.changes.len(), 2, "{:?}", only_new.changes);
+    assert!(
+        only_new.changes[0].starts_with("root keys"),
+        "{:?}",
+        only_new.changes
+    );
+    assert!(
+        only_new.changes[1].starts_with("timestamp keys"),
+        "{:?}",
+        only_new.changes
+    );
     assert!(!only_new.complete, "{:?}", only_new.progress);
     let error =
         updraft_publisher::import_signed(&store.store, &file, Some(&store.keys), now(), &policy())
@@ -554,4 +566,89 @@ fn offline_targets_signing_and_a_tampered_file() {
         error.to_string().contains("changed since the export"),
         "{error}"
     );
+}
+
+/// A root edited before signing so that clients would refuse it (already
+/// expired) or look elsewhere for every file (`consistent_snapshot` off) is
+/// refused at import even with every signature, and so are expired targets.
+/// Short key ids in an edited file do not crash the signer.
+#[test]
+fn signed_but_unusable_metadata_is_refused_at_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let before = store.snapshot();
+    let cases: [(&str, &str, serde_json::Value, &str); 3] = [
+        (
+            "root",
+            "expires",
+            serde_json::json!("2001-01-01T00:00:00Z"),
+            "expired",
+        ),
+        (
+            "root",
+            "consistent_snapshot",
+            serde_json::json!(false),
+            "consistent_snapshot",
+        ),
+        (
+            "targets",
+            "expires",
+            serde_json::json!("2001-01-01T00:00:00Z"),
+            "expired",
+        ),
+    ];
+    for (n, (role, field, value, message)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("edited-{n}.json"));
+        let role_name = if role == "root" {
+            RoleName::Root
+        } else {
+            RoleName::Targets
+        };
+        updraft_publisher::export_unsigned(&store.store, role_name, None, &file, now(), &policy())
+            .unwrap();
+        let mut edited = unsigned(&file);
+        edited["metadata"]["signed"][field] = value;
+        fs::write(&file, serde_json::to_vec(&edited).unwrap()).unwrap();
+        let key = if role == "root" {
+            "root-1.key"
+        } else {
+            "targets.key"
+        };
+        assert!(
+            updraft_publisher::sign(&file, &store.keys.join(key))
+                .unwrap()
+                .complete
+        );
+        let error = updraft_publisher::import_signed(
+            &store.store,
+            &file,
+            Some(&store.keys),
+            now(),
+            &policy(),
+        )
+        .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Verification, "{error}");
+        assert!(error.to_string().contains(message), "{error}");
+        assert_eq!(store.snapshot(), before);
+    }
+    // A new root naming a one-character key id: refused by name, no panic.
+    let file = dir.path().join("short-ids.json");
+    updraft_publisher::export_unsigned(&store.store, RoleName::Root, None, &file, now(), &policy())
+        .unwrap();
+    let mut edited = unsigned(&file);
+    let signed = &mut edited["metadata"]["signed"];
+    let key = signed["keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    signed["keys"]["x"] = key;
+    signed["roles"]["root"]["keyids"] = serde_json::json!(["x"]);
+    fs::write(&file, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let report = updraft_publisher::sign(&file, &store.keys.join("root-1.key")).unwrap();
+    assert!(report.changes[0].contains("[x]"), "{:?}", report.changes);
+    assert!(!report.complete);
+    assert_eq!(store.snapshot(), before);
 }
