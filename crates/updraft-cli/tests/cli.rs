@@ -815,6 +815,67 @@ fn key_management_exit_codes_and_kills_at_every_step() {
     }
     assert_ne!(after, before);
 
+    // The offline rotation exported above, completed by the new root keys
+    // and imported with kills at every step.
+    for key in ["root-1.key", "root-2.key"] {
+        let key = format!("{new_keys}/{key}");
+        assert!(
+            run(&["repo", "sign", "--file", &file, "--key", &key])
+                .status
+                .success()
+        );
+    }
+    let import = |envs: &[(&str, &str)]| {
+        let mut command = updraft();
+        command.args([
+            "repo",
+            "import-signed",
+            "--repo",
+            &setup.store,
+            "--file",
+            &file,
+            "--keys",
+            &new_keys,
+        ]);
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    let trace = format!("{}.import-trace", setup.store);
+    let output = import(&[("UPDRAFT_FAULT_TRACE", &trace)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    restore(&pristine, &setup.store);
+    let points: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(points.contains(&"tx.journaled".to_owned()), "{points:?}");
+    for point in &points {
+        let output = import(&[("UPDRAFT_FAULT_KILL_AT", point)]);
+        assert!(
+            !output.status.success(),
+            "import survived a kill at {point}"
+        );
+        let verify = run(&["repo", "verify", "--repo", &setup.store]);
+        assert!(
+            verify.status.success(),
+            "after a kill at {point}: {}",
+            stderr(&verify)
+        );
+        if point == "tx.committed" {
+            assert!(String::from_utf8_lossy(&verify.stdout).contains("root version 2"));
+        } else {
+            assert_eq!(
+                store_state(&setup.store),
+                before,
+                "a kill at {point} changed the store"
+            );
+        }
+        restore(&pristine, &setup.store);
+    }
+
     // One online key, through keygen --role and repo rotate.
     let role_dir = path("new-timestamp");
     let output = run(&["keygen", "--out", &role_dir, "--role", "timestamp"]);
