@@ -464,6 +464,11 @@ struct PublishArgs {
     /// `KEYS/ROLE.key`; the targets key is not needed.
     #[arg(long)]
     role: Option<String>,
+    /// Keep the targets key offline: add the release's files, and write the
+    /// next targets version, unsigned, to FILE for `repo sign` and `repo
+    /// import-signed` (KEYS needs only snapshot.key and timestamp.key then).
+    #[arg(long, value_name = "FILE", conflicts_with = "role")]
+    export_unsigned: Option<PathBuf>,
     /// Application id, such as `kuzflow`.
     #[arg(long)]
     app: AppId,

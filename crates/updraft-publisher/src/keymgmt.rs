@@ -466,6 +466,23 @@ fn write_unsigned(path: &Path, file: &UnsignedFile) -> Result<()> {
     Ok(())
 }
 
+/// Writes `targets` (the next version, already numbered) unsigned to `out`,
+/// for `publish --export-unsigned`.
+pub(crate) fn write_unsigned_targets(
+    current: &Current,
+    targets: Targets,
+    out: &Path,
+) -> Result<()> {
+    let file = UnsignedFile {
+        updraft_unsigned: UNSIGNED_FORMAT_VERSION,
+        role: RoleName::Targets.as_str().into(),
+        trusted_root: serde_json::from_slice(&current.root().to_bytes()).expect("root is JSON"),
+        metadata: serde_json::from_slice(&Envelope::sign(targets, &[]).to_bytes())
+            .expect("metadata is JSON"),
+    };
+    write_unsigned(out, &file)
+}
+
 /// What `repo export-unsigned` wrote.
 #[derive(Debug, Clone)]
 pub struct ExportReport {
@@ -746,6 +763,48 @@ fn describe_role(keys: Option<&RoleKeys>) -> String {
     )
 }
 
+/// Whether the store holds `path` as a regular file with `target`'s length
+/// and hashes (streamed, so a large package costs no memory).
+fn check_stored_target(
+    store: &Path,
+    path: &str,
+    target: &updraft_protocol::tuf::TargetFile,
+) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let path = updraft_protocol::TargetPath::new(path).map_err(|e| e.to_string())?;
+    let full = store.join(path.as_str());
+    match fs::symlink_metadata(&full) {
+        Ok(meta) if meta.is_file() => {}
+        _ => return Err("is missing".into()),
+    }
+    let mut checker = target.checker(path.as_str()).map_err(|e| e.to_string())?;
+    let mut reader = fs::File::open(&full).map_err(|e| format!("cannot be read ({e})"))?;
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        let read = reader
+            .read(&mut buffer)
+            .map_err(|e| format!("cannot be read ({e})"))?;
+        if read == 0 {
+            break;
+        }
+        checker
+            .update(path.as_str(), &buffer[..read])
+            .map_err(|e| format!("does not match ({e})"))?;
+    }
+    checker
+        .finish(path.as_str(), target)
+        .map_err(|e| format!("does not match ({e})"))?;
+    // The name consistent-snapshot clients fetch (a hard link of the same file).
+    if let Some(digest) = target.sha256() {
+        let prefixed = store.join(path.with_hash_prefix(&digest));
+        match fs::symlink_metadata(&prefixed) {
+            Ok(meta) if meta.is_file() && meta.len() == target.length => {}
+            _ => return Err(format!("`{}` is missing", prefixed.display())),
+        }
+    }
+    Ok(())
+}
+
 /// What `repo import-signed` wrote.
 #[derive(Debug, Clone)]
 pub struct ImportReport {
@@ -827,6 +886,26 @@ pub fn import_signed(
                         file.display()
                     ),
                 })?;
+            // Every target it adds must already be in the store
+            // (`publish --export-unsigned` put it there).
+            for (path, target) in &envelope.signed.targets {
+                let unchanged = current
+                    .targets()
+                    .signed
+                    .targets
+                    .get(path)
+                    .is_some_and(|old| old == target);
+                if unchanged {
+                    continue;
+                }
+                if let Err(reason) = check_stored_target(store.path(), path, target) {
+                    return Err(Error::Conflict(format!(
+                        "`{}` signs the target `{path}` ({} bytes), but the store's copy {reason}; publish it here with `updraft publish --export-unsigned` and sign that file",
+                        file.display(),
+                        target.length
+                    )));
+                }
+            }
             let keys = need_keys(RoleName::Snapshot)?;
             let mut tx = store.begin()?;
             let (snapshot, timestamp) =

@@ -53,7 +53,7 @@ pub use keys::KeygenOptions;
 pub use pack::{ModeChange, PackOptions};
 pub use repo::{
     DelegateReport, DelegationRequest, ExpiryPolicy, InitReport, PublishReport, PublishRequest,
-    RefreshReport, RolloutAction, RolloutReport, delegate, init, publish, publish_as, refresh,
-    rollout, rollout_all,
+    RefreshReport, RolloutAction, RolloutReport, delegate, init, publish, publish_as,
+    publish_unsigned, refresh, rollout, rollout_all,
 };
 pub use verify::{Problem, VerifyReport, verify};

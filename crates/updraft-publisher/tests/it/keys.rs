@@ -652,3 +652,118 @@ fn signed_but_unusable_metadata_is_refused_at_import() {
     assert!(!report.complete);
     assert_eq!(store.snapshot(), before);
 }
+
+/// A release published with the targets key offline: `publish_unsigned`
+/// adds its files (clients do not see it yet, the store stays valid), the
+/// offline machine signs the targets, and the import makes it visible; a
+/// signed targets file naming a file the store lacks is refused; python-tuf
+/// downloads the release.
+#[test]
+fn a_release_published_with_the_targets_key_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    store.publish("1.0.0");
+    let online = dir.path().join("online");
+    fs::create_dir(&online).unwrap();
+    for name in ["snapshot.key", "timestamp.key"] {
+        fs::copy(store.keys.join(name), online.join(name)).unwrap();
+    }
+    let source = dir.path().join("src-1.1.0");
+    updraft_test_support::write_app(&source, "1.1.0");
+    let file = dir.path().join("release.json");
+    let report = updraft_publisher::publish_unsigned(
+        &store.store,
+        &online,
+        &TestStore::request("1.1.0", &source),
+        &file,
+        now(),
+        &policy(),
+    )
+    .unwrap();
+    assert_eq!(report.targets_version, 3);
+    let current = updraft_publisher::store::load_chain(&store.store, None).unwrap();
+    assert_eq!(current.targets().signed.version, 2, "not visible yet");
+    assert!(
+        !current
+            .targets()
+            .signed
+            .targets
+            .contains_key(report.package.as_str())
+    );
+    assert!(store.store.join(report.package.as_str()).is_file());
+    verify_clean(&store.store);
+
+    // A signed file naming a target the store does not hold is refused.
+    let forged = dir.path().join("forged.json");
+    let mut value = unsigned(&file);
+    let mut extra = value["metadata"]["signed"]["targets"][report.package.as_str()].clone();
+    extra["length"] = serde_json::json!(7);
+    value["metadata"]["signed"]["targets"]["releases/v9.9.9/missing.tar.zst"] = extra;
+    fs::write(&forged, serde_json::to_vec(&value).unwrap()).unwrap();
+    updraft_publisher::sign(&forged, &store.keys.join("targets.key")).unwrap();
+    let before = store.snapshot();
+    let error =
+        updraft_publisher::import_signed(&store.store, &forged, Some(&online), now(), &policy())
+            .unwrap_err();
+    assert!(error.to_string().contains("is missing"), "{error}");
+    assert_eq!(store.snapshot(), before);
+
+    // Signed on the offline machine; but the package changed after the export.
+    assert!(
+        updraft_publisher::sign(&file, &store.keys.join("targets.key"))
+            .unwrap()
+            .complete
+    );
+    let package = store.store.join(report.package.as_str());
+    let original = fs::read(&package).unwrap();
+    let mut changed = original.clone();
+    changed[0] ^= 1;
+    fs::write(&package, &changed).unwrap();
+    let error =
+        updraft_publisher::import_signed(&store.store, &file, Some(&online), now(), &policy())
+            .unwrap_err();
+    assert!(error.to_string().contains("does not match"), "{error}");
+    fs::write(&package, &original).unwrap();
+
+    // Back online with the signed file.
+    let imported =
+        updraft_publisher::import_signed(&store.store, &file, Some(&online), now(), &policy())
+            .unwrap();
+    assert_eq!(imported.version, 3);
+    verify_clean(&store.store);
+    let current = updraft_publisher::store::load_chain(&store.store, None).unwrap();
+    assert!(
+        current
+            .targets()
+            .signed
+            .targets
+            .contains_key(report.package.as_str())
+    );
+    let versions = fs::read_to_string(store.store.join("metadata/versions.json")).unwrap();
+    assert!(versions.contains("1.1.0"), "{versions}");
+
+    let output = updraft_test_support::python_with_tuf()
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/interop/pytuf_client.py")
+                .display()
+                .to_string(),
+        )
+        .arg(&store.store)
+        .arg(dir.path().join("pytuf"))
+        .arg(report.package.as_str())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "python-tuf refused the offline-signed release: {} {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["targets_version"], 3);
+    assert_eq!(
+        result["downloaded"][report.package.as_str()]["length"],
+        report.length
+    );
+}
