@@ -930,4 +930,42 @@ fn key_management_exit_codes_and_kills_at_every_step() {
         &new_key,
     ]);
     assert_eq!(output.status.code(), Some(2), "clap refuses --role root");
+
+    // A release with the targets key offline, through the binary.
+    let release = path("release.json");
+    let mut args = publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source);
+    args.splice(1..1, ["--export-unsigned", release.as_str()]);
+    let mut with_role = args.clone();
+    with_role.splice(1..1, ["--role", "beta"]);
+    assert_eq!(run(&with_role).status.code(), Some(2), "--role conflicts");
+    // The timestamp key in `keys` is the old one now: pass the new one.
+    std::fs::copy(&new_key, format!("{}/timestamp.key", setup.keys)).unwrap();
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("unsigned"));
+    let verify = run(&["repo", "verify", "--repo", &setup.store]);
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("1 packages checked"));
+    let targets_key = format!("{}/targets.key", setup.keys);
+    assert!(
+        run(&["repo", "sign", "--file", &release, "--key", &targets_key])
+            .status
+            .success()
+    );
+    let output = run(&[
+        "repo",
+        "import-signed",
+        "--repo",
+        &setup.store,
+        "--file",
+        &release,
+        "--keys",
+        &setup.keys,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let verify = run(&["repo", "verify", "--repo", &setup.store]);
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("2 packages checked"),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
