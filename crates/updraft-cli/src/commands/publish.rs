@@ -47,14 +47,24 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
             args.level
         );
     }
-    let report = updraft_publisher::publish_as(
-        &args.repo,
-        &args.keys,
-        &request,
-        args.role.as_deref(),
-        OffsetDateTime::now_utc(),
-        &ExpiryPolicy::default(),
-    )?;
+    let report = match &args.export_unsigned {
+        Some(out) => updraft_publisher::publish_unsigned(
+            &args.repo,
+            &args.keys,
+            &request,
+            out,
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )?,
+        None => updraft_publisher::publish_as(
+            &args.repo,
+            &args.keys,
+            &request,
+            args.role.as_deref(),
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )?,
+    };
     for change in &report.mode_changes {
         eprintln!("warning: {change}");
     }
@@ -80,6 +90,16 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
     }
     for skipped in &report.skipped_patches {
         eprintln!("note: no delta from {}: {}", skipped.from, skipped.reason);
+    }
+    if let Some(out) = &args.export_unsigned {
+        println!(
+            "sha256 {}; targets version {} is in `{}`, unsigned: clients see the release once it is signed (`updraft repo sign --file {} --key targets.key`) and imported (`updraft repo import-signed`).",
+            report.sha256,
+            report.targets_version,
+            out.display(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "sha256 {}; {} metadata is now version {}.",
