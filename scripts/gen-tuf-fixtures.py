@@ -88,6 +88,7 @@ class Key:
 
 
 ROOT, ROOT2, TARGETS, SNAPSHOT, TIMESTAMP, TIMESTAMP2, OTHER = (Key(n) for n in range(1, 8))
+ROOT3, TARGETS2 = Key(8), Key(9)
 
 
 def root(version=1, expires=VALID, root_keys=(ROOT,), root_threshold=1, timestamp_key=TIMESTAMP, targets_keys=(TARGETS,), targets_threshold=1, snapshot_key=None):
@@ -245,6 +246,14 @@ def main() -> int:
     write("root-skips-a-version", chain() | {"roots/2.root.json": envelope(skipped, ROOT, ROOT2)}, {"step": "root", "error": "BadVersion"})
     # After rotation the old timestamp key no longer counts (fast-forward recovery).
     write("root-rotation-revokes-old-timestamp-key", chain() | {"roots/2.root.json": envelope(rotated, ROOT, ROOT2)}, {"step": "timestamp", "error": "Threshold"})
+    # Two rotations in one refresh: 1 -> 2 (new root and timestamp keys) -> 3
+    # (root key replaced again, new targets key), as `updraft repo rotate-root`
+    # and `repo rotate --role targets` write them; the old targets key no
+    # longer counts.
+    third = root(version=3, root_keys=(ROOT3,), timestamp_key=TIMESTAMP2, targets_keys=(TARGETS2,))
+    twice = {"roots/2.root.json": envelope(rotated, ROOT, ROOT2), "roots/3.root.json": envelope(third, ROOT2, ROOT3)}
+    write("root-rotated-twice", chain(timestamp_signer=TIMESTAMP2, targets_signers=(TARGETS2,)) | twice, done)
+    write("root-rotated-twice-old-targets-key", chain(timestamp_signer=TIMESTAMP2) | twice, {"step": "targets", "error": "Threshold"})
     threshold_two = root(version=2, root_keys=(ROOT, ROOT2), root_threshold=2)
     write("root-threshold-two-signed-by-one", chain() | {"roots/2.root.json": envelope(threshold_two, ROOT)}, {"step": "root", "error": "Threshold"})
     schemes_and_hashes(done)

@@ -351,7 +351,8 @@ struct KeygenArgs {
     /// How many root keys must sign a new root.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     root_threshold: u32,
-    /// Create only one key, `OUT/ROLE.key`, for a delegated role (`repo delegate --key`).
+    /// Create only one key, `OUT/ROLE.key`, for a delegated role (`repo delegate --key`),
+    /// or a new targets, snapshot or timestamp key for `repo rotate`.
     #[arg(long)]
     role: Option<String>,
     /// Signature scheme of the new keys: ed25519, ecdsa-sha2-nistp256,
@@ -433,6 +434,80 @@ enum RepoCommand {
         #[arg(long)]
         terminating: bool,
     },
+    /// Write root N+1 with new root keys and/or new online keys, signed by the
+    /// old root threshold and the new one; re-signs what the new keys must sign.
+    RotateRoot {
+        /// The store folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The folder with the current root keys (`root-N.key`, enough for
+        /// the current threshold).
+        #[arg(long, value_name = "OLD_KEYS_DIR")]
+        keys: PathBuf,
+        /// A folder made by `updraft keygen`: its `root-N.key` files (with
+        /// the threshold of its keyset.json) replace the root keys, and each
+        /// `targets.key`, `snapshot.key`, `timestamp.key` it holds replaces
+        /// that role's key. Remove the files of keys you keep.
+        #[arg(long, value_name = "NEW_KEYS_DIR")]
+        new_keys: PathBuf,
+    },
+    /// Replace the key of one online role (the old key is revoked) and re-sign
+    /// its metadata, so the store is consistent after one command.
+    Rotate {
+        /// The store folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The role whose key changes.
+        #[arg(long, value_parser = ["targets", "snapshot", "timestamp"])]
+        role: String,
+        /// The keys folder: root keys (enough for the threshold) and the
+        /// other online keys the re-signing needs.
+        #[arg(long, value_name = "ROOT_KEYS_DIR")]
+        keys: PathBuf,
+        /// The new key file (`updraft keygen --out DIR --role ROLE`).
+        #[arg(long, value_name = "NEWKEY")]
+        new_key: PathBuf,
+    },
+    /// Write the next root or targets version, unsigned, for `repo sign` on
+    /// offline machines.
+    ExportUnsigned {
+        /// The store folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// `root` (renewed, or rotated with --new-keys) or `targets` (renewed).
+        #[arg(long, value_parser = ["root", "targets"])]
+        role: String,
+        /// The file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// With `--role root`: a keys folder whose public keys the new root
+        /// lists, as `repo rotate-root --new-keys` (public key files suffice).
+        #[arg(long, value_name = "NEW_KEYS_DIR")]
+        new_keys: Option<PathBuf>,
+    },
+    /// Add one key's signature to an exported file (on the offline machine;
+    /// no store needed).
+    Sign {
+        /// The file written by `repo export-unsigned`, updated in place.
+        #[arg(long)]
+        file: PathBuf,
+        /// The private key file (any scheme `keygen` writes).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a signed file against the store's thresholds and install it.
+    ImportSigned {
+        /// The store folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The file `repo sign` completed.
+        #[arg(long)]
+        file: PathBuf,
+        /// Online keys to re-sign snapshot and timestamp (and the roles a new
+        /// root gives new keys).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -448,6 +523,11 @@ struct PublishArgs {
     /// `KEYS/ROLE.key`; the targets key is not needed.
     #[arg(long)]
     role: Option<String>,
+    /// Keep the targets key offline: add the release's files, and write the
+    /// next targets version, unsigned, to FILE for `repo sign` and `repo
+    /// import-signed` (KEYS needs only snapshot.key and timestamp.key then).
+    #[arg(long, value_name = "FILE", conflicts_with = "role")]
+    export_unsigned: Option<PathBuf>,
     /// Application id, such as `kuzflow`.
     #[arg(long)]
     app: AppId,
@@ -542,6 +622,27 @@ fn main() -> ExitCode {
             threshold,
             terminating,
         ),
+        Command::Repo(RepoCommand::RotateRoot {
+            repo,
+            keys,
+            new_keys,
+        }) => commands::repo::rotate_root(&repo, &keys, &new_keys),
+        Command::Repo(RepoCommand::Rotate {
+            repo,
+            role,
+            keys,
+            new_key,
+        }) => commands::repo::rotate(&repo, &role, &keys, &new_key),
+        Command::Repo(RepoCommand::ExportUnsigned {
+            repo,
+            role,
+            out,
+            new_keys,
+        }) => commands::repo::export_unsigned(&repo, &role, &out, new_keys.as_deref()),
+        Command::Repo(RepoCommand::Sign { file, key }) => commands::repo::sign(&file, &key),
+        Command::Repo(RepoCommand::ImportSigned { repo, file, keys }) => {
+            commands::repo::import_signed(&repo, &file, keys.as_deref())
+        }
         Command::Publish(args) => commands::publish::run(&args),
         Command::Rollout(args) => commands::rollout::run(&args),
         Command::Serve(args) => commands::serve::run(*args),

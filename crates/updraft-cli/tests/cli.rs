@@ -692,3 +692,303 @@ fn serve_on_a_busy_port_suggests_another_address() {
         "{text}"
     );
 }
+
+/// `repo rotate-root`, `repo sign` and `repo import-signed` through the
+/// binary: too few old root keys exit 2 and write nothing; an import short
+/// of its threshold exits 4; a rotation killed at every step it takes
+/// leaves the old store or the complete new one, and `repo verify` passes.
+#[test]
+fn key_management_exit_codes_and_kills_at_every_step() {
+    let setup = setup();
+    let dir = Path::new(&setup.store).parent().unwrap().to_path_buf();
+    let path = |name: &str| dir.join(name).display().to_string();
+    let new_keys = path("new-keys");
+    assert!(
+        run(&[
+            "keygen",
+            "--out",
+            &new_keys,
+            "--root-keys",
+            "2",
+            "--root-threshold",
+            "2"
+        ])
+        .status
+        .success()
+    );
+    let before = store_state(&setup.store);
+    let empty = path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let output = run(&[
+        "repo",
+        "rotate-root",
+        "--repo",
+        &setup.store,
+        "--keys",
+        &empty,
+        "--new-keys",
+        &new_keys,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("0 of the root keys"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(store_state(&setup.store), before);
+
+    // Offline signing with a key short of the threshold: exit 4.
+    let file = path("root.unsigned.json");
+    let output = run(&[
+        "repo",
+        "export-unsigned",
+        "--repo",
+        &setup.store,
+        "--role",
+        "root",
+        "--out",
+        &file,
+        "--new-keys",
+        &new_keys,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let key = format!("{}/root-1.key", setup.keys);
+    let output = run(&["repo", "sign", "--file", &file, "--key", &key]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("More signatures are needed"));
+    let output = run(&[
+        "repo",
+        "import-signed",
+        "--repo",
+        &setup.store,
+        "--file",
+        &file,
+        "--keys",
+        &new_keys,
+    ]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(store_state(&setup.store), before);
+    let wrong = format!("{}/targets.key", setup.keys);
+    let output = run(&["repo", "sign", "--file", &file, "--key", &wrong]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    // Every step of a full rotation, killed in turn.
+    let rotate = |store: &str, envs: &[(&str, &str)]| {
+        let mut command = updraft();
+        command.args([
+            "repo",
+            "rotate-root",
+            "--repo",
+            store,
+            "--keys",
+            &setup.keys,
+            "--new-keys",
+            &new_keys,
+        ]);
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    let copy = format!("{}-trace", setup.store);
+    assert!(
+        Command::new("cp")
+            .args(["-a", &setup.store, &copy])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let trace = format!("{copy}.trace");
+    let output = rotate(&copy, &[("UPDRAFT_FAULT_TRACE", &trace)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let after = store_state(&copy);
+    let points: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(points.contains(&"rotate.staged".to_owned()), "{points:?}");
+    let pristine = format!("{}-pristine", setup.store);
+    assert!(
+        Command::new("cp")
+            .args(["-a", &setup.store, &pristine])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for point in &points {
+        let output = rotate(&setup.store, &[("UPDRAFT_FAULT_KILL_AT", point)]);
+        assert!(
+            !output.status.success(),
+            "rotate-root survived a kill at {point}"
+        );
+        let verify = run(&["repo", "verify", "--repo", &setup.store]);
+        assert!(
+            verify.status.success(),
+            "after a kill at {point}: {}",
+            stderr(&verify)
+        );
+        let state = store_state(&setup.store);
+        if point == "tx.committed" {
+            assert!(String::from_utf8_lossy(&verify.stdout).contains("root version 2"));
+        } else {
+            assert_eq!(state, before, "a kill at {point} changed the store");
+        }
+        restore(&pristine, &setup.store);
+    }
+    assert_ne!(after, before);
+
+    // The offline rotation exported above, completed by the new root keys
+    // and imported with kills at every step.
+    for key in ["root-1.key", "root-2.key"] {
+        let key = format!("{new_keys}/{key}");
+        assert!(
+            run(&["repo", "sign", "--file", &file, "--key", &key])
+                .status
+                .success()
+        );
+    }
+    let import = |envs: &[(&str, &str)]| {
+        let mut command = updraft();
+        command.args([
+            "repo",
+            "import-signed",
+            "--repo",
+            &setup.store,
+            "--file",
+            &file,
+            "--keys",
+            &new_keys,
+        ]);
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    let trace = format!("{}.import-trace", setup.store);
+    let output = import(&[("UPDRAFT_FAULT_TRACE", &trace)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    restore(&pristine, &setup.store);
+    let points: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(points.contains(&"tx.journaled".to_owned()), "{points:?}");
+    for point in &points {
+        let output = import(&[("UPDRAFT_FAULT_KILL_AT", point)]);
+        assert!(
+            !output.status.success(),
+            "import survived a kill at {point}"
+        );
+        let verify = run(&["repo", "verify", "--repo", &setup.store]);
+        assert!(
+            verify.status.success(),
+            "after a kill at {point}: {}",
+            stderr(&verify)
+        );
+        if point == "tx.committed" {
+            assert!(String::from_utf8_lossy(&verify.stdout).contains("root version 2"));
+        } else {
+            assert_eq!(
+                store_state(&setup.store),
+                before,
+                "a kill at {point} changed the store"
+            );
+        }
+        restore(&pristine, &setup.store);
+    }
+
+    // One online key, through keygen --role and repo rotate.
+    let role_dir = path("new-timestamp");
+    let output = run(&["keygen", "--out", &role_dir, "--role", "timestamp"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("repo rotate --role timestamp"));
+    let new_key = format!("{role_dir}/timestamp.key");
+    let rotate_role = || {
+        run(&[
+            "repo",
+            "rotate",
+            "--repo",
+            &setup.store,
+            "--role",
+            "timestamp",
+            "--keys",
+            &setup.keys,
+            "--new-key",
+            &new_key,
+        ])
+    };
+    let output = rotate_role();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Re-signed: timestamp"));
+    let output = run(&["repo", "verify", "--repo", &setup.store]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("root version 2"));
+    // The old timestamp key is refused from now on.
+    let output = run(&[
+        "repo",
+        "refresh",
+        "--repo",
+        &setup.store,
+        "--keys",
+        &setup.keys,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = rotate_role();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("already the timestamp key"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&[
+        "repo",
+        "rotate",
+        "--repo",
+        &setup.store,
+        "--role",
+        "root",
+        "--keys",
+        &setup.keys,
+        "--new-key",
+        &new_key,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "clap refuses --role root");
+
+    // A release with the targets key offline, through the binary.
+    let release = path("release.json");
+    let mut args = publish_args(&setup.store, &setup.keys, "1.1.0", &setup.source);
+    args.splice(1..1, ["--export-unsigned", release.as_str()]);
+    let mut with_role = args.clone();
+    with_role.splice(1..1, ["--role", "beta"]);
+    assert_eq!(run(&with_role).status.code(), Some(2), "--role conflicts");
+    // The timestamp key in `keys` is the old one now: pass the new one.
+    std::fs::copy(&new_key, format!("{}/timestamp.key", setup.keys)).unwrap();
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("unsigned"));
+    let verify = run(&["repo", "verify", "--repo", &setup.store]);
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("1 packages checked"));
+    let targets_key = format!("{}/targets.key", setup.keys);
+    assert!(
+        run(&["repo", "sign", "--file", &release, "--key", &targets_key])
+            .status
+            .success()
+    );
+    let output = run(&[
+        "repo",
+        "import-signed",
+        "--repo",
+        &setup.store,
+        "--file",
+        &release,
+        "--keys",
+        &setup.keys,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let verify = run(&["repo", "verify", "--repo", &setup.store]);
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("2 packages checked"),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

@@ -735,6 +735,26 @@ fn bad_s3_settings_are_refused_with_exit_2() {
         "{}",
         text(&output.stderr)
     );
+    // Key rotation and offline signing are for stores in a folder (for now).
+    let output = Command::new(env!("CARGO_BIN_EXE_updraft"))
+        .args([
+            "repo",
+            "rotate-root",
+            "--repo",
+            "s3://updraft/store",
+            "--keys",
+            "k",
+            "--new-keys",
+            "n",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("works on a store in a folder"),
+        "{}",
+        text(&output.stderr)
+    );
     // gc is for buckets; a local store never has orphans.
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_updraft"))

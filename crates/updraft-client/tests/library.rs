@@ -377,3 +377,109 @@ async fn a_cancelled_update_changes_nothing_and_resumes_later() {
         .unwrap();
     assert!(outcome.switched);
 }
+
+fn trusted_root_version(install: &Path) -> u64 {
+    let root: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(install.join(".updraft/metadata/root.json")).unwrap(),
+    )
+    .unwrap();
+    root["signed"]["version"].as_u64().unwrap()
+}
+
+/// An install pinned to root 1 keeps updating across `repo rotate-root`
+/// (every key new: root, targets, snapshot and timestamp; its cached
+/// timestamp, signed by the old key, must be dropped) and `repo rotate
+/// --role targets`: it walks root 1 → 2 → 3 and installs a release signed
+/// only by the newest keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_install_follows_root_and_targets_key_rotations() {
+    use updraft_protocol::tuf::{RoleName, Scheme, SigningKey};
+    let (dir, store, target) = folder_feed_at_1_0().await;
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer")
+    };
+    assert_eq!(offer.version, "1.1.0");
+    assert_eq!(trusted_root_version(&target), 1);
+
+    let new_keys = dir.path().join("new-keys");
+    updraft_publisher::keys::generate(
+        &new_keys,
+        updraft_publisher::KeygenOptions {
+            root_keys: 2,
+            root_threshold: 2,
+            scheme: Scheme::EcdsaP256,
+        },
+    )
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    updraft_publisher::rotate_root(
+        &store.store,
+        &store.keys,
+        &new_keys,
+        now,
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    let targets_key = dir.path().join("targets-3.key");
+    updraft_publisher::keys::write_key_file(
+        &targets_key,
+        &SigningKey::generate(Scheme::RsaPssSha256).unwrap(),
+    )
+    .unwrap();
+    updraft_publisher::rotate_role(
+        &store.store,
+        &new_keys,
+        RoleName::Targets,
+        &targets_key,
+        now,
+        &ExpiryPolicy::default(),
+    )
+    .unwrap();
+    std::fs::copy(&targets_key, new_keys.join("targets.key")).unwrap();
+    let keys_after = TestStore {
+        dir: store.dir.clone(),
+        keys: new_keys,
+        store: store.store.clone(),
+    };
+    publish(&keys_after, "1.2.0", |_| {});
+
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer after the rotations")
+    };
+    assert_eq!(offer.version, "1.2.0");
+    assert_eq!(trusted_root_version(&target), 3, "walked 1 -> 2 -> 3");
+    let package = manager
+        .download(&offer, None, &CancellationToken::new())
+        .await
+        .unwrap();
+    manager.install(&offer, &package).await.unwrap();
+    assert_eq!(
+        std::fs::read_link(target.join("current")).unwrap(),
+        Path::new("versions/1.2.0")
+    );
+
+    // A fresh install trusting the store's current root.json starts at 3.
+    let fresh = dir.path().join("fresh");
+    let (platform, arch) = updraft_client::host();
+    let root = std::fs::read(store.store.join("metadata/root.json")).unwrap();
+    let base = format!("file://{}", store.store.display());
+    updraft_client::bootstrap(
+        &InstallRequest {
+            install_dir: &fresh,
+            base_url: &base,
+            mirrors: &[],
+            app: &"kuzflow".parse().unwrap(),
+            channel: &"stable".parse().unwrap(),
+            trusted_root: &root,
+            version: None,
+            platform,
+            arch,
+            allow_insecure_http: false,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(trusted_root_version(&fresh), 3);
+}

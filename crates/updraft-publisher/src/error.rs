@@ -97,6 +97,29 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A keys folder holds fewer of a role's trusted keys than its threshold.
+    #[error(
+        "`{dir}` holds {found} of the {role} keys this store's root trusts, but {threshold} must sign; pass the folder (or folders) with enough of them"
+    )]
+    NotEnoughKeys {
+        /// The role (`root`).
+        role: String,
+        /// How many trusted keys were found.
+        found: usize,
+        /// The role's threshold.
+        threshold: u64,
+        /// The keys folder.
+        dir: PathBuf,
+    },
+    /// Signed metadata brought in from outside (`repo import-signed`, or a
+    /// new root) does not pass the checks a client would make.
+    #[error("`{path}` was refused: {reason}")]
+    Refused {
+        /// The file (or the metadata name it would get).
+        path: PathBuf,
+        /// What failed, and what to do.
+        reason: String,
+    },
     /// Refusing to overwrite something.
     #[error("`{path}` already exists; {hint}")]
     AlreadyExists {
@@ -216,9 +239,10 @@ impl Error {
             | Self::MissingKey { .. }
             | Self::MissingKeysFolder { .. }
             | Self::WrongKey { .. }
+            | Self::NotEnoughKeys { .. }
             | Self::NotAStore { .. }
             | Self::S3Config(_) => ErrorKind::Usage,
-            Self::Verification { .. } => ErrorKind::Verification,
+            Self::Verification { .. } | Self::Refused { .. } => ErrorKind::Verification,
             _ => ErrorKind::Other,
         }
     }

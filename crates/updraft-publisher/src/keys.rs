@@ -263,8 +263,12 @@ impl KeyDir {
         }
     }
 
-    /// Every root key present, sorted by file name.
-    pub fn root_keys(&self) -> Result<Vec<LoadedKey>> {
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn root_key_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = fs::read_dir(&self.dir)
             .map_err(|e| Error::io("list", &self.dir, e))?
             .filter_map(|entry| {
@@ -275,6 +279,12 @@ impl KeyDir {
             .filter(|name| name.starts_with("root-") && name.ends_with(".key"))
             .collect();
         names.sort();
+        Ok(names)
+    }
+
+    /// Every root key present, sorted by file name.
+    pub fn root_keys(&self) -> Result<Vec<LoadedKey>> {
+        let names = self.root_key_names()?;
         if names.is_empty() {
             return Err(Error::MissingKey {
                 role: "root".into(),
@@ -285,6 +295,31 @@ impl KeyDir {
             .iter()
             .map(|name| load("root", &self.dir.join(name)))
             .collect()
+    }
+
+    /// The public halves of the keys present: every `root-*.key` (with the
+    /// threshold of `keyset.json`) and whichever of `targets.key`,
+    /// `snapshot.key` and `timestamp.key` exist. A file may be an updraft key
+    /// file or a securesystemslib public key object, so a folder of public
+    /// keys describes a new root without its secrets.
+    pub fn public_keys(&self) -> Result<PublicKeySet> {
+        let root = self
+            .root_key_names()?
+            .iter()
+            .map(|name| read_public_key(&self.dir.join(name)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut roles = Vec::new();
+        for role in [RoleName::Targets, RoleName::Snapshot, RoleName::Timestamp] {
+            let path = self.dir.join(format!("{role}.key"));
+            if path.is_file() {
+                roles.push((role, read_public_key(&path)?));
+            }
+        }
+        Ok(PublicKeySet {
+            root,
+            root_threshold: self.root_threshold()?,
+            roles,
+        })
     }
 
     /// The key for an online role (`targets`, `snapshot`, `timestamp`).
@@ -303,6 +338,23 @@ impl KeyDir {
         check_trusted(&loaded, role, root)?;
         Ok(loaded)
     }
+}
+
+/// The public keys of a keys folder ([`KeyDir::public_keys`]).
+#[derive(Debug, Clone)]
+pub struct PublicKeySet {
+    /// The root keys (`root-*.key`), sorted by file name; may be empty.
+    pub root: Vec<updraft_protocol::tuf::PublicKey>,
+    /// The root threshold of `keyset.json` (1 without one).
+    pub root_threshold: u32,
+    /// The online roles whose key file is present.
+    pub roles: Vec<(RoleName, updraft_protocol::tuf::PublicKey)>,
+}
+
+/// Loads one private key file of any scheme `keygen` writes; `role` names
+/// what it was meant for in error messages.
+pub fn load_key_file(role: &str, path: &Path) -> Result<LoadedKey> {
+    load(role, path)
 }
 
 /// Fails unless `root` lists `loaded` among `role`'s keys.

@@ -35,6 +35,7 @@
 pub mod announce;
 mod delta;
 mod error;
+mod keymgmt;
 pub mod keys;
 pub mod layout;
 mod location;
@@ -46,12 +47,16 @@ mod verify;
 
 pub use delta::{DeltaPolicy, PublishedPatch, SkippedPatch};
 pub use error::{Error, ErrorKind, Result};
+pub use keymgmt::{
+    ExportReport, ImportReport, RotateReport, SignReport, UNSIGNED_FORMAT_VERSION, export_unsigned,
+    import_signed, rotate_role, rotate_root, sign,
+};
 pub use keys::KeygenOptions;
 pub use location::Location;
 pub use pack::{ModeChange, PackOptions};
 pub use repo::{
     DelegateReport, DelegationRequest, ExpiryPolicy, InitReport, PublishReport, PublishRequest,
-    RefreshReport, RolloutAction, RolloutReport, delegate, init, publish, publish_as, refresh,
-    rollout, rollout_all,
+    RefreshReport, RolloutAction, RolloutReport, delegate, init, publish, publish_as,
+    publish_unsigned, refresh, rollout, rollout_all,
 };
 pub use verify::{Problem, VerifyReport, verify};

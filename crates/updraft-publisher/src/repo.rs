@@ -174,7 +174,7 @@ pub fn init(
     })
 }
 
-fn meta_path(name: &str) -> PathBuf {
+pub(crate) fn meta_path(name: &str) -> PathBuf {
     Path::new(METADATA_DIR).join(name)
 }
 
@@ -208,7 +208,7 @@ fn sign_snapshot_and_timestamp(
     (snapshot, timestamp)
 }
 
-fn sign_timestamp(
+pub(crate) fn sign_timestamp(
     snapshot: &Envelope<Snapshot>,
     version: u64,
     now: OffsetDateTime,
@@ -252,7 +252,11 @@ fn stage_metadata(
 }
 
 /// Stages the seed-layout views that differ from what is on disk.
-fn stage_views(store: &Store, tx: &mut updraft_fs::Transaction, targets: &Targets) -> Result<()> {
+pub(crate) fn stage_views(
+    store: &Store,
+    tx: &mut updraft_fs::Transaction,
+    targets: &Targets,
+) -> Result<()> {
     let mut views = layout::latest_files(targets);
     views.insert(
         format!("{METADATA_DIR}/versions.json"),
@@ -354,6 +358,43 @@ pub fn publish_as(
     now: OffsetDateTime,
     policy: &ExpiryPolicy,
 ) -> Result<PublishReport> {
+    publish_inner(store_dir, keys_dir, request, role, None, now, policy)
+}
+
+/// [`publish`] with the targets key offline: packs and adds the release's
+/// files to the store (unreferenced until signed), and writes the next
+/// targets version, unsigned, to `out` for `repo sign` and `repo
+/// import-signed` (which re-signs snapshot and timestamp). Only the snapshot
+/// and timestamp keys of `keys_dir` are checked, for the import.
+pub fn publish_unsigned(
+    store_dir: &Path,
+    keys_dir: &Path,
+    request: &PublishRequest,
+    out: &Path,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<PublishReport> {
+    publish_inner(store_dir, keys_dir, request, None, Some(out), now, policy)
+}
+
+#[allow(clippy::too_many_lines)]
+fn publish_inner(
+    store_dir: &Path,
+    keys_dir: &Path,
+    request: &PublishRequest,
+    role: Option<&str>,
+    export: Option<&Path>,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<PublishReport> {
+    if let Some(out) = export
+        && out.exists()
+    {
+        return Err(Error::AlreadyExists {
+            path: out.to_path_buf(),
+            hint: "choose another file for the unsigned targets (it is never overwritten)".into(),
+        });
+    }
     if request.rollout_percent > 100 {
         return Err(Error::InvalidArgument(
             updraft_protocol::Error::InvalidName {
@@ -411,6 +452,7 @@ pub fn publish_as(
     let root = &current.root().signed;
     // Check every key before packing, so a wrong folder fails fast.
     let signer = match role {
+        None if export.is_some() => Signer::Targets,
         None => {
             keys.trusted_role_key(RoleName::Targets, root)?;
             Signer::Targets
@@ -614,6 +656,27 @@ pub fn publish_as(
         TargetFile::new(packed.length, &packed.sha256, Some(custom.to_custom())),
     )?;
 
+    if let Some(out) = export {
+        // The files first: an exported targets file never names a file the
+        // store lacks. Until it is imported they are unreferenced.
+        new_targets.version = current.targets().signed.version + 1;
+        new_targets.expires = Expires::at(now + policy.targets);
+        fault::point("publish.staged");
+        tx.commit()?;
+        crate::keymgmt::write_unsigned_targets(&current, new_targets, out)?;
+        return Ok(PublishReport {
+            package: paths.package,
+            length: packed.length,
+            sha256: packed.sha256,
+            manifest: paths.manifest,
+            file_count: packed.files.len(),
+            installed_size: tree.total_size(),
+            targets_version: current.targets().signed.version + 1,
+            mode_changes: tree.mode_changes().to_vec(),
+            patches,
+            skipped_patches,
+        });
+    }
     let targets_version = match &signer {
         Signer::Targets => {
             stage_new_targets(&store, &mut tx, &current, new_targets, &keys, now, policy)?
@@ -734,14 +797,31 @@ fn stage_new_targets(
 ) -> Result<u64> {
     let root = &current.root().signed;
     let targets_key = keys.trusted_role_key(RoleName::Targets, root)?;
-    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
-    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
     new_targets.version = store.next_version("targets", current.targets().signed.version);
     new_targets.expires = Expires::at(now + policy.targets);
     let targets = Envelope::sign(new_targets, &[&targets_key.key]);
+    stage_signed_targets(store, tx, current, &targets, keys, now, policy)?;
+    Ok(targets.signed.version)
+}
+
+/// Stages `targets` (already signed, the next version) with a new snapshot
+/// and timestamp signed by the keys in `keys`, and the views; returns the
+/// snapshot and timestamp it staged.
+pub(crate) fn stage_signed_targets(
+    store: &Store,
+    tx: &mut updraft_fs::Transaction,
+    current: &Current,
+    targets: &Envelope<Targets>,
+    keys: &KeyDir,
+    now: OffsetDateTime,
+    policy: &ExpiryPolicy,
+) -> Result<(Envelope<Snapshot>, Envelope<Timestamp>)> {
+    let root = &current.root().signed;
+    let snapshot_key = keys.trusted_role_key(RoleName::Snapshot, root)?;
+    let timestamp_key = keys.trusted_role_key(RoleName::Timestamp, root)?;
     let (snapshot, timestamp) = sign_snapshot_and_timestamp(
         Some(&current.snapshot().signed),
-        &targets,
+        targets,
         store.next_version("snapshot", current.snapshot().signed.version),
         current.timestamp().signed.version + 1,
         now,
@@ -750,8 +830,8 @@ fn stage_new_targets(
         &timestamp_key.key,
     );
     stage_views(store, tx, &targets.signed)?;
-    stage_metadata(tx, &targets, &snapshot, &timestamp)?;
-    Ok(targets.signed.version)
+    stage_metadata(tx, targets, &snapshot, &timestamp)?;
+    Ok((snapshot, timestamp))
 }
 
 enum Signer {

@@ -50,11 +50,20 @@ pub(crate) fn one(out: &Path, role: &str, scheme: Scheme) -> anyhow::Result<Exit
     updraft_fs::create_dir_all_durable_with_mode(out, 0o700)?;
     let key = updraft_protocol::tuf::SigningKey::generate(scheme)?;
     let keyid = updraft_publisher::keys::write_key_file(&path, &key)?;
-    println!(
-        "Created the {scheme} key `{}` ({}). Give it to the machine that signs for `{role}`; `updraft repo delegate --key {}` reads its public half.",
-        path.display(),
-        &keyid[..16],
-        path.display()
-    );
+    if ["targets", "snapshot", "timestamp"].contains(&role) {
+        println!(
+            "Created the {scheme} key `{}` ({}). Make it the store's {role} key with `updraft repo rotate --role {role} --new-key {}`.",
+            path.display(),
+            &keyid[..16],
+            path.display()
+        );
+    } else {
+        println!(
+            "Created the {scheme} key `{}` ({}). Give it to the machine that signs for `{role}`; `updraft repo delegate --key {}` reads its public half.",
+            path.display(),
+            &keyid[..16],
+            path.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,13 +48,31 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let location = updraft_publisher::Location::open(&args.repo)?;
-    let report = location.publish(
-        &args.keys,
-        &request,
-        args.role.as_deref(),
-        OffsetDateTime::now_utc(),
-        &ExpiryPolicy::default(),
-    )?;
+    let report = match (&args.export_unsigned, &location) {
+        (Some(out), updraft_publisher::Location::Local(store)) => {
+            updraft_publisher::publish_unsigned(
+                store,
+                &args.keys,
+                &request,
+                out,
+                OffsetDateTime::now_utc(),
+                &ExpiryPolicy::default(),
+            )?
+        }
+        (Some(_), updraft_publisher::Location::S3(bucket)) => {
+            return Err(updraft_publisher::Error::S3Config(format!(
+                "`publish --export-unsigned` works on a store in a folder, not on `{bucket}`: publish into a local copy, or sign with the targets key"
+            ))
+            .into());
+        }
+        (None, location) => location.publish(
+            &args.keys,
+            &request,
+            args.role.as_deref(),
+            OffsetDateTime::now_utc(),
+            &ExpiryPolicy::default(),
+        )?,
+    };
     for change in &report.mode_changes {
         eprintln!("warning: {change}");
     }
@@ -80,6 +98,16 @@ pub(crate) fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
     }
     for skipped in &report.skipped_patches {
         eprintln!("note: no delta from {}: {}", skipped.from, skipped.reason);
+    }
+    if let Some(out) = &args.export_unsigned {
+        println!(
+            "sha256 {}; targets version {} is in `{}`, unsigned: clients see the release once it is signed (`updraft repo sign --file {} --key targets.key`) and imported (`updraft repo import-signed`).",
+            report.sha256,
+            report.targets_version,
+            out.display(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "sha256 {}; {} metadata is now version {}.",

@@ -208,3 +208,171 @@ pub(crate) fn delegate(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+fn role_name(text: &str) -> updraft_protocol::tuf::RoleName {
+    use updraft_protocol::tuf::RoleName;
+    RoleName::ALL
+        .into_iter()
+        .find(|role| role.as_str() == text)
+        .unwrap_or(RoleName::Targets)
+}
+
+fn print_rotation(report: &updraft_publisher::RotateReport) {
+    let changed: Vec<&str> = report.changed_roles.iter().map(|r| r.as_str()).collect();
+    println!(
+        "Wrote root version {} (valid until {}); new keys for: {}.",
+        report.root_version,
+        report.root_expires,
+        if changed.is_empty() {
+            "none (renewed)".to_owned()
+        } else {
+            changed.join(", ")
+        }
+    );
+    if !report.resigned.is_empty() {
+        println!("Re-signed: {}.", report.resigned.join(", "));
+    }
+    println!(
+        "Clients walk to it from the root they trust; ship `metadata/root.json` with new installs."
+    );
+}
+
+/// `updraft repo rotate-root`.
+/// Key rotation and offline signing work on a store in a folder only.
+fn local_only(repo: &Path, command: &str) -> anyhow::Result<()> {
+    if repo.to_string_lossy().starts_with("s3://") {
+        return Err(updraft_publisher::Error::S3Config(format!(
+            "`updraft repo {command}` works on a store in a folder, not on `{}` yet: run it on a local copy of the store's metadata",
+            repo.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+pub(crate) fn rotate_root(repo: &Path, keys: &Path, new_keys: &Path) -> anyhow::Result<ExitCode> {
+    local_only(repo, "rotate-root")?;
+    let report = updraft_publisher::rotate_root(
+        repo,
+        keys,
+        new_keys,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
+    print_rotation(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft repo rotate --role R`.
+pub(crate) fn rotate(
+    repo: &Path,
+    role: &str,
+    keys: &Path,
+    new_key: &Path,
+) -> anyhow::Result<ExitCode> {
+    local_only(repo, "rotate")?;
+    let role = role_name(role);
+    let report = updraft_publisher::rotate_role(
+        repo,
+        keys,
+        role,
+        new_key,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
+    print_rotation(&report);
+    println!(
+        "The old {role} key is no longer accepted; sign with `{}` from now on (put it where your {role}.key was).",
+        new_key.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft repo export-unsigned`.
+pub(crate) fn export_unsigned(
+    repo: &Path,
+    role: &str,
+    out: &Path,
+    new_keys: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    local_only(repo, "export-unsigned")?;
+    let report = updraft_publisher::export_unsigned(
+        repo,
+        role_name(role),
+        new_keys,
+        out,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
+    println!(
+        "Wrote {} version {} (valid until {}) to `{}`, unsigned; it needs {}.",
+        report.role,
+        report.version,
+        report.expires,
+        out.display(),
+        report.needs
+    );
+    println!(
+        "On each signing machine: `updraft repo sign --file {} --key KEY`; then `updraft repo import-signed --repo {} --file {} --keys ONLINE_KEYS`.",
+        out.display(),
+        repo.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft repo sign`.
+pub(crate) fn sign(file: &Path, key: &Path) -> anyhow::Result<ExitCode> {
+    let report = updraft_publisher::sign(file, key)?;
+    println!(
+        "Signed {} version {} (valid until {}) with key {} in `{}`.",
+        report.role,
+        report.version,
+        report.expires,
+        &report.keyid[..16],
+        file.display()
+    );
+    if report.role == "root" {
+        if report.changes.is_empty() {
+            println!("  It renews the root with the same keys.");
+        }
+        for change in &report.changes {
+            println!("  It changes the {change}");
+        }
+    }
+    for line in &report.progress {
+        println!("  {line}");
+    }
+    if report.complete {
+        println!("Every threshold is met: import it with `updraft repo import-signed`.");
+    } else {
+        println!("More signatures are needed: run `updraft repo sign` with another key.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft repo import-signed`.
+pub(crate) fn import_signed(
+    repo: &Path,
+    file: &Path,
+    keys: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    local_only(repo, "import-signed")?;
+    let report = updraft_publisher::import_signed(
+        repo,
+        file,
+        keys,
+        OffsetDateTime::now_utc(),
+        &ExpiryPolicy::default(),
+    )?;
+    println!(
+        "Imported {} version {} into `{}`.",
+        report.role,
+        report.version,
+        repo.display()
+    );
+    if !report.resigned.is_empty() {
+        println!("Re-signed: {}.", report.resigned.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

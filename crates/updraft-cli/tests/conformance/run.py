@@ -443,6 +443,40 @@ def root_rotation(work):
 
 
 @scenario
+def root_rotated_twice_with_new_online_keys(work):
+    """A client that refreshed at root 1 walks 1 -> 2 (new root key) -> 3 (new
+    targets and timestamp keys) and accepts targets and timestamp signed by the
+    new keys only; its cached timestamp, signed by the old key, is dropped."""
+    repo, server, client = fresh(work)
+    repo.add_target("a.txt", b"first")
+    repo.publish()
+    first, error = client.refresh()
+    old_root = repo.signers["root"][0]
+    new_root = CryptoSigner.generate_ecdsa()
+    repo.root.signed.version += 1
+    repo.root.signed.revoke_key(old_root.public_key.keyid, "root")
+    repo.root.signed.add_key(new_root.public_key, "root")
+    repo.signers["root"] = [new_root]
+    repo.publish_root(extra_signers=[old_root])
+    repo.root.signed.version += 1
+    for role in ("targets", "timestamp"):
+        old = repo.signers[role][0]
+        new = CryptoSigner.generate_ecdsa()
+        repo.root.signed.revoke_key(old.public_key.keyid, role)
+        repo.root.signed.add_key(new.public_key, role)
+        repo.signers[role] = [new]
+    repo.publish_root()
+    repo.add_target("b.txt", b"second")
+    repo.publish()
+    code, error = client.refresh()
+    trusted = json.load(open(os.path.join(client.metadata_dir, "root.json")))["signed"]["version"]
+    downloaded = client.download("b.txt")[0] if code == 0 else None
+    return first == 0 and code == 0 and trusted == 3 and downloaded == 0, {
+        "first": first, "code": code, "trusted_root": trusted, "download": downloaded, "error": error,
+    }
+
+
+@scenario
 def root_rotation_without_old_signature(work):
     repo, server, client = fresh(work)
     new_root = CryptoSigner.generate_ed25519()

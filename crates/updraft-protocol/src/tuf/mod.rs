@@ -585,6 +585,19 @@ impl<T: Role> Envelope<T> {
         }
     }
 
+    /// Adds `key`'s signature over the signed part exactly as it is (unknown
+    /// fields included), replacing an earlier signature by the same key id.
+    /// This is how several signers meet a threshold one after the other.
+    pub fn add_signature(&mut self, key: &SigningKey) {
+        let keyid = key.public().key_id();
+        self.signatures.retain(|s| s.keyid != keyid);
+        self.signatures.push(Signature {
+            sig: hex::encode(key.sign(&self.canonical)),
+            keyid,
+            unrecognized: Map::new(),
+        });
+    }
+
     /// The file as updraft writes it (pretty JSON, signatures first).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(&EnvelopeOut {

@@ -163,3 +163,29 @@ fn a_target_checker_stops_at_the_signed_length() {
         Err(Error::HashMismatch { .. })
     ));
 }
+
+/// Two signers meeting a threshold of 2 one after the other, over the bytes
+/// as received (unknown fields kept): the first signature alone falls short,
+/// signing twice with one key still counts once.
+#[test]
+fn signatures_added_one_after_the_other_meet_a_threshold() {
+    let (a, b) = (key(1), key(2));
+    let (keys, role_keys) = role(&[&a, &b], 2);
+    let mut value = serde_json::to_value(targets(3)).unwrap();
+    value["x-note"] = json!("kept");
+    let bytes = serde_json::to_vec(&json!({"signatures": [], "signed": value})).unwrap();
+    let mut envelope = Envelope::<Targets>::from_slice("targets.json", &bytes).unwrap();
+    envelope.add_signature(&a);
+    envelope.add_signature(&a);
+    assert_eq!(envelope.signatures.len(), 1);
+    let envelope = Envelope::<Targets>::from_slice("targets.json", &envelope.to_bytes()).unwrap();
+    assert!(matches!(
+        envelope.verify_with(&keys, &role_keys),
+        Err(Error::Threshold { valid: 1, .. })
+    ));
+    let mut envelope = envelope;
+    envelope.add_signature(&b);
+    let envelope = Envelope::<Targets>::from_slice("targets.json", &envelope.to_bytes()).unwrap();
+    envelope.verify_with(&keys, &role_keys).unwrap();
+    assert!(String::from_utf8_lossy(&envelope.to_bytes()).contains("x-note"));
+}

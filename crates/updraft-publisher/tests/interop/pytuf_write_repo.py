@@ -4,9 +4,11 @@ updraft's verifier reads one: metadata in OUT/metadata, targets relative to OUT.
 
 usage: pytuf_write_repo.py OUT_DIR [--no-consistent-snapshot]
 
-The repository has two targets, a root rotation (1.root.json -> 2.root.json,
-the new root adding a second root key with threshold 2 and a new timestamp
-key), and metadata that expires in a week.
+The repository has two targets, two root rotations (1.root.json ->
+2.root.json, the new root adding a second root key with threshold 2 and a
+new timestamp key; 2.root.json -> 3.root.json, revoking the first root key
+(threshold 1 again) and replacing the targets key, which signs the targets),
+and metadata that expires in a week.
 """
 import copy
 import hashlib
@@ -58,7 +60,8 @@ def main() -> int:
             digest = hashlib.sha256(data).hexdigest()
             with open(os.path.join(out, directory, f"{digest}.{name}"), "wb") as handle:
                 handle.write(data)
-    targets.sign(signers["targets"])
+    new_targets_key = CryptoSigner.generate_ecdsa()
+    targets.sign(new_targets_key)
 
     # Root rotation: version 2 adds a second root key (threshold 2) and a new
     # timestamp key, signed by the old root key and both new root keys.
@@ -72,6 +75,17 @@ def main() -> int:
     root2.signed.add_key(new_timestamp.public_key, "timestamp")
     root2.sign(signers["root"], append=True)
     root2.sign(new_root_key, append=True)
+
+    # Version 3 revokes the first root key and replaces the targets key:
+    # signed by root 2's threshold (both root keys) and its own (the new one).
+    root3 = Metadata(Root.from_dict(copy.deepcopy(root2.signed.to_dict())))
+    root3.signed.version = 3
+    root3.signed.revoke_key(signers["root"].public_key.keyid, "root")
+    root3.signed.roles["root"].threshold = 1
+    root3.signed.revoke_key(signers["targets"].public_key.keyid, "targets")
+    root3.signed.add_key(new_targets_key.public_key, "targets")
+    root3.sign(signers["root"], append=True)
+    root3.sign(new_root_key, append=True)
 
     serializer = JSONSerializer(compact=False)
     targets_name = "1.targets.json" if consistent else "targets.json"
@@ -94,7 +108,8 @@ def main() -> int:
 
     root.to_file(os.path.join(meta_dir, "1.root.json"), serializer)
     root2.to_file(os.path.join(meta_dir, "2.root.json"), serializer)
-    root2.to_file(os.path.join(meta_dir, "root.json"), serializer)
+    root3.to_file(os.path.join(meta_dir, "3.root.json"), serializer)
+    root3.to_file(os.path.join(meta_dir, "root.json"), serializer)
     print(out)
     return 0
 

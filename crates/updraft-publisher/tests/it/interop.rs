@@ -153,8 +153,8 @@ fn updraft_verifies_repositories_written_by_python_tuf() {
             report.problems
         );
         assert_eq!(
-            report.root_version, 2,
-            "the python-tuf root rotation was followed"
+            report.root_version, 3,
+            "both python-tuf root rotations were followed"
         );
         assert!(report.targets_checked >= 2);
 
@@ -331,5 +331,73 @@ fn a_delegated_ci_key_publishes_betas_that_python_tuf_resolves() {
     assert_eq!(
         result["downloaded"][beta.package.as_str()]["length"],
         beta.length
+    );
+}
+
+/// python-tuf (bootstrapped from root 1) reads an updraft store after
+/// `repo rotate-root` replaced every key, after offline targets signing and
+/// after an offline root renewal signed by two root keys one after the other.
+#[test]
+fn python_tuf_follows_updraft_rotations_and_offline_signing() {
+    use updraft_protocol::tuf::{RoleName, Scheme};
+    use updraft_publisher::{ExpiryPolicy, KeygenOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    let first = store.publish("1.0.0");
+    let now = OffsetDateTime::now_utc();
+    let policy = ExpiryPolicy::default();
+    let new_keys = dir.path().join("new-keys");
+    updraft_publisher::keys::generate(
+        &new_keys,
+        KeygenOptions {
+            root_keys: 2,
+            root_threshold: 2,
+            scheme: Scheme::EcdsaP256,
+        },
+    )
+    .unwrap();
+    updraft_publisher::rotate_root(&store.store, &store.keys, &new_keys, now, &policy).unwrap();
+
+    let pytuf = |work: &str, targets: &[&str]| {
+        let output = python_with_tuf()
+            .arg(script("pytuf_client.py"))
+            .arg(&store.store)
+            .arg(dir.path().join(work))
+            .args(targets)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "python-tuf refused the store ({work}): {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let result = pytuf("after-rotation", &[first.package.as_str()]);
+    assert_eq!(result["root_version"], 2);
+
+    // Offline: targets renewed, signed by the new targets key alone.
+    let file = dir.path().join("targets.unsigned.json");
+    updraft_publisher::export_unsigned(&store.store, RoleName::Targets, None, &file, now, &policy)
+        .unwrap();
+    updraft_publisher::sign(&file, &new_keys.join("targets.key")).unwrap();
+    updraft_publisher::import_signed(&store.store, &file, Some(&new_keys), now, &policy).unwrap();
+    // Offline: root renewed, threshold 2 met by two signers in turn.
+    let file = dir.path().join("root.unsigned.json");
+    updraft_publisher::export_unsigned(&store.store, RoleName::Root, None, &file, now, &policy)
+        .unwrap();
+    updraft_publisher::sign(&file, &new_keys.join("root-1.key")).unwrap();
+    updraft_publisher::sign(&file, &new_keys.join("root-2.key")).unwrap();
+    updraft_publisher::import_signed(&store.store, &file, None, now, &policy).unwrap();
+    let report = updraft_publisher::verify(&store.store, now).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    let result = pytuf("after-offline-signing", &[first.package.as_str()]);
+    assert_eq!(result["root_version"], 3);
+    assert_eq!(result["targets_version"], 4);
+    assert_eq!(
+        result["downloaded"][first.package.as_str()]["length"],
+        first.length
     );
 }
