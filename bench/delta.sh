@@ -59,7 +59,8 @@ for pair in $pairs; do
   m=$(measure xdelta3 -9 -f -e -s "$w/old.tar" "$w/new.tar" "$w/p.xd3")
   a=$(measure xdelta3 -f -d -s "$w/old.tar" "$w/p.xd3" "$w/r.xd3")
   row "xdelta3 -9" "$w/p.xd3" "$m" "$a" "$(same "$w/r.xd3" "$w/new.tar")"
-  m=$(measure zstd -q -f -19 --long=31 --patch-from="$w/old.tar" "$w/new.tar" -o "$w/p.zst")
+  # zstd's advice and the example's report go to a log, not into the table.
+  m=$(measure zstd -q -f -19 --long=31 --patch-from="$w/old.tar" "$w/new.tar" -o "$w/p.zst" 2>>"$w/stderr.log")
   a=$(measure zstd -q -f -d --long=31 --patch-from="$w/old.tar" "$w/p.zst" -o "$w/r.zst")
   row "zstd -19 --long=31 --patch-from" "$w/p.zst" "$m" "$a" "$(same "$w/r.zst" "$w/new.tar")"
   if [ "$have_hdiff" = 1 ]; then
@@ -72,9 +73,9 @@ for pair in $pairs; do
   main=$(cd "$new" && find . -type f -print -quit | sed 's|^\./||')
   m=$(measure "$updraft" publish --repo "$store" --keys "$work/keys" --app "$pair" --version 2.0.0 --platform windows --arch x86_64 --main "$main" --no-delta "$new")
   row "full package (updraft publish)" "$store/releases/v2.0.0/${pair}_v2.0.0_windows_x86_64_full.tar.zst" "$m" "- -" "-"
-  m=$(measure "$delta" make "$old" "$new" "$w/p.updraft")
+  m=$(measure "$delta" make "$old" "$new" "$w/p.updraft" 2>>"$w/stderr.log")
   rm -rf "$w/r.updraft"
-  a=$(measure "$delta" apply "$old" "$w/p.updraft" "$w/r.updraft")
+  a=$(measure "$delta" apply "$old" "$w/p.updraft" "$w/r.updraft" 2>>"$w/stderr.log")
   ok=$(if diff -r "$new" "$w/r.updraft" >/dev/null; then echo yes; else echo NO; fi)
   row "updraft delta" "$w/p.updraft" "$m" "$a" "$ok"
   python3 - "$w" "$have_hdiff" <<'PY'
