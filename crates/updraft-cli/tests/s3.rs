@@ -46,12 +46,16 @@ struct Setup {
 
 impl Setup {
     fn new(kind: S3Kind) -> Option<Self> {
+        Self::with_prefix(kind, "stores/kuzflow")
+    }
+
+    fn with_prefix(kind: S3Kind, prefix: &str) -> Option<Self> {
         let server = S3Server::start(kind)?;
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         updraft_publisher::keys::generate(&keys, updraft_publisher::KeygenOptions::default())
             .unwrap();
-        let url = server.url("stores/kuzflow");
+        let url = server.url(prefix);
         let setup = Self {
             server,
             dir,
@@ -971,4 +975,144 @@ fn a_delegated_role_publishes_into_a_bucket() {
     assert_eq!(current.delegated("beta").map(|e| e.signed.version), Some(2));
     let (code, report) = setup.verify_json();
     assert_eq!(code, Some(0), "{report}");
+}
+
+/// Writes `mib` MiB of incompressible bytes from a seeded xorshift64 into
+/// `count` files under `dir/share/big/`, a megabyte at a time.
+fn write_incompressible(dir: &Path, mib: usize, count: usize) {
+    let big = dir.join("share/big");
+    std::fs::create_dir_all(&big).unwrap();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut block = vec![0u8; 1024 * 1024];
+    for index in 0..count {
+        let mut file = std::fs::File::create(big.join(format!("part-{index}.bin"))).unwrap();
+        for _ in 0..mib / count {
+            for word in block.chunks_exact_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            file.write_all(&block).unwrap();
+        }
+    }
+}
+
+/// Runs `command` under `/usr/bin/time -f %M`: its output and peak RSS in KiB.
+fn with_peak_rss(command: &Command) -> (Output, u64) {
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "peak-rss-kib=%M"])
+        .arg(command.get_program());
+    timed.args(command.get_args());
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            timed.env(key, value);
+        }
+    }
+    let output = timed.output().unwrap();
+    let stderr = text(&output.stderr);
+    let peak = stderr
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("peak-rss-kib="))
+        .and_then(|kib| kib.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/usr/bin/time printed no peak RSS: {stderr}"));
+    (output, peak)
+}
+
+/// The product's rule: memory stays flat as packages grow. A publish of a
+/// 96 MiB package to a bucket (objects streamed with multipart upload,
+/// existing ones hashed as streamed) and `repo verify` of that bucket (each
+/// object streamed to disk) peak at no more than 32 MiB above what the same
+/// publish to a folder takes (an upload holds at most 24 MiB of a file); the
+/// old code held the whole package, 73 MiB above the folder publish.
+fn large_packages_stream(kind: S3Kind) {
+    const PACKAGE_MIB: usize = 96;
+    const BOUND_KIB: u64 = 32 * 1024;
+    if !Path::new("/usr/bin/time").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/usr/bin/time is missing (Debian package `time`)"
+        );
+        eprintln!("skipped: /usr/bin/time is missing");
+        return;
+    }
+    // A short prefix: s3s-fs keeps a multipart upload's state in a file
+    // named after the base64 of bucket and key, which must fit in 255 bytes.
+    let Some(setup) = Setup::with_prefix(kind, "s") else {
+        return;
+    };
+    let source = setup.source("1.0.0", 1000);
+    write_incompressible(&source, PACKAGE_MIB, 3);
+
+    let folder = setup.dir.path().join("folder-store");
+    let output = setup
+        .cmd()
+        .args(["repo", "init", "--repo"])
+        .arg(&folder)
+        .arg("--keys")
+        .arg(&setup.keys)
+        .output()
+        .unwrap();
+    succeed(&output, "repo init (folder)");
+    let mut to_folder = setup.publish_command("1.0.0", 1000);
+    let args: Vec<_> = to_folder.get_args().map(ToOwned::to_owned).collect();
+    to_folder = setup.cmd();
+    for arg in &args {
+        if arg.to_str() == Some(setup.url.as_str()) {
+            to_folder.arg(&folder);
+        } else {
+            to_folder.arg(arg);
+        }
+    }
+    let (output, folder_peak) = with_peak_rss(&to_folder);
+    succeed(&output, "publish to a folder");
+
+    let (output, bucket_peak) = with_peak_rss(&setup.publish_command("1.0.0", 1000));
+    succeed(&output, "publish to the bucket");
+    let largest = setup
+        .location()
+        .current()
+        .unwrap()
+        .resolved()
+        .targets
+        .values()
+        .map(|target| target.length)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest >= (PACKAGE_MIB as u64 - 1) * 1024 * 1024,
+        "the package is {largest} bytes, not incompressible"
+    );
+    eprintln!(
+        "{kind:?}: publish of a {largest}-byte package: folder {folder_peak} KiB, bucket {bucket_peak} KiB peak RSS"
+    );
+    assert!(
+        bucket_peak < folder_peak + BOUND_KIB,
+        "publish to the bucket peaked at {bucket_peak} KiB, the folder publish at {folder_peak} KiB: the bucket publish buffers the package"
+    );
+
+    let verify = {
+        let mut command = setup.cmd();
+        command.args(["repo", "verify", "--json", "--repo", &setup.url]);
+        command
+    };
+    let (output, verify_peak) = with_peak_rss(&verify);
+    succeed(&output, "repo verify");
+    eprintln!("{kind:?}: repo verify: {verify_peak} KiB peak RSS");
+    assert!(
+        verify_peak < folder_peak + BOUND_KIB,
+        "repo verify peaked at {verify_peak} KiB: it buffers the package"
+    );
+}
+
+#[test]
+fn a_large_package_is_streamed_to_moto() {
+    large_packages_stream(S3Kind::Moto);
+}
+
+#[test]
+fn a_large_package_is_streamed_to_s3s_fs() {
+    large_packages_stream(S3Kind::S3sFs);
 }

@@ -25,6 +25,12 @@
 //! never signed is an *orphan*: `repo verify` names it, `repo gc` removes it
 //! once older than a grace period (so never a concurrent publisher's fresh
 //! objects).
+//!
+//! Memory stays flat as packages grow: an object larger than
+//! [`MULTIPART_THRESHOLD`] is uploaded from its file in parts of
+//! [`PART_BYTES`], at most [`PARTS_IN_FLIGHT`] at once, and every package
+//! read from the bucket (to compare, for deltas, for `repo verify`) is
+//! streamed into a hasher or to disk.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -33,12 +39,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, UpdateVersion,
+    ClientOptions, GetOptions, GetRange, MultipartUpload, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, UpdateVersion,
 };
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use updraft_protocol::tuf::{Envelope, Root, Snapshot, Timestamp};
 use updraft_protocol::{Sha256Digest, TargetPath};
@@ -53,6 +61,17 @@ pub const ATTEMPTS: u32 = 5;
 /// The largest metadata file read from a bucket (the client's own cap for
 /// targets metadata).
 pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Objects larger than this are uploaded from their file with a multipart
+/// upload (metadata is far smaller and keeps its conditional writes).
+pub const MULTIPART_THRESHOLD: u64 = 8 * 1024 * 1024;
+
+/// The size of one part of a multipart upload (S3 wants at least 5 MiB).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Parts of one upload sent at once: with the one being read, an upload
+/// holds at most `(PARTS_IN_FLIGHT + 1) * PART_BYTES` (24 MiB) of the file.
+pub const PARTS_IN_FLIGHT: usize = 2;
 
 /// The environment variable that accepts a plain-HTTP endpoint that is not
 /// on loopback.
@@ -438,6 +457,131 @@ impl Bucket {
         Ok(found)
     }
 
+    /// Streams `relative` into `sink` a chunk at a time: its SHA-256, or
+    /// `None` when it is absent. Never holds the whole object.
+    async fn read_streamed(
+        &self,
+        relative: &str,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Option<Sha256Digest>> {
+        let result = match self.client.get(&self.key(relative)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(self.error("read", relative, error)),
+        };
+        let mut hasher = Sha256::new();
+        let mut chunks = result.into_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| self.error("read", relative, e))?;
+            hasher.update(&chunk);
+            sink(&chunk)?;
+        }
+        Ok(Some(Sha256Digest::from_bytes(hasher.finalize().into())))
+    }
+
+    /// The SHA-256 of `relative`, hashed as it streams, or `None` when absent.
+    pub async fn digest(&self, relative: &str) -> Result<Option<Sha256Digest>> {
+        self.read_streamed(relative, |_| Ok(())).await
+    }
+
+    /// Streams `relative` into a new file at `path` (in a private folder):
+    /// its SHA-256, or `None` (and no file) when it is absent.
+    pub async fn download(&self, relative: &str, path: &Path) -> Result<Option<Sha256Digest>> {
+        use std::io::Write;
+        if let Some(parent) = path.parent() {
+            updraft_fs::create_dir_all_durable(parent)?;
+        }
+        let mut file = None;
+        let digest = self
+            .read_streamed(relative, |chunk| {
+                if file.is_none() {
+                    let created =
+                        std::fs::File::create(path).map_err(|e| Error::io("create", path, e))?;
+                    file = Some(std::io::BufWriter::new(created));
+                }
+                if let Some(file) = &mut file {
+                    file.write_all(chunk)
+                        .map_err(|e| Error::io("write", path, e))?;
+                }
+                Ok(())
+            })
+            .await?;
+        match (digest.is_some(), file) {
+            (true, Some(file)) => {
+                file.into_inner()
+                    .map_err(|e| Error::io("write", path, e.into_error()))?
+                    .sync_all()
+                    .map_err(|e| Error::io("write", path, e))?;
+            }
+            // An empty object sends no chunk.
+            (true, None) => updraft_fs::write_atomic(path, b"")?,
+            (false, _) => {}
+        }
+        Ok(digest)
+    }
+
+    /// Uploads the file at `path` as `relative`, replacing what is there: a
+    /// single request up to [`MULTIPART_THRESHOLD`], else a multipart upload
+    /// read from the file a part at a time (bounded memory, module docs).
+    async fn put_file(&self, relative: &str, path: &Path) -> Result<()> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io("inspect", path, e))?
+            .len();
+        if size <= MULTIPART_THRESHOLD {
+            let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+            self.put(relative, bytes.into(), PutMode::Overwrite).await?;
+            return Ok(());
+        }
+        let mut upload = self
+            .client
+            .put_multipart(&self.key(relative))
+            .await
+            .map_err(|e| self.error("start an upload of", relative, e))?;
+        match self.send_parts(relative, path, upload.as_mut()).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                // Leave no parts behind (the bucket would bill for them).
+                let _ = upload.abort().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn send_parts(
+        &self,
+        relative: &str,
+        path: &Path,
+        upload: &mut dyn MultipartUpload,
+    ) -> Result<()> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut in_flight: FuturesUnordered<object_store::UploadPart> = FuturesUnordered::new();
+        loop {
+            let mut part = Vec::with_capacity(PART_BYTES);
+            (&mut file)
+                .take(PART_BYTES as u64)
+                .read_to_end(&mut part)
+                .map_err(|e| Error::io("read", path, e))?;
+            if part.is_empty() {
+                break;
+            }
+            while in_flight.len() >= PARTS_IN_FLIGHT {
+                if let Some(sent) = in_flight.next().await {
+                    sent.map_err(|e| self.error("upload a part of", relative, e))?;
+                }
+            }
+            in_flight.push(upload.put_part(PutPayload::from(part)));
+        }
+        while let Some(sent) = in_flight.next().await {
+            sent.map_err(|e| self.error("upload a part of", relative, e))?;
+        }
+        upload
+            .complete()
+            .await
+            .map_err(|e| self.error("finish the upload of", relative, e))?;
+        Ok(())
+    }
+
     async fn put(&self, relative: &str, bytes: bytes::Bytes, mode: PutMode) -> Result<Put> {
         let options = PutOptions {
             mode,
@@ -530,6 +674,26 @@ fn write_file(dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
     }
     updraft_fs::write_atomic(&path, bytes)?;
     Ok(())
+}
+
+/// The SHA-256 and size of the file at `path`, read a megabyte at a time.
+fn file_digest(path: &Path) -> Result<(Sha256Digest, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut size = 0u64;
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .map_err(|e| Error::io("read", path, e))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
 }
 
 /// Fetches the metadata chain the bucket's current timestamp leads to into
@@ -705,12 +869,11 @@ impl WorkingCopy {
         if self.fetched.contains_key(relative) {
             return Ok(());
         }
-        let Some((bytes, _)) = bucket.get(relative).await? else {
+        let path = self.dir.path().join(relative);
+        let Some(digest) = bucket.download(relative, &path).await? else {
             return Ok(()); // the local command reports what is missing
         };
-        write_file(self.dir.path(), relative, &bytes)?;
-        self.fetched
-            .insert(relative.to_owned(), Sha256Digest::of(&bytes));
+        self.fetched.insert(relative.to_owned(), digest);
         Ok(())
     }
 
@@ -737,8 +900,8 @@ impl WorkingCopy {
                 if kind.is_dir() {
                     pending.push(path);
                 } else if kind.is_file() {
-                    let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-                    if self.fetched.get(&relative) != Some(&Sha256Digest::of(&bytes)) {
+                    let (digest, _) = file_digest(&path)?;
+                    if self.fetched.get(&relative) != Some(&digest) {
                         changed.push(relative);
                     }
                 }
@@ -755,12 +918,14 @@ impl WorkingCopy {
         let current = load_chain(self.dir.path(), None)?;
         let resolved = current.resolved();
         let mut signed_objects = BTreeSet::new();
+        let mut hash_named = BTreeSet::new();
         for (name, target) in &resolved.targets {
             signed_objects.insert(name.clone());
             if let (Ok(path), Some(digest)) = (TargetPath::new(name), target.sha256()) {
-                signed_objects.insert(path.with_hash_prefix(&digest));
+                hash_named.insert(path.with_hash_prefix(&digest));
             }
         }
+        signed_objects.extend(hash_named.iter().cloned());
         let (mut objects, mut metadata, mut views) = (Vec::new(), Vec::new(), Vec::new());
         let mut snapshots = Vec::new();
         let mut timestamp = false;
@@ -786,9 +951,22 @@ impl WorkingCopy {
                 .map_err(|e| Error::io("read", path, e))
         };
         for name in &objects {
-            let bytes = read(name)?;
-            if let Put::Exists = bucket.put(name, bytes.clone(), PutMode::Create).await? {
-                self.reuse_existing(bucket, name, bytes).await?;
+            let path = self.dir.path().join(name);
+            let (digest, size) = file_digest(&path)?;
+            if size <= MULTIPART_THRESHOLD {
+                if let Put::Exists = bucket.put(name, read(name)?, PutMode::Create).await? {
+                    self.reuse_existing(bucket, name, &path, digest).await?;
+                }
+            } else if hash_named.contains(name) || bucket.head(name).await?.is_none() {
+                // A multipart upload cannot be create-only. A hash-prefixed
+                // name is content-addressed: whoever writes it writes these
+                // bytes or bytes no client accepts, so it is (re)written
+                // unconditionally, which also refreshes it for `repo gc`.
+                // A plain name found absent is written the same way (the
+                // residual race is in docs/deploy.md, "Limits").
+                bucket.put_file(name, &path).await?;
+            } else {
+                self.reuse_existing(bucket, name, &path, digest).await?;
             }
             updraft_fs::fault::point("s3.object");
         }
@@ -849,10 +1027,16 @@ impl WorkingCopy {
     /// platform's identical notes, a retry after a lost race) are fine, and
     /// are written again so the object is fresh for `repo gc`'s grace period;
     /// other bytes under a plain name were left by an interrupted publish.
-    async fn reuse_existing(&self, bucket: &Bucket, name: &str, bytes: bytes::Bytes) -> Result<()> {
-        let existing = bucket.get(name).await?;
-        if existing.is_some_and(|(old, _)| old == bytes) {
-            bucket.put(name, bytes, PutMode::Overwrite).await?;
+    /// The bucket's object is hashed as it streams, never held whole.
+    async fn reuse_existing(
+        &self,
+        bucket: &Bucket,
+        name: &str,
+        path: &Path,
+        digest: Sha256Digest,
+    ) -> Result<()> {
+        if bucket.digest(name).await? == Some(digest) {
+            bucket.put_file(name, path).await?;
             return Ok(());
         }
         Err(Error::Conflict(format!(
@@ -966,10 +1150,10 @@ pub(crate) async fn mirror(bucket: &Bucket) -> Result<(tempfile::TempDir, Vec<Ob
         if TargetPath::new(&info.relative).is_err() {
             continue;
         }
-        let Some((bytes, _)) = bucket.get(&info.relative).await? else {
-            continue; // deleted since listed
-        };
-        write_file(dir.path(), &info.relative, &bytes)?;
+        // Streamed to disk (a package may be gigabytes); `None`: deleted since listed.
+        bucket
+            .download(&info.relative, &dir.path().join(&info.relative))
+            .await?;
     }
     Ok((dir, listing))
 }
