@@ -52,7 +52,9 @@ pub fn point(name: &str) {
             .append(true)
             .open(trace)
         {
-            let _ = writeln!(file, "{name}");
+            // One write per line: with O_APPEND a single small write is
+            // never interleaved with another thread's or process's.
+            let _ = file.write_all(format!("{name}\n").as_bytes());
         }
     }
     if let Some((pause, millis)) = &config.pause_at
