@@ -33,6 +33,22 @@ def test_check_for_updates_async_emits_update_available_on_the_gui_thread(instal
     assert threads == [threading.main_thread().ident]
 
 
+def test_install_now_from_the_offer_signal_starts_while_the_check_thread_is_ending(install, qtbot):
+    """The example's path ("Install now" clicked as the offer arrives) once raced
+    the check's worker thread: a slot run before that thread had returned found
+    the manager busy and the update never started. A direct connection runs the
+    slot on the worker thread itself, inside its emit: the check must be over."""
+    manager = manager_for(install, qtbot)
+    started = []
+    manager.update_available.connect(lambda info: started.append(manager.start_update(info)),
+                                     Qt.DirectConnection)
+    with qtbot.waitSignal(manager.update_completed, timeout=30_000) as blocker:
+        assert manager.check_for_updates_async()
+    assert started == [True]
+    assert blocker.args == [True]
+    assert current_version(install) == "1.1.0"
+
+
 def test_check_for_updates_returns_the_offer_and_emits_it(install, qtbot):
     manager = manager_for(install, qtbot)
     with qtbot.waitSignal(manager.update_available, timeout=10_000):

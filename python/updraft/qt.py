@@ -140,6 +140,11 @@ class QtUpdateManager(QObject):
         self.wait_pid = wait_pid
         self.language = language_of(self.manager.config.get("ui", {}).get("language"))
         self._worker: Optional[threading.Thread] = None
+        # Set while a call runs; cleared before its last signals are emitted, so a
+        # slot of those signals (e.g. "Install now" clicked from update_available)
+        # can start the next call at once.
+        self._running = False
+        self._running_lock = threading.Lock()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._periodic_check)
@@ -175,7 +180,7 @@ class QtUpdateManager(QObject):
     @property
     def busy(self) -> bool:
         """A check or update is running on the worker thread."""
-        return self._worker is not None and self._worker.is_alive()
+        return self._running
 
     def check_for_updates(self) -> Optional["updraft.UpdateInfo"]:
         """Checks now, on the calling thread; emits ``update_available`` for an offer."""
@@ -208,26 +213,41 @@ class QtUpdateManager(QObject):
         if self._worker is not None:
             self._worker.join(timeout)
 
-    def _start(self, work: Callable[[], None]) -> bool:
-        if self.busy:
-            return False
-        self._worker = threading.Thread(target=work, name="updraft-qt", daemon=True)
+    def _start(self, work: Callable[[], list]) -> bool:
+        with self._running_lock:
+            if self._running:
+                return False
+            self._running = True
+
+        def run() -> None:
+            outcome: list = []
+            try:
+                outcome = work()
+            finally:
+                with self._running_lock:
+                    self._running = False
+            # Emitted once the call is over: a slot may start the next one.
+            for signal, value in outcome:
+                signal.emit(value)
+
+        self._worker = threading.Thread(target=run, name="updraft-qt", daemon=True)
         self._worker.start()
         return True
 
     # Worker thread: emitting from it queues the signals to the GUI thread.
+    # Each returns the signals that end it, for `_start` to emit.
 
-    def _check_work(self) -> None:
+    def _check_work(self) -> list:
         try:
             info = self.manager.check()
         except updraft.UpdateError as error:
-            self.update_error.emit(error)
-            return
-        self.check_completed.emit(info)
+            return [(self.update_error, error)]
+        outcome = [(self.check_completed, info)]
         if info is not None:
-            self.update_available.emit(info)
+            outcome.append((self.update_available, info))
+        return outcome
 
-    def _update_work(self, info, prepare_only: bool = False) -> None:
+    def _update_work(self, info, prepare_only: bool = False) -> list:
         progress = self.update_progress.emit
         try:
             if prepare_only:
@@ -238,10 +258,8 @@ class QtUpdateManager(QObject):
             else:
                 self.manager.install(info, progress=progress, restart=sys.argv[1:] if self.restart else None)
         except updraft.UpdateError as error:
-            self.update_error.emit(error)
-            self.update_completed.emit(False)
-            return
-        self.update_completed.emit(True)
+            return [(self.update_error, error), (self.update_completed, False)]
+        return [(self.update_completed, True)]
 
 
 class ProgressWidget(QWidget):
