@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Simulates a power loss in an install's staging folder, after the updater
 was killed: every byte of a partial download that its sidecar does not record
-as synced is lost (zeroed, the file keeping its length), and the files
-unpacked so far are lost with their folder's contents. Then the page cache is
-dropped, when running as root.
+as synced is lost (zeroed, the file keeping its length), and of the files
+unpacked so far only those the unpacker recorded as synced with their folders
+survive (`{sha}.tree.synced.json`: the first N files of the manifest, which
+lists them in package order); every other file and link in the tree is lost.
+Then the page cache is dropped, when running as root.
 
 usage: powerloss.py STAGING_DIR     prints `<synced bytes> <lost bytes>`
+                                    (partial downloads and unpacked files)
 """
 import json
 import os
-import shutil
 import sys
 
 staging = sys.argv[1]
@@ -42,8 +44,26 @@ for name in os.listdir(staging):
                 lost_total += end - start
         synced_total += keep
     elif name.endswith(".tree") and os.path.isdir(path):
-        shutil.rmtree(path)
-        os.mkdir(path)
+        sha = name[: -len(".tree")]
+        keep = set()
+        try:
+            with open(os.path.join(staging, sha + ".tree.synced.json")) as f:
+                count = json.load(f)["files"]
+            with open(os.path.join(staging, sha + ".manifest.json")) as f:
+                files = json.load(f)["files"]
+            keep = {file["path"] for file in files[:count]}
+        except (OSError, ValueError, KeyError):
+            pass
+        for root, dirs, names in os.walk(path):
+            for entry in names:
+                full = os.path.join(root, entry)
+                relative = os.path.relpath(full, path)
+                size = os.lstat(full).st_size
+                if relative in keep and not os.path.islink(full):
+                    synced_total += size
+                else:
+                    os.remove(full)
+                    lost_total += size
 os.sync()
 if os.geteuid() == 0:
     try:

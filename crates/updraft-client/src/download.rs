@@ -122,6 +122,11 @@ pub struct DownloadRequest {
     pub what: String,
     /// Where the verified file goes (its folder must be private to updraft).
     pub dest: PathBuf,
+    /// The first byte the consumer reads: 0 for the whole package, or (for
+    /// a chunked package only) the offset of a restart point of its
+    /// manifest, when what lies before it is already unpacked and verified.
+    /// Bytes before it (from its chunk's start) are neither fetched nor read.
+    pub from: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -482,6 +487,12 @@ async fn download_inner<T: Send + 'static>(
 ) -> Result<(T, DownloadStats)> {
     let part = part_path(&request.dest);
     let sidecar = sidecar_path(&request.dest);
+    if request.from > 0 && (request.chunks.is_none() || request.from >= request.length) {
+        return Err(Error::Verification(format!(
+            "`{}` cannot be read from byte {}: only a chunked package can, from inside it",
+            request.what, request.from
+        )));
+    }
     let mut verification_failures = 0;
     let mut restarts = 0u32;
     loop {
@@ -501,6 +512,14 @@ async fn download_inner<T: Send + 'static>(
             .map_err(|e| Error::io("prepare", &part, io::Error::other(e.to_string())))?
         };
         let resumed: u64 = ready.iter().map(|r| r.end - r.start).sum();
+        // Bytes before the first one needed that are not held are never
+        // fetched: they count as done for the progress.
+        let skip_to = first_needed(request);
+        let skipped = skip_to
+            - ready
+                .iter()
+                .map(|r| r.end.min(skip_to).saturating_sub(r.start))
+                .sum::<u64>();
         let board = Arc::new(Board::default());
         for range in ready {
             board.mark(range);
@@ -510,7 +529,7 @@ async fn download_inner<T: Send + 'static>(
             board: Arc::clone(&board),
             sidecar: sidecar.clone(),
             chunks: request.chunks.clone(),
-            done: AtomicU64::new(resumed),
+            done: AtomicU64::new(resumed + skipped),
             fetched: AtomicU64::new(0),
             total: request.length,
             progress: progress.clone(),
@@ -649,12 +668,14 @@ async fn run_pass<T: Send + 'static>(
             stop.clone(),
             Arc::clone(&consumer_failed),
         );
-        let (length, chunked) = (request.length, request.chunks.is_some());
+        let (length, chunked, from) = (request.length, request.chunks.is_some(), request.from);
         tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&part).map_err(|e| Error::io("read", &part, e))?;
+            let mut file = std::fs::File::open(&part).map_err(|e| Error::io("read", &part, e))?;
+            file.seek(SeekFrom::Start(from))
+                .map_err(|e| Error::io("read", &part, e))?;
             let mut reader = PackageReader {
                 file,
-                position: 0,
+                position: from,
                 length,
                 board,
                 hasher: (!chunked).then(Sha256::new),
@@ -751,6 +772,14 @@ async fn run_pass<T: Send + 'static>(
     })
 }
 
+/// The first byte to fetch: the start of the chunk holding `request.from`.
+fn first_needed(request: &DownloadRequest) -> u64 {
+    match &request.chunks {
+        Some(chunks) if chunks.size > 0 => request.from / chunks.size * chunks.size,
+        _ => 0,
+    }
+}
+
 /// Syncs the partial file, then records what it holds as synced.
 fn sync_part(shared: &Shared, part: &Path) {
     let ready = shared.board.ready();
@@ -784,12 +813,12 @@ fn load_state(
             Vec::new()
         };
         let mut missing = Vec::new();
-        let mut cursor = 0;
+        let mut cursor = first_needed(request);
         for range in &verified {
             if range.start > cursor {
                 missing.push(cursor..range.start);
             }
-            cursor = range.end;
+            cursor = cursor.max(range.end);
         }
         if cursor < request.length || request.length == 0 {
             missing.push(cursor..request.length);
@@ -1242,6 +1271,7 @@ mod tests {
                 .collect(),
         });
         let request = DownloadRequest {
+            from: 0,
             urls: vec![format!("file://{}", source.display())],
             length: bytes.len() as u64,
             sha256: Sha256Digest::of(&bytes),

@@ -663,6 +663,7 @@ impl UpdateManager {
                 chunks: Some(custom.chunks.clone()),
                 what: patch.target.clone(),
                 dest: staging.join(format!("{}.delta", sha256.to_hex())),
+                from: 0,
             };
             download::ensure_space(&staging, target.length.saturating_add(new.installed_size()))?;
             updraft_package::create_root(&staged.tree)
@@ -818,6 +819,21 @@ impl UpdateManager {
             chunks: manifest.chunks.clone(),
             what: offer.target.clone(),
             dest: staged.package.clone(),
+            from: 0,
+        };
+        // A resumed install decodes from the last restart point before the
+        // first file it still lacks (what lies before it is hashed, never
+        // trusted), so it fetches only what it does not hold from there on.
+        let from = resume_point(
+            &staged.tree,
+            &manifest,
+            manifest_ref.path.as_str(),
+            target.length,
+        )
+        .await?;
+        let request = DownloadRequest {
+            from: from.map_or(0, |point| point.offset),
+            ..request
         };
         let settings = &self.config.download_settings;
         let options = DownloadOptions {
@@ -838,11 +854,13 @@ impl UpdateManager {
         let unpack: download::ConsumeFn<()> = {
             let (tree, manifest, version) =
                 (staged.tree.clone(), manifest.clone(), offer.version.clone());
+            let record = staged.synced_record();
             Arc::new(move |reader| {
                 // Files an interrupted run already unpacked are kept once they
                 // hash right; each file is synced as soon as it is complete.
                 let mut sink = updraft_package::Unpack::new(&tree)
                     .reuse_verified(true)
+                    .record_synced(&record)
                     .durable();
                 let installing = |reason| Error::Install {
                     version: version.clone(),
@@ -855,7 +873,7 @@ impl UpdateManager {
                 } else {
                     updraft_package::FileDigests::Check
                 };
-                updraft_package::walk_reader_with(reader, &manifest, &mut sink, digests)
+                updraft_package::walk_reader_from(reader, &manifest, &mut sink, digests, from)
                     .map_err(installing)?;
                 updraft_fs::fault::point("download.unpacked");
                 sink.finish().map_err(installing)
@@ -871,6 +889,7 @@ impl UpdateManager {
         )
         .await?;
         staged.mark_complete(&offer.version)?;
+        let _ = std::fs::remove_file(staged.synced_record());
         updraft_fs::fault::point("download.staged");
         // The package has served its purpose: removed before the kernel
         // writes it out. Only the unpacked, synced tree is kept.
@@ -1089,6 +1108,12 @@ impl Staged {
         tree.with_extension("tree.json")
     }
 
+    /// `{sha256}.tree.synced.json`: how many files (in package order) the
+    /// unpacker had synced, with their folders ([`updraft_package::Unpack::record_synced`]).
+    fn synced_record(&self) -> PathBuf {
+        self.tree.with_extension("tree.synced.json")
+    }
+
     fn is_complete(&self) -> bool {
         self.marker.is_file() && self.tree.is_dir()
     }
@@ -1099,6 +1124,44 @@ impl Staged {
         updraft_fs::write_atomic(&self.marker, &bytes)?;
         Ok(())
     }
+}
+
+/// Where a resumed install of `manifest`'s package into `tree` starts: the
+/// last restart point at or before the first file (in package order) that is
+/// not in place with its signed size and SHA-256, or `None` (from the start)
+/// for a package without restart points or chunk digests, or a fresh tree.
+async fn resume_point(
+    tree: &Path,
+    manifest: &ReleaseManifest,
+    what: &str,
+    length: u64,
+) -> Result<Option<updraft_protocol::manifest::RestartPoint>> {
+    if manifest.chunks.is_none() || manifest.restarts.is_empty() {
+        return Ok(None);
+    }
+    updraft_protocol::manifest::check_restarts(
+        what,
+        &manifest.restarts,
+        length,
+        manifest.files.len(),
+    )
+    .map_err(|e| Error::verification(&e))?;
+    let has_files = std::fs::read_dir(tree).is_ok_and(|mut entries| entries.next().is_some());
+    if !has_files {
+        return Ok(None);
+    }
+    let (tree, manifest) = (tree.to_path_buf(), manifest.clone());
+    let point = tokio::task::spawn_blocking(move || {
+        let intact = updraft_package::Unpack::new(&tree).verify_prefix(&manifest.files);
+        manifest.restart_before(intact)
+    })
+    .await
+    .map_err(|e| Error::io("inspect", Path::new("the staged release"), io_other(&e)))?;
+    Ok(point)
+}
+
+fn io_other(error: &impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(error.to_string())
 }
 
 /// The cheapest chain of signed patches from `current` to the release of

@@ -45,6 +45,21 @@ pub trait Sink {
     fn close_file(&mut self, path: &TargetPath, entry: &FileEntry) -> Result<(), String>;
     /// A symbolic link listed in the manifest with this target.
     fn symlink(&mut self, path: &TargetPath, target: &str) -> Result<(), String>;
+    /// A walk that starts at a restart point keeps file `index` of the
+    /// manifest (in package order), which lies before it: the sink must
+    /// check that it is in place and intact (size and SHA-256), or fail. By
+    /// default a sink cannot resume.
+    fn kept_file(
+        &mut self,
+        index: usize,
+        path: &TargetPath,
+        entry: &FileEntry,
+    ) -> Result<(), String> {
+        let _ = (index, entry);
+        Err(format!(
+            "cannot keep `{path}`: this walk cannot start at a restart point"
+        ))
+    }
 }
 
 /// A sink that only checks.
@@ -108,11 +123,56 @@ pub fn walk_reader_with(
     sink: &mut impl Sink,
     digests: FileDigests,
 ) -> Result<(), String> {
+    walk_reader_from(package, manifest, sink, digests, None)
+}
+
+/// [`walk_reader_with`] from a restart point of the manifest (`from`), or
+/// from the package's start (`None`). `package` yields the package's bytes
+/// from the point's offset on. The files before the point are the sink's to
+/// check ([`Sink::kept_file`]: [`Unpack`] hashes them unless
+/// [`Unpack::verify_prefix`] did); the folders are made again before the
+/// walk, and the links after it; every entry from the point on is checked
+/// as in a whole walk, and nothing may be missing at the end.
+pub fn walk_reader_from(
+    package: impl Read,
+    manifest: &ReleaseManifest,
+    sink: &mut impl Sink,
+    digests: FileDigests,
+    from: Option<updraft_protocol::manifest::RestartPoint>,
+) -> Result<(), String> {
+    let kept = match from {
+        Some(point) => {
+            if !manifest.restarts.contains(&point) {
+                return Err(format!(
+                    "byte {} is not a restart point of the manifest",
+                    point.offset
+                ));
+            }
+            usize::try_from(point.file)
+                .ok()
+                .filter(|&n| n <= manifest.files.len())
+                .ok_or_else(|| format!("restart point {} is past the last file", point.file))?
+        }
+        None => 0,
+    };
+    if from.is_some() {
+        for dir in &manifest.dirs {
+            sink.dir(&dir.path, dir.mode)?;
+        }
+        for (index, file) in manifest.files[..kept].iter().enumerate() {
+            sink.kept_file(index, &file.path, file)?;
+        }
+    }
     let mut decoder = zstd::stream::read::Decoder::new(package)
         .map_err(|e| format!("the package is not zstd: {e}"))?;
     decoder.window_log_max(27).map_err(|e| e.to_string())?;
     let mut archive = tar::Archive::new(decoder);
-    walk_archive(&mut archive, manifest, sink, digests)?;
+    walk_archive(&mut archive, manifest, sink, digests, kept)?;
+    if from.is_some() {
+        for link in &manifest.symlinks {
+            sink.symlink(&link.path, &link.target)?;
+        }
+    }
     // Whatever follows the tar's end (its zero blocks, the zstd checksum)
     // still belongs to the signed package.
     let mut rest = archive.into_inner();
@@ -125,10 +185,10 @@ fn walk_archive<R: Read>(
     manifest: &ReleaseManifest,
     sink: &mut impl Sink,
     digests: FileDigests,
+    kept: usize,
 ) -> Result<(), String> {
     let mut buffer = vec![0u8; 256 * 1024];
-    let mut files: BTreeMap<&str, &FileEntry> = manifest
-        .files
+    let mut files: BTreeMap<&str, &FileEntry> = manifest.files[kept..]
         .iter()
         .map(|f| (f.path.as_str(), f))
         .collect();

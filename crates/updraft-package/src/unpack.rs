@@ -33,6 +33,13 @@ pub struct Unpack {
     written: u64,
     /// Files closed, for the background thread that syncs them.
     syncer: Option<Syncer>,
+    /// Where [`durable`](Self::durable) records how many files are synced.
+    record: Option<PathBuf>,
+    /// Files closed or kept so far: the next one's number in package order.
+    next: u64,
+    /// The first this many files of the manifest were found intact
+    /// ([`verify_prefix`](Self::verify_prefix)).
+    verified: usize,
 }
 
 /// Syncs closed files on threads of their own, so their bytes reach the disk
@@ -40,20 +47,88 @@ pub struct Unpack {
 /// the disk; a few at once keep it busy.
 #[derive(Debug)]
 struct Syncer {
-    files: std::sync::mpsc::Sender<PathBuf>,
+    files: std::sync::mpsc::Sender<(u64, PathBuf)>,
     threads: Vec<std::thread::JoinHandle<Result<(), String>>>,
 }
 
 /// Files synced at once.
 const SYNC_THREADS: usize = 4;
 
+/// How often, at most, the record of durable files is written.
+const RECORD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Which files (numbered in package order) are synced, for the record.
+#[derive(Debug)]
+struct Progress {
+    /// Where to write `{"files": N}`: the first N files in package order are
+    /// on disk, their folders' entries too.
+    record: Option<PathBuf>,
+    /// The folder everything is unpacked into.
+    root: PathBuf,
+    /// Synced, beyond `low`.
+    done: std::collections::BTreeSet<u64>,
+    /// Every file numbered below it is synced.
+    low: u64,
+    /// Folders holding synced files, not yet synced themselves.
+    dirs: std::collections::BTreeSet<PathBuf>,
+    recorded: u64,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    fn synced(&mut self, seq: u64, path: &Path) {
+        if self.record.is_none() {
+            return;
+        }
+        self.done.insert(seq);
+        while self.done.remove(&self.low) {
+            self.low += 1;
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if !d.starts_with(&self.root) || !self.dirs.insert(d.to_path_buf()) {
+                break;
+            }
+            dir = d.parent();
+        }
+        if self.low > self.recorded && self.last.elapsed() >= RECORD_INTERVAL {
+            self.write();
+        }
+    }
+
+    /// Syncs the folders, then records how many files are durable. Best
+    /// effort: a record that cannot be written costs a resume some bytes,
+    /// never the install (it is never trusted, only a simulation's guide).
+    fn write(&mut self) {
+        let Some(record) = &self.record else { return };
+        for dir in std::mem::take(&mut self.dirs) {
+            if fs::File::open(&dir).and_then(|d| d.sync_all()).is_err() {
+                return;
+            }
+        }
+        let tmp = record.with_extension("json.tmp");
+        let written = fs::write(&tmp, format!("{{\"files\": {}}}\n", self.low))
+            .and_then(|()| fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| fs::rename(&tmp, record));
+        if written.is_ok() {
+            if let Some(parent) = record.parent() {
+                let _ = fs::File::open(parent).and_then(|d| d.sync_all());
+            }
+            self.recorded = self.low;
+        }
+        self.last = std::time::Instant::now();
+    }
+}
+
 impl Syncer {
-    fn start() -> Self {
-        let (files, queue) = std::sync::mpsc::channel::<PathBuf>();
+    fn start(progress: Progress) -> Self {
+        let (files, queue) = std::sync::mpsc::channel::<(u64, PathBuf)>();
         let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        let progress = std::sync::Arc::new(std::sync::Mutex::new(progress));
         let threads = (0..SYNC_THREADS)
             .map(|_| {
                 let queue = std::sync::Arc::clone(&queue);
+                let progress = std::sync::Arc::clone(&progress);
                 std::thread::spawn(move || {
                     let mut first_error = None;
                     loop {
@@ -61,12 +136,18 @@ impl Syncer {
                             .lock()
                             .map_err(|_| "the sync queue failed".to_owned())?
                             .recv();
-                        let Ok(path) = next else { break };
+                        let Ok((seq, path)) = next else { break };
                         let synced = fs::File::open(&path).and_then(|file| file.sync_data());
-                        if let Err(error) = synced {
-                            first_error.get_or_insert_with(|| {
-                                format!("cannot sync `{}`: {error}", path.display())
-                            });
+                        match synced {
+                            Err(error) => {
+                                first_error.get_or_insert_with(|| {
+                                    format!("cannot sync `{}`: {error}", path.display())
+                                });
+                            }
+                            Ok(()) => progress
+                                .lock()
+                                .map_err(|_| "the sync record failed".to_owned())?
+                                .synced(seq, &path),
                         }
                     }
                     first_error.map_or(Ok(()), Err)
@@ -99,7 +180,33 @@ impl Unpack {
             reused: 0,
             written: 0,
             syncer: None,
+            record: None,
+            next: 0,
+            verified: 0,
         }
+    }
+
+    /// With [`durable`](Self::durable) (called after this): records in `record`,
+    /// every 10 ms at most, `{"files": N}` once the first N files in package
+    /// order and their folders are synced. Nothing trusts the record (a
+    /// resumed install hashes what it keeps); it tells a power-loss
+    /// simulation (`bench/powerloss.py`) what a real one would have kept.
+    #[must_use]
+    pub fn record_synced(mut self, record: &Path) -> Self {
+        self.record = Some(record.to_path_buf());
+        self
+    }
+
+    /// How many of `files` (the manifest's, in package order) are already
+    /// in place, counted from the first and stopping at the first that is
+    /// missing or differs in size or SHA-256 (each is hashed). A resumed
+    /// walk may keep them ([`crate::walk_reader_from`]).
+    pub fn verify_prefix(&mut self, files: &[FileEntry]) -> usize {
+        self.verified = files
+            .iter()
+            .take_while(|entry| matches(&self.path(&entry.path), entry))
+            .count();
+        self.verified
     }
 
     /// Makes every file durable as soon as it is complete, on a thread of
@@ -107,7 +214,15 @@ impl Unpack {
     /// the folders. Without it, nothing is synced.
     #[must_use]
     pub fn durable(mut self) -> Self {
-        self.syncer = Some(Syncer::start());
+        self.syncer = Some(Syncer::start(Progress {
+            record: self.record.clone(),
+            root: self.into.clone(),
+            done: std::collections::BTreeSet::new(),
+            low: 0,
+            dirs: std::collections::BTreeSet::new(),
+            recorded: 0,
+            last: std::time::Instant::now(),
+        }));
         self
     }
 
@@ -233,11 +348,29 @@ impl Sink for Unpack {
     fn close_file(&mut self, path: &TargetPath, entry: &FileEntry) -> Result<(), String> {
         let dest = self.path(path);
         set_mode(&dest, entry.mode)?;
+        let seq = self.next;
+        self.next += 1;
         if let Some(syncer) = &self.syncer {
             // A closed channel means the thread stopped on an error; `finish` reports it.
-            let _ = syncer.files.send(dest);
+            let _ = syncer.files.send((seq, dest));
         }
         Ok(())
+    }
+
+    fn kept_file(
+        &mut self,
+        index: usize,
+        path: &TargetPath,
+        entry: &FileEntry,
+    ) -> Result<(), String> {
+        if index >= self.verified && !matches(&self.path(path), entry) {
+            return Err(format!(
+                "`{path}` lies before the restart point but is not intact; unpack from the start"
+            ));
+        }
+        self.reused += entry.size;
+        // A file kept from a killed run may not be on disk yet: sync it too.
+        self.close_file(path, entry)
     }
 
     fn symlink(&mut self, path: &TargetPath, target: &str) -> Result<(), String> {

@@ -300,3 +300,127 @@ fn resumed_unpacks_keep_only_verified_files() {
     assert_eq!(sink.written_bytes(), 6, "the bad one is written again");
     assert_eq!(std::fs::read(into.join("b")).unwrap(), b"second");
 }
+
+/// Three files in two zstd frames (`a` | `b`, `c`), the second a restart
+/// point. A walk from it keeps `a` only once it hashes right, unpacks `b`
+/// and `c`, and refuses a point the manifest does not list or one that
+/// names the wrong first file.
+#[test]
+fn a_walk_from_a_restart_point_keeps_only_verified_files_before_it() {
+    use updraft_protocol::manifest::RestartPoint;
+    fn frame(entries: &[(&str, &[u8])], end: bool) -> Vec<u8> {
+        let mut tar_bytes = Vec::new();
+        {
+            let mut builder = tar::Builder::new(&mut tar_bytes);
+            for (name, data) in entries {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(data.len() as u64);
+                builder.append_data(&mut header, name, *data).unwrap();
+            }
+            if end {
+                builder.finish().unwrap();
+            }
+        }
+        if !end {
+            // `Builder` writes the end blocks when dropped: keep only the entries.
+            tar_bytes.truncate(
+                entries
+                    .iter()
+                    .map(|(_, d)| 512 + d.len().div_ceil(512) * 512)
+                    .sum(),
+            );
+        }
+        zstd::encode_all(&tar_bytes[..], 3).unwrap()
+    }
+    let first = frame(&[("a", b"first")], false);
+    let second = frame(&[("b", b"second"), ("c", b"third")], true);
+    let package = [first.clone(), second.clone()].concat();
+    let offset = first.len() as u64;
+    let file = |p: &str, d: &[u8]| serde_json::json!({"path": p, "size": d.len(), "sha256": updraft_protocol::Sha256Digest::of(d).to_hex(), "mode": 0o644});
+    let with_restarts = |restarts: serde_json::Value| -> updraft_protocol::ReleaseManifest {
+        serde_json::from_value(serde_json::json!({
+            "format_version": 1, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
+            "platform": "linux", "arch": "x86_64", "main": "a", "release_date": "2026-01-01T00:00:00Z",
+            "files": [file("a", b"first"), file("b", b"second"), file("c", b"third")],
+            "restarts": restarts,
+        }))
+        .unwrap()
+    };
+    let manifest =
+        with_restarts(serde_json::json!([{"offset": 0, "file": 0}, {"offset": offset, "file": 1}]));
+    let point = RestartPoint { offset, file: 1 };
+    let digests = updraft_package::FileDigests::Check;
+    let dir = tempfile::tempdir().unwrap();
+    // The whole package still reads as one (old clients).
+    let whole = dir.path().join("whole");
+    std::fs::create_dir(&whole).unwrap();
+    updraft_package::walk_reader(
+        &package[..],
+        &manifest,
+        &mut updraft_package::Unpack::new(&whole),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(whole.join("c")).unwrap(), b"third");
+
+    let into = dir.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    std::fs::write(into.join("a"), b"first").unwrap();
+    let mut sink = updraft_package::Unpack::new(&into);
+    assert_eq!(sink.verify_prefix(&manifest.files), 1);
+    updraft_package::walk_reader_from(&second[..], &manifest, &mut sink, digests, Some(point))
+        .unwrap();
+    assert_eq!(sink.reused_bytes(), 5);
+    assert_eq!(sink.written_bytes(), 11);
+    assert_eq!(std::fs::read(into.join("b")).unwrap(), b"second");
+
+    // A kept file that does not hash right is refused, not trusted.
+    std::fs::write(into.join("a"), b"firsT").unwrap();
+    let error = updraft_package::walk_reader_from(
+        &second[..],
+        &manifest,
+        &mut updraft_package::Unpack::new(&into),
+        digests,
+        Some(point),
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("`a`") && error.contains("not intact"),
+        "{error}"
+    );
+    std::fs::write(into.join("a"), b"first").unwrap();
+
+    // A point the manifest does not list is refused.
+    let error = updraft_package::walk_reader_from(
+        &second[..],
+        &manifest,
+        &mut updraft_package::Unpack::new(&into),
+        digests,
+        Some(RestartPoint { offset, file: 2 }),
+    )
+    .unwrap_err();
+    assert!(error.contains("not a restart point"), "{error}");
+    // A signed point that names the wrong first file makes the walk meet
+    // files out of place: refused.
+    let lying = with_restarts(serde_json::json!([{"offset": offset, "file": 2}]));
+    let error = updraft_package::walk_reader_from(
+        &second[..],
+        &lying,
+        &mut updraft_package::Unpack::new(&into),
+        digests,
+        Some(RestartPoint { offset, file: 2 }),
+    )
+    .unwrap_err();
+    assert!(error.contains("refusing file `b`"), "{error}");
+    // A sink that cannot check kept files cannot resume.
+    let error = updraft_package::walk_reader_from(
+        &second[..],
+        &manifest,
+        &mut updraft_package::CheckOnly,
+        digests,
+        Some(point),
+    )
+    .unwrap_err();
+    assert!(error.contains("cannot keep `a`"), "{error}");
+}

@@ -59,6 +59,25 @@ pub struct ReleaseManifest {
     /// existed have none, and such packages are verified as a whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunks: Option<PackageChunks>,
+    /// Where the package's zstd frames start: points at which decoding can
+    /// begin afresh, each at a tar entry boundary, so a resumed install
+    /// decodes only from the last restart point before the first file it
+    /// still lacks. Optional: packages written before them are one frame and
+    /// are decoded from their start. Old readers ignore the field and decode
+    /// the frames one after the other, as zstd does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<RestartPoint>,
+}
+
+/// A point of a package where a zstd frame starts and a tar entry begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPoint {
+    /// Byte offset of the frame in the package.
+    pub offset: u64,
+    /// Index in the manifest's `files` (which lists files in package order)
+    /// of the first regular file at or after this point: every file before
+    /// it lies before the point.
+    pub file: u64,
 }
 
 /// The signed digests of a package's chunks: bytes `[i * size, (i + 1) * size)`
@@ -117,7 +136,43 @@ impl PackageChunks {
     }
 }
 
+/// Checks that `restarts` can be used for a package of `length` bytes whose
+/// manifest lists `files` files: offsets strictly rising and inside the
+/// package, file indices rising and at most `files`.
+pub fn check_restarts(
+    what: &str,
+    restarts: &[RestartPoint],
+    length: u64,
+    files: usize,
+) -> Result<(), Error> {
+    let mut previous: Option<&RestartPoint> = None;
+    for point in restarts {
+        let rising = previous.is_none_or(|p| point.offset > p.offset && point.file >= p.file);
+        if !rising || point.offset >= length || point.file > files as u64 {
+            return Err(Error::Invalid {
+                what: what.to_owned(),
+                reason: format!(
+                    "its restart point at byte {} (file {}) is out of order or outside the {length}-byte package of {files} files",
+                    point.offset, point.file
+                ),
+            });
+        }
+        previous = Some(point);
+    }
+    Ok(())
+}
+
 impl ReleaseManifest {
+    /// The last restart point at or before the file at `index` (in package
+    /// order), if the manifest has one past the package's start.
+    pub fn restart_before(&self, index: usize) -> Option<RestartPoint> {
+        self.restarts
+            .iter()
+            .rev()
+            .find(|point| point.file <= index as u64 && point.offset > 0)
+            .copied()
+    }
+
     /// Parses a manifest, refusing a newer format.
     pub fn from_slice(what: &str, bytes: &[u8]) -> Result<Self, Error> {
         let value: Value = serde_json::from_slice(bytes).map_err(|source| Error::Json {
@@ -520,5 +575,38 @@ mod tests {
             ReleaseManifest::from_slice("m", &serde_json::to_vec(&value).unwrap()).unwrap();
         assert_eq!(manifest.release.rollout_percent, 100);
         assert_eq!(manifest.release.version, Version::new(1, 1, 0));
+    }
+
+    #[test]
+    fn restart_points_must_rise_inside_the_package() {
+        use super::{RestartPoint, check_restarts};
+        let point = |offset, file| RestartPoint { offset, file };
+        assert!(check_restarts("m", &[point(0, 0), point(100, 2), point(200, 2)], 300, 3).is_ok());
+        assert!(check_restarts("m", &[], 300, 3).is_ok());
+        for bad in [
+            vec![point(0, 0), point(0, 1)],
+            vec![point(100, 2), point(50, 3)],
+            vec![point(100, 3), point(200, 2)],
+            vec![point(300, 1)],
+            vec![point(10, 4)],
+        ] {
+            let error = check_restarts("m", &bad, 300, 3).unwrap_err();
+            assert!(error.to_string().contains("restart point"), "{error}");
+        }
+        // Old manifests (no field) parse, with no restart points.
+        let old = json!({
+            "format_version": 1, "app": "kuzflow", "version": "1.1.0", "channel": "stable",
+            "platform": "linux", "arch": "x86_64", "main": "bin/kuzflow",
+            "release_date": "2026-11-24T00:00:00Z", "files": []
+        });
+        let manifest =
+            super::ReleaseManifest::from_slice("m", &serde_json::to_vec(&old).unwrap()).unwrap();
+        assert!(manifest.restarts.is_empty());
+        assert_eq!(manifest.restart_before(5), None);
+        assert!(
+            !String::from_utf8(serde_json::to_vec(&manifest).unwrap())
+                .unwrap()
+                .contains("restarts")
+        );
     }
 }

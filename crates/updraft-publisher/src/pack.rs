@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use updraft_protocol::manifest::{DirEntry, FileEntry, PackageChunks, SymlinkEntry};
+use updraft_protocol::manifest::{DirEntry, FileEntry, PackageChunks, RestartPoint, SymlinkEntry};
 use updraft_protocol::{Sha256Digest, TargetPath};
 
 use crate::error::{Error, Result};
@@ -28,7 +28,18 @@ pub struct PackOptions {
     pub threads: u32,
     /// Modification time written for every entry (reproducible packages).
     pub mtime: u64,
+    /// A new zstd frame starts at the first tar entry boundary after this
+    /// many bytes of tar went into the current one ([`DEFAULT_RESTART_EVERY`]);
+    /// the manifest lists where (`restarts`), so a resumed install decodes
+    /// from the last one before the first file it lacks. 0: one frame.
+    pub restart_every: u64,
 }
+
+/// Tar bytes per zstd frame, by default: 8 MiB. A resume after a power loss
+/// fetches again at most about one frame's package bytes that it no longer
+/// holds; each frame starts without the previous one's history, which costs
+/// a little compression (`docs/package-format.md`).
+pub const DEFAULT_RESTART_EVERY: u64 = 8 << 20;
 
 impl Default for PackOptions {
     fn default() -> Self {
@@ -37,6 +48,7 @@ impl Default for PackOptions {
             window_log: 24,
             threads: 2,
             mtime: 0,
+            restart_every: DEFAULT_RESTART_EVERY,
         }
     }
 }
@@ -293,6 +305,86 @@ pub struct Packed {
     pub sha256: Sha256Digest,
     /// Digests of the package's chunks.
     pub chunks: PackageChunks,
+    /// Where its zstd frames start (the first, at 0, included).
+    pub restarts: Vec<RestartPoint>,
+}
+
+/// The zstd side of a package: a sequence of independent frames, the next
+/// one started (at a tar entry boundary) by [`restart`](Self::restart).
+struct Frames<'a, W: Write> {
+    encoder: Option<zstd::stream::write::Encoder<'static, &'a mut HashingWriter<W>>>,
+    options: PackOptions,
+    /// Tar bytes in the current frame.
+    input: u64,
+}
+
+impl<'a, W: Write> Frames<'a, W> {
+    fn new(out: &'a mut HashingWriter<W>, options: PackOptions) -> io::Result<Self> {
+        Ok(Self {
+            encoder: Some(Self::encoder(out, &options)?),
+            options,
+            input: 0,
+        })
+    }
+
+    fn encoder(
+        out: &'a mut HashingWriter<W>,
+        options: &PackOptions,
+    ) -> io::Result<zstd::stream::write::Encoder<'static, &'a mut HashingWriter<W>>> {
+        let mut encoder = zstd::stream::write::Encoder::new(out, options.level)?;
+        encoder.include_checksum(true)?;
+        encoder.long_distance_matching(true)?;
+        encoder.window_log(options.window_log)?;
+        if options.threads > 1 {
+            encoder.multithread(options.threads)?;
+        }
+        Ok(encoder)
+    }
+
+    /// Ends the current frame and starts the next one when the current one
+    /// holds [`PackOptions::restart_every`] bytes or more; returns the new
+    /// frame's offset in the package.
+    fn restart_if_due(&mut self) -> io::Result<Option<u64>> {
+        if self.options.restart_every == 0 || self.input < self.options.restart_every {
+            return Ok(None);
+        }
+        let out = self.take()?.finish()?;
+        let offset = out.length;
+        self.encoder = Some(Self::encoder(out, &self.options)?);
+        self.input = 0;
+        Ok(Some(offset))
+    }
+
+    fn take(
+        &mut self,
+    ) -> io::Result<zstd::stream::write::Encoder<'static, &'a mut HashingWriter<W>>> {
+        self.encoder
+            .take()
+            .ok_or_else(|| io::Error::other("the package's encoder failed earlier"))
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.take()?.finish().map(drop)
+    }
+}
+
+impl<W: Write> Write for Frames<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let encoder = self
+            .encoder
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the package's encoder failed earlier"))?;
+        let n = encoder.write(buf)?;
+        self.input += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.encoder {
+            Some(encoder) => encoder.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Streams `tree` as tar + zstd into `out`.
@@ -300,18 +392,19 @@ pub fn pack(tree: &SourceTree, out: impl Write, options: &PackOptions) -> Result
     let package = |e: io::Error| Error::io("write the package for", tree.root(), e);
     // Sized from the unpacked size: packages are rarely much smaller.
     let mut counted = HashingWriter::new(out, PackageChunks::size_for(tree.total_size()));
-    let mut encoder =
-        zstd::stream::write::Encoder::new(&mut counted, options.level).map_err(package)?;
-    encoder.include_checksum(true).map_err(package)?;
-    encoder.long_distance_matching(true).map_err(package)?;
-    encoder.window_log(options.window_log).map_err(package)?;
-    if options.threads > 1 {
-        encoder.multithread(options.threads).map_err(package)?;
-    }
-    let mut builder = tar::Builder::new(encoder);
+    let frames = Frames::new(&mut counted, *options).map_err(package)?;
+    let mut builder = tar::Builder::new(frames);
     builder.mode(tar::HeaderMode::Deterministic);
     let (mut files, mut dirs, mut symlinks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut restarts = vec![RestartPoint { offset: 0, file: 0 }];
     for entry in &tree.entries {
+        // Every entry's bytes (header, data, padding) are written by now.
+        if let Some(offset) = builder.get_mut().restart_if_due().map_err(package)? {
+            restarts.push(RestartPoint {
+                offset,
+                file: files.len() as u64,
+            });
+        }
         let mut header = tar::Header::new_gnu();
         header.set_mtime(options.mtime);
         header.set_uid(0);
@@ -386,8 +479,8 @@ pub fn pack(tree: &SourceTree, out: impl Write, options: &PackOptions) -> Result
             }
         }
     }
-    let encoder = builder.into_inner().map_err(package)?;
-    encoder.finish().map_err(package)?;
+    let frames = builder.into_inner().map_err(package)?;
+    frames.finish().map_err(package)?;
     counted.flush().map_err(package)?;
     let (length, sha256, chunks) = counted.finish();
     Ok(Packed {
@@ -397,6 +490,7 @@ pub fn pack(tree: &SourceTree, out: impl Write, options: &PackOptions) -> Result
         length,
         sha256,
         chunks,
+        restarts,
     })
 }
 
@@ -622,5 +716,67 @@ mod tests {
             names.contains(&"data.txt".to_string()) && names.contains(&"empty".to_string()),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn frames_start_at_entry_boundaries_listed_as_restart_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("app");
+        fs::create_dir_all(src.join("a/b")).unwrap();
+        for i in 0..12u8 {
+            let bytes: Vec<u8> = (0..40_000u32)
+                .map(|n| (n * 7 + u32::from(i)).to_le_bytes()[0])
+                .collect();
+            let folder = if i % 2 == 0 { "a" } else { "a/b" };
+            fs::write(src.join(format!("{folder}/{i:02}")), bytes).unwrap();
+        }
+        let tree = SourceTree::scan(&src).unwrap();
+        let options = PackOptions {
+            level: 3,
+            restart_every: 64 * 1024,
+            ..PackOptions::default()
+        };
+        let mut bytes = Vec::new();
+        let packed = pack(&tree, &mut bytes, &options).unwrap();
+        assert!(packed.restarts.len() > 3, "{:?}", packed.restarts);
+        assert_eq!(packed.restarts[0], RestartPoint { offset: 0, file: 0 });
+        updraft_protocol::manifest::check_restarts(
+            "package",
+            &packed.restarts,
+            packed.length,
+            packed.files.len(),
+        )
+        .unwrap();
+        for point in &packed.restarts {
+            // Decoding from the point yields whole entries, starting with a
+            // header, and the first file is the one the point names.
+            let at = usize::try_from(point.offset).unwrap();
+            let decoder = zstd::stream::read::Decoder::new(&bytes[at..]).unwrap();
+            let mut archive = tar::Archive::new(decoder);
+            let first_file = archive
+                .entries()
+                .unwrap()
+                .map(Result::unwrap)
+                .find(|e| e.header().entry_type() == tar::EntryType::Regular)
+                .map(|e| e.path().unwrap().display().to_string());
+            let expected = packed
+                .files
+                .get(usize::try_from(point.file).unwrap())
+                .map(|f| f.path.as_str().to_owned());
+            assert_eq!(first_file, expected, "restart at {}", point.offset);
+        }
+        // Without restarts: one frame, and the same files.
+        let mut single = Vec::new();
+        let one = pack(
+            &tree,
+            &mut single,
+            &PackOptions {
+                restart_every: 0,
+                ..options
+            },
+        )
+        .unwrap();
+        assert_eq!(one.restarts.len(), 1);
+        assert_eq!(one.files, packed.files);
     }
 }

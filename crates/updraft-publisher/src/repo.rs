@@ -560,6 +560,12 @@ fn publish_inner(
         dirs: packed.dirs.clone(),
         symlinks: packed.symlinks.clone(),
         chunks: Some(packed.chunks.clone()),
+        // One frame has nowhere to restart but its start: no list.
+        restarts: if packed.restarts.len() > 1 {
+            packed.restarts.clone()
+        } else {
+            Vec::new()
+        },
     };
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
     manifest_bytes.push(b'\n');
