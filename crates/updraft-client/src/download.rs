@@ -14,7 +14,9 @@
 //! signed digest, whatever the sidecar says: nothing on disk is trusted, and
 //! at most one chunk per connection is fetched again. The partial file is
 //! synced in the background (every [`SYNC_INTERVAL`] once the download has
-//! run for [`SYNC_AFTER`]), so a power loss loses little.
+//! run for [`SYNC_AFTER`]), so a power loss loses little, unless the request
+//! says the consumer's output is the durable record
+//! ([`DownloadRequest::sync_partial`]).
 //!
 //! **Packages without chunk digests** (published before them) resume from
 //! the byte counts in the sidecar, and are verified as a whole at the end; a
@@ -127,6 +129,12 @@ pub struct DownloadRequest {
     /// manifest, when what lies before it is already unpacked and verified.
     /// Bytes before it (from its chunk's start) are neither fetched nor read.
     pub from: u64,
+    /// Whether the partial file is synced while the download runs (see
+    /// [`SYNC_INTERVAL`]). Off when what the consumer writes is itself the
+    /// durable record a resume starts from (a package with restart points,
+    /// unpacked into synced files): syncing the partial too would write
+    /// every byte to the disk twice.
+    pub sync_partial: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -695,7 +703,11 @@ async fn run_pass<T: Send + 'static>(
     };
     let syncer = {
         let (shared, part, stop) = (Arc::clone(shared), part.to_path_buf(), stop.child_token());
+        let sync_partial = request.sync_partial;
         tokio::spawn(async move {
+            if !sync_partial {
+                return;
+            }
             let mut wait = SYNC_AFTER;
             loop {
                 tokio::select! {
@@ -1272,6 +1284,7 @@ mod tests {
         });
         let request = DownloadRequest {
             from: 0,
+            sync_partial: true,
             urls: vec![format!("file://{}", source.display())],
             length: bytes.len() as u64,
             sha256: Sha256Digest::of(&bytes),

@@ -664,6 +664,7 @@ impl UpdateManager {
                 what: patch.target.clone(),
                 dest: staging.join(format!("{}.delta", sha256.to_hex())),
                 from: 0,
+                sync_partial: true,
             };
             download::ensure_space(&staging, target.length.saturating_add(new.installed_size()))?;
             updraft_package::create_root(&staged.tree)
@@ -820,6 +821,7 @@ impl UpdateManager {
             what: offer.target.clone(),
             dest: staged.package.clone(),
             from: 0,
+            sync_partial: true,
         };
         // A resumed install decodes from the last restart point before the
         // first file it still lacks (what lies before it is hashed, never
@@ -831,8 +833,14 @@ impl UpdateManager {
             target.length,
         )
         .await?;
+        // With restart points inside the package, the unpacked, synced files
+        // are what a resume after a power loss starts from: syncing the
+        // partial package as well would write every byte to the disk twice
+        // (measured on 1 GB: 6.5 s against 4.1–4.5 s, and 1.036x against
+        // 1.018x the package on the wire after a power loss at 50 %).
         let request = DownloadRequest {
             from: from.map_or(0, |point| point.offset),
+            sync_partial: !manifest.restarts.iter().any(|point| point.offset > 0),
             ..request
         };
         let settings = &self.config.download_settings;
