@@ -169,6 +169,43 @@ fn package_length(offer: &Offer) -> u64 {
     offer.file_size
 }
 
+/// An update of `setup` stopped at half of the package, then a power loss.
+struct PowerLost {
+    manager: UpdateManager,
+    offer: Offer,
+    /// The package's length.
+    length: u64,
+    /// Package bytes the server had sent before the update.
+    before: u64,
+    /// Package bytes the stopped run fetched.
+    first: u64,
+    staging: PathBuf,
+    /// Files (in package order) that survived the power loss.
+    synced: usize,
+    manifest: ReleaseManifest,
+}
+
+async fn stop_half_way_and_lose_power(setup: &Setup) -> PowerLost {
+    let manager = UpdateManager::builder(&setup.target).build().unwrap();
+    let offer = offer(&manager).await;
+    let length = package_length(&offer);
+    let before = setup.server.sent("_full.tar.zst");
+    interrupt_at_half(&manager, &offer).await;
+    let first = quiet(&setup.server) - before;
+    let staging = setup.target.join(".updraft/staging");
+    let (synced, manifest) = lose_power(&staging, &offer.sha256);
+    PowerLost {
+        manager,
+        offer,
+        length,
+        before,
+        first,
+        staging,
+        synced,
+        manifest,
+    }
+}
+
 /// Finishes the update and checks that exactly 1.1.0 is current, byte for byte.
 async fn finish_and_check(manager: &UpdateManager, offer: &Offer, setup: &Setup) {
     let downloaded = manager
@@ -198,14 +235,16 @@ async fn a_power_loss_resumes_from_the_last_restart_point_and_fetches_little_aga
     // What the throttled link and the synced record allow: ~1.03x on a quiet
     // disk (the bytes in flight at the kill, and the files not yet synced,
     // are what is fetched twice).
-    let manager = UpdateManager::builder(&setup.target).build().unwrap();
-    let offer = offer(&manager).await;
-    let length = package_length(&offer);
-    let before = setup.server.sent("_full.tar.zst");
-    interrupt_at_half(&manager, &offer).await;
-    let first = quiet(&setup.server) - before;
-    let staging = setup.target.join(".updraft/staging");
-    let (synced, manifest) = lose_power(&staging, &offer.sha256);
+    let PowerLost {
+        manager,
+        offer,
+        length,
+        before,
+        first,
+        synced,
+        manifest,
+        ..
+    } = stop_half_way_and_lose_power(&setup).await;
     assert!(
         manifest.restarts.len() > FILES / 2,
         "{:?}",
@@ -246,14 +285,16 @@ async fn a_power_loss_resumes_from_the_last_restart_point_and_fetches_little_aga
 async fn a_tampered_file_kept_after_the_restart_point_is_written_again() {
     // Two files per frame, so a file after the restart point can be kept.
     let setup = setup(256 * 1024).await;
-    let manager = UpdateManager::builder(&setup.target).build().unwrap();
-    let offer = offer(&manager).await;
-    let length = package_length(&offer);
-    let before = setup.server.sent("_full.tar.zst");
-    interrupt_at_half(&manager, &offer).await;
-    let first = quiet(&setup.server) - before;
-    let staging = setup.target.join(".updraft/staging");
-    let (synced, manifest) = lose_power(&staging, &offer.sha256);
+    let PowerLost {
+        manager,
+        offer,
+        length,
+        before,
+        first,
+        staging,
+        synced,
+        manifest,
+    } = stop_half_way_and_lose_power(&setup).await;
     // When the point falls just after the last synced file, the power loss
     // took that one too, so that a file after the point is kept.
     let tree = staging.join(format!("{}.tree", offer.sha256));
@@ -289,14 +330,16 @@ async fn a_tampered_file_kept_after_the_restart_point_is_written_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_file_before_the_restart_point_makes_the_resume_start_over() {
     let setup = setup(256 * 1024).await;
-    let manager = UpdateManager::builder(&setup.target).build().unwrap();
-    let offer = offer(&manager).await;
-    let length = package_length(&offer);
-    let before = setup.server.sent("_full.tar.zst");
-    interrupt_at_half(&manager, &offer).await;
-    let first = quiet(&setup.server) - before;
-    let staging = setup.target.join(".updraft/staging");
-    let (synced, manifest) = lose_power(&staging, &offer.sha256);
+    let PowerLost {
+        manager,
+        offer,
+        length,
+        before,
+        first,
+        staging,
+        synced,
+        manifest,
+    } = stop_half_way_and_lose_power(&setup).await;
     assert!(synced > 1);
     let tree = staging.join(format!("{}.tree", offer.sha256));
     let path = tree.join(manifest.files[0].path.as_str());
