@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use updraft_protocol::manifest::FileEntry;
 use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
 
+mod os;
 mod unpack;
 
 pub use unpack::{SAFE_MODE_MASK, Unpack, create_root};

@@ -351,6 +351,12 @@ impl Sink for Unpack {
         let seq = self.next;
         self.next += 1;
         if let Some(syncer) = &self.syncer {
+            // Its bytes leave for the disk now, while the next files are
+            // written; the sync thread then only waits for them (a 200 MB
+            // update: 0.59-0.73 s -> 0.52-0.63 s, bench/update.sh).
+            if let Ok(file) = fs::File::open(&dest) {
+                crate::os::start_writeback(&file);
+            }
             // A closed channel means the thread stopped on an error; `finish` reports it.
             let _ = syncer.files.send((seq, dest));
         }
