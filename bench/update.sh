@@ -3,7 +3,8 @@
 # package from the same server, alternating, in one run; then the bytes an
 # update costs on the wire when it is killed half way (SIGKILL) or loses power
 # half way (bench/powerloss.py: what was not synced is lost, page cache
-# dropped), and resumed. Every update is measured as a whole command: check,
+# dropped), and resumed. A "disk floor" row copies the unpacked app and
+# syncs it: the durable write that bounds any install on this disk. Every update is measured as a whole command: check,
 # download, verification, unpacking, the journaled switch.
 #
 # usage: bench/update.sh [OUT_DIR]     (default: bench-out/)
@@ -63,6 +64,13 @@ for mb in $sizes; do
     r=$(measure sh -c "'$updraft' update --dir '$work/install' --yes --json > '$work/update.json'")
     [ "$(readlink "$work/install/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
     row "$mb" "$round" "updraft update (whole command, durable)" "${r%% *}" "${r##* }"
+    # The disk's part alone: the unpacked app copied from the page cache
+    # and synced, no network, no verification (what any durable install
+    # of these files must at least wait for).
+    rm -rf "$work/floor"; quiet
+    r=$(measure sh -c "cp -a '$work/install/versions/1.1.0' '$work/floor' && sync -f '$work/floor'")
+    row "$mb" "$round" "cp -a of the unpacked app, then sync (disk floor)" "${r%% *}" "${r##* }"
+    rm -rf "$work/floor"
     rm -f "$work/curl.out"; quiet
     r=$(measure curl -sf -o "$work/curl.out" "$url")
     row "$mb" "$round" "curl -o (download only, not synced)" "${r%% *}" "${r##* }"
