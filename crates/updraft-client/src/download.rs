@@ -507,17 +507,10 @@ async fn download_inner<T: Send + 'static>(
         // After a restart the server's ranges cannot be trusted: one plain connection.
         let single = restarts > 0;
         let (state, ready) = {
-            let (request, options, part_file, sidecar) = (
-                request.clone(),
-                options.clone(),
-                part.clone(),
-                sidecar.clone(),
-            );
-            tokio::task::spawn_blocking(move || {
-                load_state(&request, &part_file, &sidecar, &options, single)
-            })
-            .await
-            .map_err(|e| Error::io("prepare", &part, io::Error::other(e.to_string())))?
+            let (request, part_file, sidecar) = (request.clone(), part.clone(), sidecar.clone());
+            tokio::task::spawn_blocking(move || load_state(&request, &part_file, &sidecar, single))
+                .await
+                .map_err(|e| Error::io("prepare", &part, io::Error::other(e.to_string())))?
         };
         let resumed: u64 = ready.iter().map(|r| r.end - r.start).sum();
         // Bytes before the first one needed that are not held are never
@@ -725,6 +718,11 @@ async fn run_pass<T: Send + 'static>(
     } else {
         1
     };
+    let (count, piece) = {
+        let state = shared.lock();
+        let piece = state.segments.iter().map(|s| s.end - s.start).max();
+        (state.segments.len(), piece.unwrap_or(1))
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..parallel {
         let (shared, fetcher, request, options, stop, part) = (
@@ -736,12 +734,20 @@ async fn run_pass<T: Send + 'static>(
             part.to_path_buf(),
         );
         tasks.spawn(async move {
+            let mut pace = Pace::default();
             loop {
-                let index = shared.next.fetch_add(1, Ordering::Relaxed);
-                if index >= shared.lock().segments.len() || shared.restart.load(Ordering::Relaxed) {
+                let take = pace.pieces(piece);
+                let first = shared.next.fetch_add(take, Ordering::Relaxed);
+                if first >= count || shared.restart.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                run_segment(&fetcher, &request, &options, &shared, index, &part, &stop).await?;
+                let taken = runs(&shared.lock(), first..(first + take).min(count));
+                for run in taken {
+                    let timing =
+                        run_segment(&fetcher, &request, &options, &shared, run, &part, &stop)
+                            .await?;
+                    pace.learn(timing);
+                }
             }
         });
     }
@@ -809,15 +815,13 @@ fn load_state(
     request: &DownloadRequest,
     part: &Path,
     sidecar: &Path,
-    options: &DownloadOptions,
     single: bool,
 ) -> (PartState, Vec<Range<u64>>) {
     let saved = std::fs::read(sidecar)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<PartState>(&bytes).ok())
         .filter(|state| state.length == request.length && state.sha256 == request.sha256.to_hex());
-    let pieces =
-        |ranges: &[Range<u64>], align: u64| plan(ranges, request.length, align, options, single);
+    let pieces = |ranges: &[Range<u64>], align: u64| plan(ranges, request.length, align, single);
     if let Some(chunks) = &request.chunks {
         let verified = if part.exists() {
             verified_chunks(part, chunks, request.length)
@@ -869,25 +873,25 @@ fn load_state(
     (state, Vec::new())
 }
 
+/// The smallest piece a download is cut into.
+const PIECE: u64 = 1 << 20;
+/// The most a worker asks for in one request, and what it asks for first,
+/// before it knows the link.
+const MAX_REQUEST: u64 = 8 << 20;
+const FIRST_REQUEST: u64 = 2 << 20;
+
 /// Splits the byte ranges still missing into pieces that workers take in
-/// order, so the bytes arrive roughly in the order the unpacker reads them:
-/// small enough for the reader to follow closely, large enough that requests
-/// cost little. Piece boundaries fall on chunk boundaries (`align`).
-fn plan(
-    missing: &[Range<u64>],
-    length: u64,
-    align: u64,
-    options: &DownloadOptions,
-    single: bool,
-) -> Vec<Segment> {
-    let parallel = u64::from(options.parallel.max(1));
+/// order, so the bytes arrive roughly in the order the unpacker reads them.
+/// Pieces are small ([`PIECE`], or a chunk, or 1/4096 of the package): the
+/// connections ahead of the unpacker hold little that a power loss would
+/// take. A worker takes as many consecutive pieces in one request as its
+/// connection's round trip asks for ([`Pace`]). Piece boundaries fall on
+/// chunk boundaries (`align`).
+fn plan(missing: &[Range<u64>], length: u64, align: u64, single: bool) -> Vec<Segment> {
     let piece = if single || length < 4 << 20 {
         u64::MAX
     } else {
-        (length / (parallel * 8))
-            .clamp(1 << 20, 8 << 20)
-            .div_ceil(align.max(1))
-            * align.max(1)
+        PIECE.max(length / 4096).div_ceil(align.max(1)) * align.max(1)
     };
     let mut segments = Vec::new();
     for range in missing {
@@ -939,15 +943,104 @@ fn backoff(options: &DownloadOptions, attempt: u32) -> Duration {
     base + base.mul_f64(f64::from(u32::try_from(jitter).unwrap_or(0)) / 1000.0)
 }
 
+/// How many pieces a worker asks for in one request: enough that the idle
+/// round trip before each answer costs its connection little (the request
+/// lasts [`ROUND_TRIPS`] of them), and no more, so the bytes it holds ahead
+/// of the unpacker stay few: a power loss takes what a connection holds
+/// ahead of the unpacker. Learned from each answer: the round trip (the
+/// shortest wait for a first byte) times the rate of the body. Starts at
+/// [`FIRST_REQUEST`].
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    request: u64,
+    /// The shortest time to a first byte seen: the round trip, without the
+    /// time a busy server or proxy kept a request waiting.
+    round_trip: Option<Duration>,
+}
+
+/// A request's body lasts this many round trips, so waiting for its first
+/// byte costs at most about 6 % of the connection's time.
+const ROUND_TRIPS: f64 = 16.0;
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            request: FIRST_REQUEST,
+            round_trip: None,
+        }
+    }
+}
+
+/// What one answered request took.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timing {
+    /// Bytes of its body.
+    bytes: u64,
+    /// From sending it to its headers.
+    first_byte: Duration,
+    /// From its headers to its last byte.
+    body: Duration,
+}
+
+impl Pace {
+    fn pieces(self, piece: u64) -> usize {
+        usize::try_from(self.request.div_ceil(piece.max(1)).max(1)).unwrap_or(1)
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    fn learn(&mut self, timing: Option<Timing>) {
+        let Some(timing) = timing else { return };
+        // Too short a body says nothing about the rate.
+        if timing.bytes < PIECE / 2 || timing.body.is_zero() {
+            return;
+        }
+        let round_trip = self
+            .round_trip
+            .map_or(timing.first_byte, |r| r.min(timing.first_byte));
+        self.round_trip = Some(round_trip);
+        let rate = timing.bytes as f64 / timing.body.as_secs_f64();
+        let wanted = rate * round_trip.as_secs_f64() * ROUND_TRIPS;
+        self.request = (wanted as u64).clamp(PIECE, MAX_REQUEST);
+    }
+}
+
+/// Splits the pieces `taken` into runs one request can fetch: consecutive
+/// in the file, and none but the first already begun (its bytes are kept).
+fn runs(state: &PartState, taken: Range<usize>) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for index in taken {
+        let segment = &state.segments[index];
+        match runs.last_mut() {
+            Some(run) if state.segments[run.end - 1].end == segment.start && segment.done == 0 => {
+                run.end = index + 1;
+            }
+            _ => runs.push(index..index + 1),
+        }
+    }
+    runs
+}
+
+/// The bytes the pieces `run` still miss: from the first piece not complete
+/// to the run's end (pieces after it have not begun). `None` when complete.
+fn still_missing(state: &PartState, run: &Range<usize>) -> Option<Range<u64>> {
+    let segments = &state.segments[run.clone()];
+    let first = segments.iter().find(|s| s.start + s.done < s.end)?;
+    Some(first.start + first.done..segments.last()?.end)
+}
+
 async fn run_segment(
     fetcher: &Fetcher,
     request: &DownloadRequest,
     options: &DownloadOptions,
     shared: &Shared,
-    index: usize,
+    run: Range<usize>,
     part: &Path,
     cancel: &CancellationToken,
-) -> Result<()> {
+) -> Result<Option<Timing>> {
     let mut last = String::from("no mirror answered");
     let mut missing = 0;
     for url in &request.urls {
@@ -955,17 +1048,16 @@ async fn run_segment(
             if cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            let segment = shared.lock().segments[index].clone();
-            if segment.start + segment.done >= segment.end {
-                return Ok(());
+            if still_missing(&shared.lock(), &run).is_none() {
+                return Ok(None);
             }
-            match attempt_segment(fetcher, url, options, shared, index, part, cancel).await {
-                Ok(()) => return Ok(()),
+            match attempt_segment(fetcher, url, options, shared, run.clone(), part, cancel).await {
+                Ok(timing) => return Ok(Some(timing)),
                 Err(Failure::Fatal(error)) => return Err(error),
                 Err(Failure::Restart(reason)) => {
                     tracing::warn!(%url, %reason, "discarding the partial download");
                     shared.restart.store(true, Ordering::Relaxed);
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(Failure::Missing(reason)) => {
                     last = reason;
@@ -1003,7 +1095,8 @@ async fn run_segment(
 /// digest, other packages' bytes as they are written.
 struct SegmentWriter<'a> {
     shared: &'a Shared,
-    index: usize,
+    /// The pieces this request fetches.
+    run: Range<usize>,
     file: std::fs::File,
     part: &'a Path,
     /// Where the next byte goes.
@@ -1016,7 +1109,7 @@ struct SegmentWriter<'a> {
 impl<'a> SegmentWriter<'a> {
     fn open(
         shared: &'a Shared,
-        index: usize,
+        run: Range<usize>,
         part: &'a Path,
         from: u64,
     ) -> std::result::Result<Self, Failure> {
@@ -1028,7 +1121,7 @@ impl<'a> SegmentWriter<'a> {
             .map_err(|e| Failure::Fatal(Error::io("seek in", part, e)))?;
         Ok(Self {
             shared,
-            index,
+            run,
             file,
             part,
             position: from,
@@ -1098,8 +1191,10 @@ impl<'a> SegmentWriter<'a> {
         }
         self.shared.board.mark(self.settled..to);
         let mut state = self.shared.lock();
-        let segment = &mut state.segments[self.index];
-        segment.done = to - segment.start;
+        for segment in &mut state.segments[self.run.clone()] {
+            let done = to.clamp(segment.start, segment.end) - segment.start;
+            segment.done = segment.done.max(done);
+        }
         self.settled = to;
     }
 
@@ -1117,22 +1212,23 @@ async fn attempt_segment(
     url: &str,
     options: &DownloadOptions,
     shared: &Shared,
-    index: usize,
+    run: Range<usize>,
     part: &Path,
     cancel: &CancellationToken,
-) -> std::result::Result<(), Failure> {
-    let (segment, etag) = {
+) -> std::result::Result<Timing, Failure> {
+    let (wanted, etag) = {
         let state = shared.lock();
-        (state.segments[index].clone(), state.etag.clone())
+        (still_missing(&state, &run), state.etag.clone())
     };
-    let from = segment.start + segment.done;
-    let ranged = !(from == 0 && segment.end == shared.total);
-    let request = fetcher.transport(url).get(
-        url,
-        ranged.then_some(from..segment.end),
-        etag.as_deref(),
-        None,
-    );
+    let Some(Range { start: from, end }) = wanted else {
+        return Ok(Timing::default());
+    };
+    let ranged = !(from == 0 && end == shared.total);
+    let request =
+        fetcher
+            .transport(url)
+            .get(url, ranged.then_some(from..end), etag.as_deref(), None);
+    let sent = Instant::now();
     let mut response = tokio::select! {
         response = request => response.map_err(Failure::Retry)?,
         () = cancel.cancelled() => return Err(Failure::Fatal(Error::Cancelled)),
@@ -1163,7 +1259,7 @@ async fn attempt_segment(
                 shared.total
             )));
         }
-        if range != Some((from, segment.end - 1, shared.total)) {
+        if range != Some((from, end - 1, shared.total)) {
             return Err(Failure::Restart(format!(
                 "the server answered a different range than asked ({range:?})"
             )));
@@ -1181,10 +1277,10 @@ async fn attempt_segment(
         )));
     }
     if let Some(length) = response.content_length {
-        if length > segment.end - from {
+        if length > end - from {
             return Err(Failure::Retry(format!(
                 "the server announced {length} bytes where {} were asked",
-                segment.end - from
+                end - from
             )));
         }
         if !ranged && length < shared.total {
@@ -1198,7 +1294,9 @@ async fn attempt_segment(
         shared.lock().etag.clone_from(&new_etag);
     }
 
-    let mut writer = SegmentWriter::open(shared, index, part, from)?;
+    let first_byte = sent.elapsed();
+    let mut writer = SegmentWriter::open(shared, run, part, from)?;
+    let body_start = Instant::now();
     let mut window_start = Instant::now();
     let mut window_bytes = 0u64;
     let outcome = loop {
@@ -1211,7 +1309,7 @@ async fn attempt_segment(
             Ok(None) => break Ok(()),
             Err(reason) => break Err(Failure::Retry(reason)),
         };
-        if writer.position + chunk.len() as u64 > segment.end {
+        if writer.position + chunk.len() as u64 > end {
             // Never more than the signed length: an endless or lying body stops here.
             break Err(Failure::Retry(format!(
                 "the server sent more than the {} signed bytes",
@@ -1241,14 +1339,18 @@ async fn attempt_segment(
     };
     writer.finish();
     outcome?;
-    if writer.position < segment.end {
+    if writer.position < end {
         return Err(Failure::Retry(format!(
             "the connection closed after {} of {} bytes",
-            writer.position - segment.start,
-            segment.end - segment.start
+            writer.position - from,
+            end - from
         )));
     }
-    Ok(())
+    Ok(Timing {
+        bytes: end - from,
+        first_byte,
+        body: body_start.elapsed(),
+    })
 }
 
 #[cfg(test)]
@@ -1403,18 +1505,79 @@ mod tests {
         assert_eq!(ranges, vec![0..20, 30..40]);
     }
 
+    fn segments(spans: &[(u64, u64, u64)]) -> PartState {
+        PartState {
+            length: spans.last().map_or(0, |s| s.1),
+            sha256: String::new(),
+            etag: None,
+            segments: spans
+                .iter()
+                .map(|&(start, end, done)| Segment { start, end, done })
+                .collect(),
+            synced: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn requests_cover_a_round_trip_budget_learned_from_the_fastest_first_byte() {
+        let ms = Duration::from_millis;
+        let answer = |first_byte, body| {
+            Some(Timing {
+                bytes: 4 << 20,
+                first_byte,
+                body,
+            })
+        };
+        let mut pace = Pace::default();
+        assert_eq!(pace.pieces(PIECE), 2, "before any answer: FIRST_REQUEST");
+        // 50 ms round trip, 4 MiB in 400 ms (10 MiB/s): 16 round trips are 8 MiB.
+        pace.learn(answer(ms(50), ms(400)));
+        assert_eq!(pace.pieces(PIECE), 8);
+        // A faster body on the same link asks for more, up to MAX_REQUEST.
+        pace.learn(answer(ms(60), ms(40)));
+        assert_eq!(pace.pieces(PIECE), 8);
+        // 1 ms round trip (a LAN): 16 ms of body at 10 MiB/s is 160 KiB, so one piece.
+        pace.learn(answer(ms(1), ms(400)));
+        assert_eq!(pace.pieces(PIECE), 1);
+        // A busy server's late first byte is queueing, not the round trip: still one piece.
+        pace.learn(answer(ms(300), ms(400)));
+        assert_eq!(pace.pieces(PIECE), 1);
+        // A body too short to measure a rate, or a skipped request, changes nothing.
+        pace.learn(Some(Timing {
+            bytes: 1000,
+            first_byte: ms(1),
+            body: ms(1000),
+        }));
+        pace.learn(None);
+        assert_eq!(pace.pieces(PIECE), 1);
+        // Pieces larger than the request are taken one at a time.
+        assert_eq!(pace.pieces(16 << 20), 1);
+    }
+
+    #[test]
+    fn a_request_spans_consecutive_pieces_and_resumes_only_the_first() {
+        let mb = 1 << 20;
+        // Pieces 0-1 are adjacent, 2 was begun in an earlier run (a gap before
+        // it: a verified chunk), 3 is adjacent to 2 and fresh.
+        let state = segments(&[
+            (0, mb, 0),
+            (mb, 2 * mb, 0),
+            (3 * mb, 4 * mb, 100),
+            (4 * mb, 5 * mb, 0),
+        ]);
+        assert_eq!(runs(&state, 0..4), vec![0..2, 2..4]);
+        assert_eq!(runs(&state, 1..3), vec![1..2, 2..3]);
+        assert_eq!(still_missing(&state, &(2..4)), Some(3 * mb + 100..5 * mb));
+        let finished = segments(&[(0, mb, mb), (mb, 2 * mb, 10)]);
+        assert_eq!(still_missing(&finished, &(0..2)), Some(mb + 10..2 * mb));
+        assert_eq!(still_missing(&finished, &(0..1)), None);
+    }
+
     #[test]
     fn pieces_follow_chunk_boundaries_and_cover_what_is_missing() {
-        let options = DownloadOptions::default();
         let length = 210 << 20;
         let align = PackageChunks::size_for(length);
-        let pieces = plan(
-            &[0..(5 << 20), (9 << 20)..length],
-            length,
-            align,
-            &options,
-            false,
-        );
+        let pieces = plan(&[0..(5 << 20), (9 << 20)..length], length, align, false);
         let mut covered = 0;
         for piece in &pieces {
             assert!(piece.start % align == 0 && (piece.end % align == 0 || piece.end == length));
@@ -1423,14 +1586,7 @@ mod tests {
         }
         assert_eq!(covered, length - (4 << 20));
         assert_eq!(
-            plan(
-                std::slice::from_ref(&(0..length)),
-                length,
-                align,
-                &options,
-                true
-            )
-            .len(),
+            plan(std::slice::from_ref(&(0..length)), length, align, true).len(),
             1
         );
     }
