@@ -3,9 +3,12 @@
 SIGKILL a process once a number of bytes has passed: how `bench/update.sh`
 measures the bytes an interrupted and resumed update costs on the wire.
 
-usage: proxy.py LISTEN_PORT SERVER_PORT COUNT_FILE [RATE]
-  RATE   bytes per second the server may send in all (default: no limit),
-         a link of that speed
+usage: proxy.py LISTEN_PORT SERVER_PORT COUNT_FILE [RATE [DELAY_MS]]
+  RATE      bytes per second the server may send in all (default: 0, no
+            limit), a link of that speed
+  DELAY_MS  milliseconds each request waits before it reaches the server
+            (default: 0): a link with that round trip, as a client sees it
+            (a request's answer starts that much later)
   Control by files next to COUNT_FILE (re-read on every read):
     COUNT_FILE.kill   "PID BYTES": SIGKILL PID once BYTES more have passed
                       since the file appeared (then the file is removed)
@@ -20,13 +23,16 @@ import time
 
 listen_port, server_port, count_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rate = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+delay = int(sys.argv[5]) / 1000 if len(sys.argv) > 5 else 0
 total = 0
 kill_base = None
-started = time.monotonic()
+started = None  # the link's clock starts with its first byte
 
 
 def account(n):
-    global total, kill_base
+    global total, kill_base, started
+    if started is None:
+        started = time.monotonic()
     total += n
     kill = count_file + ".kill"
     if os.path.exists(kill):
@@ -51,6 +57,8 @@ async def pipe(reader, writer, count):
             data = await reader.read(1 << 16)
             if not data:
                 break
+            if not count and delay:
+                await asyncio.sleep(delay)
             if count:
                 account(len(data))
                 if rate:

@@ -4,14 +4,17 @@
 # update costs on the wire when it is killed half way (SIGKILL) or loses power
 # half way (bench/powerloss.py: what was not synced is lost, page cache
 # dropped), and resumed. A "disk floor" row copies the unpacked app and
-# syncs it: the durable write that bounds any install on this disk. Every update is measured as a whole command: check,
+# syncs it: the durable write that bounds any install on this disk. For the
+# first size, update and curl also run over a slower link with a round trip
+# (bench/proxy.py). Every update is measured as a whole command: check,
 # download, verification, unpacking, the journaled switch.
 #
 # usage: bench/update.sh [OUT_DIR]     (default: bench-out/)
 #   SIZES="200 1024"   app sizes in MB: that many files of 1 MiB of random
 #                      bytes (the package is as large as the app)
 #   ROUNDS=3           timed rounds per size
-#   LINK_MB=25         the link speed (MB/s) of the extra power-loss round
+#   LINK_MB=25         the link speed (MB/s) of the extra rounds on a link
+#   RTT_MS=50          the round trip of the timed round on that link
 # Needs: curl, cargo, python3 (and root, to drop the page cache).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +23,7 @@ out=${1:-$repo/bench-out}
 sizes=${SIZES:-200 1024}
 rounds=${ROUNDS:-3}
 link_mb=${LINK_MB:-25}
+rtt_ms=${RTT_MS:-50}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 (cd "$repo" && cargo build --release --quiet --bin updraft)
 updraft="$repo/target/release/updraft"
@@ -80,11 +84,12 @@ for mb in $sizes; do
     rm -f "$work/curl.out"
   done
 
-  # Bytes on the wire: through a counting proxy that can kill the updater.
-  interrupted() { # $1: label, $2: rate (bytes/s, 0 = none), $3: power loss (yes/no)
-    local count="$work/count-$proxy_port"
-    python3 "$here/proxy.py" "$proxy_port" "$port" "$count" "$2" &
-    local proxy=$!
+  # Through the proxy: a link of that speed and round trip, and a counter
+  # that can kill the updater. $1: rate (bytes/s, 0 = none), $2: delay (ms).
+  via_proxy() {
+    count="$work/count-$proxy_port"
+    python3 "$here/proxy.py" "$proxy_port" "$port" "$count" "$1" "$2" &
+    proxy=$!
     pids+=($proxy)
     for _ in $(seq 100); do [ -e "$count" ] && break; sleep 0.05; done
     rm -rf "$work/via" && cp -a "$work/pristine" "$work/via"
@@ -95,6 +100,32 @@ config = json.load(open(path))
 config["update_server"]["base_url"] = f"http://127.0.0.1:{port}"
 json.dump(config, open(path, "w"), indent=2)
 PY
+  }
+  stop_proxy() {
+    kill "$proxy" 2>/dev/null || true
+    wait "$proxy" 2>/dev/null || true
+    rm -f "$count" "$count.kill"
+  }
+
+  # Time on a slower link with a round trip: the pieces a download asks for
+  # must not leave the link idle.
+  if [ "$mb" = "${sizes%% *}" ]; then
+    label="$link_mb MB/s, $rtt_ms ms link"
+    via_proxy $((link_mb * 1000 * 1000)) "$rtt_ms"; quiet
+    r=$(measure sh -c "'$updraft' update --dir '$work/via' --yes --json > '$work/update.json'")
+    [ "$(readlink "$work/via/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
+    row "$mb" "" "updraft update on a $label" "${r%% *}" "${r##* }"
+    stop_proxy
+    via_proxy $((link_mb * 1000 * 1000)) "$rtt_ms"; rm -f "$work/curl.out"; quiet
+    r=$(measure curl -sf -o "$work/curl.out" "http://127.0.0.1:$proxy_port/${package#"$work"/store/}")
+    row "$mb" "" "curl -o on a $label" "${r%% *}" "${r##* }"
+    rm -f "$work/curl.out"
+    stop_proxy
+  fi
+
+  # Bytes on the wire after an interruption, counted by the proxy.
+  interrupted() { # $1: label, $2: rate (bytes/s, 0 = none), $3: power loss (yes/no)
+    via_proxy "$2" 0
     local before; before=$(cat "$count")
     "$updraft" update --dir "$work/via" --yes --json >/dev/null 2>&1 &
     local updater=$!
@@ -111,9 +142,7 @@ PY
     sleep 0.1
     local after; after=$(cat "$count")
     row "$mb" "" "$1: $(ratio $((after - before)) "$size") of the package$lost" "" ""
-    kill "$proxy" 2>/dev/null || true
-    wait "$proxy" 2>/dev/null || true
-    rm -f "$count" "$count.kill"
+    stop_proxy
   }
   interrupted "killed at 50 %, resumed" 0 no
   interrupted "power lost at 50 %, resumed" 0 yes
