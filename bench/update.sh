@@ -4,7 +4,8 @@
 # update costs on the wire when it is killed half way (SIGKILL) or loses power
 # half way (bench/powerloss.py: what was not synced is lost, page cache
 # dropped), and resumed. A "disk floor" row copies the unpacked app and
-# syncs it: the durable write that bounds any install on this disk. For the
+# syncs it: the durable write that bounds any install on this disk (and once
+# more syncing each file on its own, as the unpacker does). For the
 # first size, update and curl also run over a slower link with a round trip
 # (bench/proxy.py). Every update is measured as a whole command: check,
 # download, verification, unpacking, the journaled switch.
@@ -74,6 +75,10 @@ for mb in $sizes; do
     rm -rf "$work/floor"; quiet
     r=$(measure sh -c "cp -a '$work/install/versions/1.1.0' '$work/floor' && sync -f '$work/floor'")
     row "$mb" "$round" "cp -a of the unpacked app, then sync (disk floor)" "${r%% *}" "${r##* }"
+    rm -rf "$work/floor"; quiet
+    # The same, each file synced on its own as the unpacker does.
+    r=$(measure sh -c "cp -a '$work/install/versions/1.1.0' '$work/floor' && python3 '$here/fsync_each.py' '$work/floor'")
+    row "$mb" "$round" "cp -a, then fdatasync each file, 4 threads" "${r%% *}" "${r##* }"
     rm -rf "$work/floor"
     rm -f "$work/curl.out"; quiet
     r=$(measure curl -sf -o "$work/curl.out" "$url")
