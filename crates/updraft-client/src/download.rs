@@ -1495,6 +1495,49 @@ mod tests {
         assert_eq!(stats.fetched, bytes.len() as u64 - stats.resumed);
     }
 
+    /// A connection that drops in the middle of a request spanning several
+    /// pieces resumes from the last verified chunk, not from the request's
+    /// or the piece's start.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_request_cut_inside_its_second_piece_resumes_at_the_last_verified_chunk() {
+        let fetcher = Fetcher::with(Duration::from_secs(5), true).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut request, bytes) = package(dir.path(), true);
+        let server = updraft_test_support::faulty::FaultyServer::start(dir.path());
+        request.urls = vec![format!("{}/package.bin", server.url())];
+        // First requests ask for FIRST_REQUEST (2 MiB, two pieces): 1.5 MB
+        // is past the first piece and inside a chunk of the second. A
+        // request of one piece (1 MiB) would never be cut.
+        server.add(
+            "package.bin",
+            updraft_test_support::faulty::Fault::DropAfter(1_500_000),
+            Some(3),
+        );
+        let options = DownloadOptions {
+            backoff: Duration::from_millis(1),
+            ..DownloadOptions::default()
+        };
+        let (read, _) = download_streaming(
+            &fetcher,
+            &request,
+            &options,
+            None,
+            &CancellationToken::new(),
+            collect(),
+        )
+        .await
+        .unwrap();
+        assert!(read == bytes);
+        let sent = server.sent("package.bin");
+        let chunk = updraft_protocol::manifest::MIN_CHUNK_SIZE;
+        let length = bytes.len() as u64;
+        assert!(sent > length, "the cuts fell inside bodies: {sent}");
+        assert!(
+            sent <= length + 3 * chunk,
+            "each cut costs at most the chunk it fell in: {sent} for {length}"
+        );
+    }
+
     #[test]
     fn ready_ranges_merge() {
         let mut ranges = Vec::new();
