@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
+use updraft_package::Backlog;
 use updraft_protocol::Sha256Digest;
 use updraft_protocol::manifest::PackageChunks;
 
@@ -74,6 +75,13 @@ pub struct DownloadOptions {
     pub deadline: Option<Duration>,
     /// First backoff delay (doubles each retry, plus up to 50 % jitter).
     pub backoff: Duration,
+    /// How many bytes the download may hold beyond the first one its
+    /// consumer has not made durable ([`PackageReader::backlog`]), on top of
+    /// what the connections need in flight: 32 MiB by default. A disk slower
+    /// than the link then makes the download wait instead of filling memory
+    /// with bytes a power loss would take (a 20 MB/s disk behind a 100 MB/s
+    /// link would otherwise hold most of the package).
+    pub ahead_of_durable: u64,
 }
 
 impl Default for DownloadOptions {
@@ -85,6 +93,7 @@ impl Default for DownloadOptions {
             rate_window: Duration::from_secs(10),
             deadline: None,
             backoff: Duration::from_millis(250),
+            ahead_of_durable: 32 << 20,
         }
     }
 }
@@ -250,6 +259,8 @@ pub struct PackageReader {
     /// The whole package's digest, for a package without chunk digests
     /// (a chunked one is verified chunk by chunk as it arrives).
     hasher: Option<Sha256>,
+    /// How far it has read, and how far what it read is on disk.
+    backlog: Arc<Backlog>,
 }
 
 impl PackageReader {
@@ -261,6 +272,17 @@ impl PackageReader {
     /// The package's signed length.
     pub fn length(&self) -> u64 {
         self.length
+    }
+
+    /// The consumer's side of the pacing: a consumer that makes what it
+    /// reads durable (an [`updraft_package::Unpack`] given this backlog)
+    /// reports its synced files to it, and the download then holds at most
+    /// a few requests' worth of bytes beyond the last synced file
+    /// ([`Backlog::held_from`]): bytes held ahead of the disk are what a
+    /// power loss takes, and arriving earlier would not finish the update
+    /// sooner. Any other consumer paces the download by what it has read.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        Arc::clone(&self.backlog)
     }
 }
 
@@ -284,6 +306,7 @@ impl Read for PackageReader {
             hasher.update(&buf[..n]);
         }
         self.position += n as u64;
+        self.backlog.read_to(self.position);
         Ok(n)
     }
 }
@@ -305,6 +328,12 @@ struct Shared {
     what: String,
     /// The next segment a worker takes.
     next: AtomicUsize,
+    /// How far the consumer has read and made durable.
+    backlog: Arc<Backlog>,
+    /// Woken when `backlog` moves or the consumer returns.
+    room: Arc<tokio::sync::Notify>,
+    /// The consumer returned: nothing paces the workers any more.
+    consumer_done: AtomicBool,
 }
 
 impl Shared {
@@ -539,7 +568,14 @@ async fn download_inner<T: Send + 'static>(
             max_bad_chunks: options.retry_count.min(2),
             what: request.what.clone(),
             next: AtomicUsize::new(0),
+            backlog: Arc::new(Backlog::starting_at(request.from)),
+            room: Arc::new(tokio::sync::Notify::new()),
+            consumer_done: AtomicBool::new(false),
         });
+        {
+            let room = Arc::clone(&shared.room);
+            shared.backlog.on_change(move || room.notify_waiters());
+        }
         shared.save();
         let pass = run_pass(fetcher, request, options, &shared, &part, cancel, &consume).await?;
         let fetched = shared.fetched.load(Ordering::Relaxed);
@@ -662,12 +698,13 @@ async fn run_pass<T: Send + 'static>(
     let stop = cancel.child_token();
     let consumer_failed = Arc::new(AtomicBool::new(false));
     let consumer = {
-        let (consume, board, part, stop, failed) = (
+        let (consume, board, part, stop, failed, shared) = (
             Arc::clone(consume),
             Arc::clone(&shared.board),
             part.to_path_buf(),
             stop.clone(),
             Arc::clone(&consumer_failed),
+            Arc::clone(shared),
         );
         let (length, chunked, from) = (request.length, request.chunks.is_some(), request.from);
         tokio::task::spawn_blocking(move || {
@@ -680,8 +717,13 @@ async fn run_pass<T: Send + 'static>(
                 length,
                 board,
                 hasher: (!chunked).then(Sha256::new),
+                backlog: Arc::clone(&shared.backlog),
             };
             let outcome = consume(&mut reader);
+            // A consumer that stopped early no longer reads: let the workers
+            // finish (an unchecked package is judged by its whole digest).
+            shared.consumer_done.store(true, Ordering::Release);
+            shared.room.notify_waiters();
             // Verified bytes cannot explain a failure: stop downloading. An
             // unverified package may be at fault instead: let it finish.
             if outcome.is_err() && chunked && !stop.is_cancelled() {
@@ -741,6 +783,9 @@ async fn run_pass<T: Send + 'static>(
                 if first >= count || shared.restart.load(Ordering::Relaxed) {
                     return Ok(());
                 }
+                let end = shared.lock().segments[(first + take).min(count) - 1].end;
+                let margin = options.ahead_of_durable;
+                wait_for_room(&shared, end, parallel, pace, margin, &stop).await?;
                 let taken = runs(&shared.lock(), first..(first + take).min(count));
                 for run in taken {
                     let timing =
@@ -788,6 +833,41 @@ async fn run_pass<T: Send + 'static>(
         consumed,
         consumer_failed: consumer_failed.load(Ordering::Relaxed),
     })
+}
+
+/// Waits until a request ending at byte `end` keeps within reach of its
+/// consumer. What the `parallel` connections need in flight to keep the
+/// link busy (their requests) is always allowed; beyond it, the download
+/// runs at most a piece ahead of what the consumer has read (bytes it has
+/// not read are the first a power loss takes, and arriving sooner than it
+/// reads does not finish sooner), and at most `margin`
+/// ([`DownloadOptions::ahead_of_durable`]) ahead of the first byte whose
+/// output may not be durable yet ([`Backlog::held_from`]). On a link slower
+/// than the disk this never waits.
+async fn wait_for_room(
+    shared: &Shared,
+    end: u64,
+    parallel: usize,
+    pace: Pace,
+    margin: u64,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let in_flight = (parallel as u64).saturating_mul(pace.request.max(PIECE));
+    loop {
+        // Registered before the check, so a move in between still wakes it.
+        let moved = shared.room.notified();
+        let backlog = &shared.backlog;
+        let room = (backlog.read_position().saturating_add(PIECE))
+            .min(backlog.held_from().saturating_add(margin))
+            .saturating_add(in_flight);
+        if shared.consumer_done.load(Ordering::Acquire) || end <= room {
+            return Ok(());
+        }
+        tokio::select! {
+            () = moved => {}
+            () = stop.cancelled() => return Err(Error::Cancelled),
+        }
+    }
 }
 
 /// The first byte to fetch: the start of the chunk holding `request.from`.
@@ -1371,7 +1451,11 @@ mod tests {
 
     /// A package of 5 MiB with chunk digests (or not), served from a folder.
     fn package(dir: &Path, chunked: bool) -> (DownloadRequest, Vec<u8>) {
-        let bytes: Vec<u8> = (0..5u32 << 20)
+        package_of(dir, chunked, 5 << 20)
+    }
+
+    fn package_of(dir: &Path, chunked: bool, length: u32) -> (DownloadRequest, Vec<u8>) {
+        let bytes: Vec<u8> = (0..length)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
             .collect();
         let source = dir.join("package.bin");
@@ -1535,6 +1619,120 @@ mod tests {
         assert!(
             sent <= length + 3 * chunk,
             "each cut costs at most the chunk it fell in: {sent} for {length}"
+        );
+    }
+
+    /// Downloads a 40 MiB package over one connection into a consumer that
+    /// closes a file per MiB it reads, waits `read_pause` after each, and
+    /// syncs each `sync_pause` after the last (`None`: never reports files).
+    /// Returns how far, at most, the download got beyond the consumer's
+    /// first byte not durable ([`Backlog::held_from`]) and beyond what it had read.
+    async fn paced(margin: u64, read_pause: Duration, sync_pause: Option<Duration>) -> (u64, u64) {
+        const MIB: u64 = 1 << 20;
+        let fetcher = Fetcher::with(Duration::from_secs(5), true).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (request, bytes) = package_of(dir.path(), true, 40 << 20);
+        let backlog: Arc<std::sync::OnceLock<Arc<Backlog>>> = Arc::default();
+        let lags = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let progress: ProgressFn = {
+            let (backlog, lags) = (Arc::clone(&backlog), Arc::clone(&lags));
+            Arc::new(move |done, _| {
+                if let Some(backlog) = backlog.get() {
+                    let durable = done.saturating_sub(backlog.held_from());
+                    lags.0.fetch_max(durable, Ordering::Relaxed);
+                    let read = done.saturating_sub(backlog.read_position());
+                    lags.1.fetch_max(read, Ordering::Relaxed);
+                }
+            })
+        };
+        let consume: ConsumeFn<u64> = {
+            let seen = Arc::clone(&backlog);
+            Arc::new(move |reader| {
+                let backlog = reader.backlog();
+                let _ = seen.set(Arc::clone(&backlog));
+                let (closed, disk) = std::sync::mpsc::channel::<u64>();
+                let syncer = {
+                    let backlog = Arc::clone(&backlog);
+                    std::thread::spawn(move || {
+                        for at in disk {
+                            std::thread::sleep(sync_pause.unwrap_or_default());
+                            backlog.synced(Some(at));
+                        }
+                    })
+                };
+                let mut file = vec![0u8; usize::try_from(MIB).unwrap()];
+                let mut total = 0;
+                loop {
+                    let n = std::io::Read::read(&mut reader.take(MIB), &mut file)
+                        .map_err(|e| Error::io("read", Path::new("p"), e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    total += n as u64;
+                    if total % MIB == 0 || total == reader.length() {
+                        std::thread::sleep(read_pause);
+                        if sync_pause.is_some() {
+                            backlog.closed();
+                            let _ = closed.send(reader.position());
+                        }
+                    }
+                }
+                drop(closed);
+                let _ = syncer.join();
+                Ok(total)
+            })
+        };
+        let options = DownloadOptions {
+            parallel: 1,
+            ahead_of_durable: margin,
+            ..DownloadOptions::default()
+        };
+        let (read, _) = download_streaming(
+            &fetcher,
+            &request,
+            &options,
+            Some(progress),
+            &CancellationToken::new(),
+            consume,
+        )
+        .await
+        .unwrap();
+        assert_eq!(read, bytes.len() as u64);
+        (
+            lags.0.load(Ordering::Relaxed),
+            lags.1.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Behind a consumer whose disk is slower than the source (a file
+    /// synced every 30 ms: 35 MB/s), the download holds no more than its
+    /// margin and its request beyond the consumer's last durable byte; with
+    /// no margin to speak of it runs far ahead.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_download_keeps_within_reach_of_what_its_consumer_made_durable() {
+        const MIB: u64 = 1 << 20;
+        let fast = Duration::ZERO;
+        let slow_disk = Some(Duration::from_millis(30));
+        let (held, _) = paced(MIB, fast, slow_disk).await;
+        assert!(held <= MIB + MAX_REQUEST, "held {} MiB ahead", held / MIB);
+        let (unpaced, _) = paced(u64::MAX / 2, fast, slow_disk).await;
+        assert!(
+            unpaced > 24 * MIB,
+            "unpaced, it runs ahead: {} MiB",
+            unpaced / MIB
+        );
+    }
+
+    /// Behind a consumer that reads slower than the source (1 MiB per 30
+    /// ms), the download holds no more than its request and a piece beyond
+    /// what was read: unread bytes are the first a power loss takes.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_download_keeps_within_a_piece_of_a_slow_reader() {
+        let (_, ahead) = paced(u64::MAX / 2, Duration::from_millis(30), None).await;
+        assert!(
+            ahead <= PIECE + MAX_REQUEST,
+            "{} MiB ahead of the reader",
+            ahead >> 20
         );
     }
 

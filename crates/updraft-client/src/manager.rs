@@ -684,6 +684,7 @@ impl UpdateManager {
                 Arc::new(move |reader| {
                     let mut sink = updraft_package::Unpack::new(&tree)
                         .reuse_verified(true)
+                        .backlog(reader.backlog())
                         .durable();
                     let old_release = updraft_delta::Release {
                         root: &old_root,
@@ -866,9 +867,12 @@ impl UpdateManager {
             Arc::new(move |reader| {
                 // Files an interrupted run already unpacked are kept once they
                 // hash right; each file is synced as soon as it is complete.
+                // The download keeps within a few requests of the last synced
+                // file: what it holds beyond is what a power loss takes.
                 let mut sink = updraft_package::Unpack::new(&tree)
                     .reuse_verified(true)
                     .record_synced(&record)
+                    .backlog(reader.backlog())
                     .durable();
                 let installing = |reason| Error::Install {
                     version: version.clone(),

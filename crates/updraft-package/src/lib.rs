@@ -24,9 +24,11 @@ use sha2::{Digest, Sha256};
 use updraft_protocol::manifest::FileEntry;
 use updraft_protocol::{ReleaseManifest, Sha256Digest, TargetPath};
 
+mod backlog;
 mod os;
 mod unpack;
 
+pub use backlog::Backlog;
 pub use unpack::{SAFE_MODE_MASK, Unpack, create_root};
 
 /// Most entries a package may have.

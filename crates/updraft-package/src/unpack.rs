@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use updraft_protocol::manifest::FileEntry;
 use updraft_protocol::{Sha256Digest, TargetPath};
 
-use crate::Sink;
+use crate::{Backlog, Sink};
+use std::sync::Arc;
 
 /// Permission bits an unpacked entry may have: never setuid, setgid or
 /// sticky, never writable by group or others, whatever the manifest says. A
@@ -40,6 +41,8 @@ pub struct Unpack {
     /// The first this many files of the manifest were found intact
     /// ([`verify_prefix`](Self::verify_prefix)).
     verified: usize,
+    /// Told of every file closed and synced ([`backlog`](Self::backlog)).
+    backlog: Option<Arc<Backlog>>,
 }
 
 /// Syncs closed files on threads of their own, so their bytes reach the disk
@@ -47,88 +50,128 @@ pub struct Unpack {
 /// the disk; a few at once keep it busy.
 #[derive(Debug)]
 struct Syncer {
-    files: std::sync::mpsc::Sender<(u64, PathBuf)>,
+    /// A closed file's number, path, and the input position at its close.
+    files: std::sync::mpsc::Sender<(u64, PathBuf, u64)>,
     threads: Vec<std::thread::JoinHandle<Result<(), String>>>,
 }
 
 /// Files synced at once.
 const SYNC_THREADS: usize = 4;
 
-/// How often, at most, the record of durable files is written.
-const RECORD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Which files (numbered in package order) are synced, for the record.
+/// Which files (numbered in package order) are synced, for the record and
+/// the backlog.
 #[derive(Debug)]
 struct Progress {
-    /// Where to write `{"files": N}`: the first N files in package order are
-    /// on disk, their folders' entries too.
-    record: Option<PathBuf>,
-    /// The folder everything is unpacked into.
-    root: PathBuf,
-    /// Synced, beyond `low`.
-    done: std::collections::BTreeSet<u64>,
+    /// Where `{"files": N}` is written: the first N files in package order
+    /// are on disk, and so are their folders' entries.
+    record: Option<fs::File>,
+    /// Synced, beyond `low`, with the input position at their close.
+    done: std::collections::BTreeMap<u64, u64>,
     /// Every file numbered below it is synced.
     low: u64,
-    /// Folders holding synced files, not yet synced themselves.
-    dirs: std::collections::BTreeSet<PathBuf>,
-    recorded: u64,
-    last: std::time::Instant,
+    /// A sync failed: nothing more is recorded (the unpack fails).
+    failed: bool,
+    /// Told how far the synced prefix reaches in the input.
+    backlog: Option<Arc<Backlog>>,
 }
 
 impl Progress {
-    fn synced(&mut self, seq: u64, path: &Path) {
-        if self.record.is_none() {
-            return;
-        }
-        self.done.insert(seq);
-        while self.done.remove(&self.low) {
+    /// File `seq`, closed at input position `at`, was synced (`ok`) or its
+    /// sync failed (it still stops counting as waiting, so a producer paced
+    /// by the backlog never waits for it; `finish` reports the error).
+    fn synced(&mut self, seq: u64, at: u64, ok: bool) {
+        self.failed |= !ok;
+        self.done.insert(seq, at);
+        let mut prefix_end = None;
+        while let Some(at) = self.done.remove(&self.low) {
             self.low += 1;
+            prefix_end = Some(at);
         }
-        let mut dir = path.parent();
-        while let Some(d) = dir {
-            if !d.starts_with(&self.root) || !self.dirs.insert(d.to_path_buf()) {
-                break;
-            }
-            dir = d.parent();
+        if let Some(backlog) = &self.backlog {
+            backlog.synced(prefix_end);
         }
-        if self.low > self.recorded && self.last.elapsed() >= RECORD_INTERVAL {
+        if prefix_end.is_some() && !self.failed {
             self.write();
         }
     }
 
-    /// Syncs the folders, then records how many files are durable. Best
-    /// effort: a record that cannot be written costs a resume some bytes,
-    /// never the install (it is never trusted, only a simulation's guide).
+    /// Records how many files are durable. The record is not synced: it
+    /// tells a power-loss simulation, which reads it before it drops the
+    /// page cache, what a real power loss would have kept, and nothing else
+    /// reads it (a resumed install hashes what it keeps). Written in place at
+    /// a fixed width, so a kill never leaves half a record.
     fn write(&mut self) {
-        let Some(record) = &self.record else { return };
-        for dir in std::mem::take(&mut self.dirs) {
-            if fs::File::open(&dir).and_then(|d| d.sync_all()).is_err() {
-                return;
-            }
+        use std::io::{Seek, SeekFrom};
+        let Some(record) = &mut self.record else {
+            return;
+        };
+        let line = format!("{{\"files\": {:>20}}}\n", self.low);
+        let length = line.len() as u64;
+        if record
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| record.write_all(line.as_bytes()))
+            // What an older, longer record left beyond the line goes.
+            .and_then(|()| {
+                if record.metadata()?.len() == length {
+                    Ok(())
+                } else {
+                    record.set_len(length)
+                }
+            })
+            .is_err()
+        {
+            self.record = None;
         }
-        let tmp = record.with_extension("json.tmp");
-        let written = fs::write(&tmp, format!("{{\"files\": {}}}\n", self.low))
-            .and_then(|()| fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| fs::rename(&tmp, record));
-        if written.is_ok() {
-            if let Some(parent) = record.parent() {
-                let _ = fs::File::open(parent).and_then(|d| d.sync_all());
-            }
-            self.recorded = self.low;
-        }
-        self.last = std::time::Instant::now();
     }
 }
 
+/// Syncs the folder holding `path`, so its entry is durable, and once each
+/// the folders above it up to `root` (their entries are made once, when they
+/// are created); `linked` holds the folders whose entry is synced.
+fn sync_parents(
+    path: &Path,
+    root: &Path,
+    linked: &std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+) -> io::Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    fs::File::open(parent)?.sync_all()?;
+    let mut dir = parent;
+    while dir != root {
+        let Some(up) = dir.parent() else { break };
+        let known = linked.lock().map_or(true, |set| set.contains(dir));
+        if known {
+            break;
+        }
+        fs::File::open(up)?.sync_all()?;
+        // Only once synced: another thread that finds it meanwhile syncs it too.
+        if let Ok(mut set) = linked.lock() {
+            set.insert(dir.to_path_buf());
+        }
+        dir = up;
+    }
+    Ok(())
+}
+
 impl Syncer {
-    fn start(progress: Progress) -> Self {
-        let (files, queue) = std::sync::mpsc::channel::<(u64, PathBuf)>();
-        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
-        let progress = std::sync::Arc::new(std::sync::Mutex::new(progress));
+    /// With a record, each file's folders are synced with it, so that
+    /// what the record counts is durable with its name.
+    fn start(progress: Progress, root: PathBuf) -> Self {
+        let (files, queue) = std::sync::mpsc::channel::<(u64, PathBuf, u64)>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let with_folders = progress.record.is_some();
+        let progress = Arc::new(std::sync::Mutex::new(progress));
+        let linked = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let root = Arc::new(root);
         let threads = (0..SYNC_THREADS)
             .map(|_| {
-                let queue = std::sync::Arc::clone(&queue);
-                let progress = std::sync::Arc::clone(&progress);
+                let (queue, progress, linked, root) = (
+                    Arc::clone(&queue),
+                    Arc::clone(&progress),
+                    Arc::clone(&linked),
+                    Arc::clone(&root),
+                );
                 std::thread::spawn(move || {
                     let mut first_error = None;
                     loop {
@@ -136,19 +179,25 @@ impl Syncer {
                             .lock()
                             .map_err(|_| "the sync queue failed".to_owned())?
                             .recv();
-                        let Ok((seq, path)) = next else { break };
-                        let synced = fs::File::open(&path).and_then(|file| file.sync_data());
-                        match synced {
-                            Err(error) => {
-                                first_error.get_or_insert_with(|| {
-                                    format!("cannot sync `{}`: {error}", path.display())
-                                });
-                            }
-                            Ok(()) => progress
-                                .lock()
-                                .map_err(|_| "the sync record failed".to_owned())?
-                                .synced(seq, &path),
+                        let Ok((seq, path, at)) = next else { break };
+                        let synced = fs::File::open(&path)
+                            .and_then(|file| file.sync_data())
+                            .and_then(|()| {
+                                if with_folders {
+                                    sync_parents(&path, &root, &linked)
+                                } else {
+                                    Ok(())
+                                }
+                            });
+                        if let Err(error) = &synced {
+                            first_error.get_or_insert_with(|| {
+                                format!("cannot sync `{}`: {error}", path.display())
+                            });
                         }
+                        progress
+                            .lock()
+                            .map_err(|_| "the sync record failed".to_owned())?
+                            .synced(seq, at, synced.is_ok());
                     }
                     first_error.map_or(Ok(()), Err)
                 })
@@ -183,12 +232,24 @@ impl Unpack {
             record: None,
             next: 0,
             verified: 0,
+            backlog: None,
         }
     }
 
-    /// With [`durable`](Self::durable) (called after this): records in `record`,
-    /// every 10 ms at most, `{"files": N}` once the first N files in package
-    /// order and their folders are synced. Nothing trusts the record (a
+    /// With [`durable`](Self::durable) (called after this): tells `backlog`
+    /// of every file closed and synced, with the input position
+    /// ([`Backlog::read_position`]) at its close, so the input's producer can
+    /// keep within reach of the disk ([`Backlog::held_from`]).
+    #[must_use]
+    pub fn backlog(mut self, backlog: Arc<Backlog>) -> Self {
+        self.backlog = Some(backlog);
+        self
+    }
+
+    /// With [`durable`](Self::durable) (called after this): records in `record`
+    /// `{"files": N}` as soon as the first N files in package order and their
+    /// folders are synced (each file's folder is synced with it). The record
+    /// itself is not synced, and nothing trusts it (a
     /// resumed install hashes what it keeps); it tells a power-loss
     /// simulation (`bench/powerloss.py`) what a real one would have kept.
     #[must_use]
@@ -214,15 +275,27 @@ impl Unpack {
     /// the folders. Without it, nothing is synced.
     #[must_use]
     pub fn durable(mut self) -> Self {
-        self.syncer = Some(Syncer::start(Progress {
-            record: self.record.clone(),
-            root: self.into.clone(),
-            done: std::collections::BTreeSet::new(),
-            low: 0,
-            dirs: std::collections::BTreeSet::new(),
-            recorded: 0,
-            last: std::time::Instant::now(),
-        }));
+        // Not truncated: until this run records more, what an earlier run
+        // recorded still holds (a resumed walk keeps those files). One that
+        // cannot be opened costs the simulation its guide, never the unpack.
+        let record = self.record.as_ref().and_then(|path| {
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .ok()
+        });
+        self.syncer = Some(Syncer::start(
+            Progress {
+                record,
+                done: std::collections::BTreeMap::new(),
+                low: 0,
+                failed: false,
+                backlog: self.backlog.clone(),
+            },
+            self.into.clone(),
+        ));
         self
     }
 
@@ -342,7 +415,9 @@ impl Sink for Unpack {
             .open(&dest)
             .map_err(|e| format!("cannot write `{path}`: {e}"))?;
         self.written += entry.size;
-        Ok(Box::new(io::BufWriter::with_capacity(256 * 1024, file)))
+        // The walk hands over what the decoder gives, up to 256 KiB at a
+        // time: a buffer here would only copy it once more.
+        Ok(Box::new(file))
     }
 
     fn close_file(&mut self, path: &TargetPath, entry: &FileEntry) -> Result<(), String> {
@@ -357,8 +432,17 @@ impl Sink for Unpack {
             if let Ok(file) = fs::File::open(&dest) {
                 crate::os::start_writeback(&file);
             }
-            // A closed channel means the thread stopped on an error; `finish` reports it.
-            let _ = syncer.files.send((seq, dest));
+            let at = self.backlog.as_ref().map_or(0, |backlog| {
+                backlog.closed();
+                backlog.read_position()
+            });
+            // A closed channel means the threads stopped on an error; `finish`
+            // reports it. The file will not be synced: it no longer waits.
+            if syncer.files.send((seq, dest, at)).is_err()
+                && let Some(backlog) = &self.backlog
+            {
+                backlog.synced(None);
+            }
         }
         Ok(())
     }

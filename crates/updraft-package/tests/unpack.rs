@@ -424,3 +424,90 @@ fn a_walk_from_a_restart_point_keeps_only_verified_files_before_it() {
     .unwrap_err();
     assert!(error.contains("cannot keep `a`"), "{error}");
 }
+
+/// A durable unpack records each file as soon as it and its folders are
+/// synced: at the end the record counts every file, in a fixed-width JSON
+/// line that overwrites a longer stale record whole, and the backlog it
+/// reported to holds nothing back.
+#[cfg(unix)]
+#[test]
+fn a_durable_unpack_records_every_synced_file_and_holds_nothing_back_at_the_end() {
+    use std::io::Read;
+    use std::sync::Arc;
+    struct Counted<'a> {
+        bytes: &'a [u8],
+        read: u64,
+        backlog: Arc<updraft_package::Backlog>,
+    }
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.bytes.read(buf)?;
+            self.read += n as u64;
+            self.backlog.read_to(self.read);
+            Ok(n)
+        }
+    }
+    let names: Vec<String> = (0..30)
+        .map(|i| format!("d{}/e{}/f{i:02}", i % 3, i % 2))
+        .collect();
+    let mut tar_bytes = Vec::new();
+    {
+        let mut builder = tar::Builder::new(&mut tar_bytes);
+        for name in &names {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(name.len() as u64);
+            builder
+                .append_data(&mut header, name, name.as_bytes())
+                .unwrap();
+        }
+        builder.finish().unwrap();
+    }
+    let package = zstd::encode_all(&tar_bytes[..], 3).unwrap();
+    let files: Vec<_> = names
+        .iter()
+        .map(|n| serde_json::json!({"path": n, "size": n.len(), "sha256": updraft_protocol::Sha256Digest::of(n.as_bytes()).to_hex(), "mode": 0o644}))
+        .collect();
+    let manifest: updraft_protocol::ReleaseManifest = serde_json::from_value(serde_json::json!({
+        "format_version": 1, "app": "kuzflow", "version": "1.0.0", "channel": "stable",
+        "platform": "linux", "arch": "x86_64", "main": names[0], "release_date": "2026-01-01T00:00:00Z",
+        "files": files,
+    }))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("tree");
+    updraft_package::create_root(&into).unwrap();
+    let record = dir.path().join("tree.synced.json");
+    std::fs::write(
+        &record,
+        format!("{{\"files\": {}}}\n{}\n", u64::MAX, "x".repeat(5)),
+    )
+    .unwrap();
+    let backlog = Arc::new(updraft_package::Backlog::starting_at(0));
+    let mut sink = updraft_package::Unpack::new(&into)
+        .record_synced(&record)
+        .backlog(Arc::clone(&backlog))
+        .durable();
+    let reader = Counted {
+        bytes: &package,
+        read: 0,
+        backlog: Arc::clone(&backlog),
+    };
+    updraft_package::walk_reader_from(
+        reader,
+        &manifest,
+        &mut sink,
+        updraft_package::FileDigests::Check,
+        None,
+    )
+    .unwrap();
+    sink.finish().unwrap();
+    let text = std::fs::read_to_string(&record).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["files"], 30, "{text:?}");
+    assert_eq!(backlog.held_from(), package.len() as u64, "{backlog:?}");
+    for name in &names {
+        assert_eq!(std::fs::read_to_string(into.join(name)).unwrap(), *name);
+    }
+}
