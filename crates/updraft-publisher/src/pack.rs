@@ -62,7 +62,7 @@ impl Default for PackOptions {
         Self {
             level: 19,
             window_log: 24,
-            threads: 2,
+            threads: 1,
             mtime: 0,
             restart_every: DEFAULT_RESTART_EVERY,
             restart_output: DEFAULT_RESTART_OUTPUT,
