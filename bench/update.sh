@@ -8,7 +8,11 @@
 # more syncing each file on its own, as the unpacker does). For the
 # first size, update and curl also run over a slower link with a round trip
 # (bench/proxy.py). Every update is measured as a whole command: check,
-# download, verification, unpacking, the journaled switch.
+# download, verification, unpacking, the journaled switch. Beside it, what a
+# user would otherwise run: `curl | zstd -d | tar -x` of the same package,
+# unverified, with and without a sync. Every timed row also prints the CPU
+# seconds the whole machine was busy (client, server and kernel, on all
+# cores) against the seconds it had: on loopback the server shares the cores.
 #
 # usage: bench/update.sh [OUT_DIR]     (default: bench-out/)
 #   SIZES="200 1024"   app sizes in MB: that many files of 1 MiB of random
@@ -16,7 +20,7 @@
 #   ROUNDS=3           timed rounds per size
 #   LINK_MB=25         the link speed (MB/s) of the extra rounds on a link
 #   RTT_MS=50          the round trip of the timed round on that link
-# Needs: curl, cargo, python3 (and root, to drop the page cache).
+# Needs: curl, zstd, tar, cargo, python3 (and root, to drop the page cache).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -36,11 +40,19 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 # round left is synced, and the journal has committed (a second).
 quiet() { sync; sleep 1; }
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/healthz" && return; sleep 0.05; done; }
-row() { printf '| %-6s | %-5s | %-52s | %8s | %11s |\n' "$@"; }
+row() { printf '| %-6s | %-5s | %-56s | %8s | %13s | %11s |\n' "$@"; }
+# One timed row, started on a quiet disk. $1: label, $2: command (sh -c).
+timed() {
+  quiet
+  local r secs rss busy had
+  r=$(measure --machine-cpu sh -c "$2")
+  read -r secs rss busy had <<<"$r"
+  row "$mb" "$round" "$1" "$secs" "$busy / $had" "$rss"
+}
 ratio() { python3 -c "import sys; print(f'{int(sys.argv[1]) / int(sys.argv[2]):.3f}x')" "$1" "$2"; }
 
-printf '| app MB | round | what                                                 | seconds  | peak RSS kB |\n'
-printf '|--------|-------|------------------------------------------------------|----------|-------------|\n'
+printf '| app MB | round | what                                                     | seconds  | CPU busy/had  | peak RSS kB |\n'
+printf '|--------|-------|----------------------------------------------------------|----------|---------------|-------------|\n'
 port=18491
 for mb in $sizes; do
   work="$out/update-bench-$mb"
@@ -62,32 +74,40 @@ for mb in $sizes; do
   "$updraft" install --server "http://127.0.0.1:$port" --app big --version 1.0.0 --dir "$work/pristine" \
     --trusted-root "$work/store/metadata/root.json" >/dev/null
   url="http://127.0.0.1:$port/${package#"$work"/store/}"
-  row "$mb" "" "package: $size bytes, $mb files" "" ""
+  round=""
+  row "$mb" "" "package: $size bytes, $mb files" "" "" ""
   for round in $(seq "$rounds"); do
     rm -rf "$work/install" && cp -a "$work/pristine" "$work/install"
-    quiet
-    r=$(measure sh -c "'$updraft' update --dir '$work/install' --yes --json > '$work/update.json'")
+    timed "updraft update (whole command, durable)" \
+      "'$updraft' update --dir '$work/install' --yes --json > '$work/update.json'"
     [ "$(readlink "$work/install/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
-    row "$mb" "$round" "updraft update (whole command, durable)" "${r%% *}" "${r##* }"
     # The disk's part alone: the unpacked app copied from the page cache
     # and synced, no network, no verification (what any durable install
     # of these files must at least wait for).
-    rm -rf "$work/floor"; quiet
-    r=$(measure sh -c "cp -a '$work/install/versions/1.1.0' '$work/floor' && sync -f '$work/floor'")
-    row "$mb" "$round" "cp -a of the unpacked app, then sync (disk floor)" "${r%% *}" "${r##* }"
-    rm -rf "$work/floor"; quiet
-    # The same, each file synced on its own as the unpacker does.
-    r=$(measure sh -c "cp -a '$work/install/versions/1.1.0' '$work/floor' && python3 '$here/fsync_each.py' '$work/floor'")
-    row "$mb" "$round" "cp -a, then fdatasync each file, 4 threads" "${r%% *}" "${r##* }"
     rm -rf "$work/floor"
-    rm -f "$work/curl.out"; quiet
-    r=$(measure curl -sf -o "$work/curl.out" "$url")
-    row "$mb" "$round" "curl -o (download only, not synced)" "${r%% *}" "${r##* }"
-    rm -f "$work/curl.out"; quiet
-    r=$(measure sh -c "curl -sf -o '$work/curl.out' '$url' && sync '$work/curl.out'")
-    row "$mb" "$round" "curl -o, then sync the file (durable)" "${r%% *}" "${r##* }"
+    timed "cp -a of the unpacked app, then sync (disk floor)" \
+      "cp -a '$work/install/versions/1.1.0' '$work/floor' && sync -f '$work/floor'"
+    rm -rf "$work/floor"
+    # The same, each file synced on its own as the unpacker does.
+    timed "cp -a, then fdatasync each file, 4 threads" \
+      "cp -a '$work/install/versions/1.1.0' '$work/floor' && python3 '$here/fsync_each.py' '$work/floor'"
+    rm -rf "$work/floor"
+    # What a user would otherwise run: download and unpack in one pipe,
+    # nothing verified, then the same made durable.
+    mkdir "$work/floor"
+    timed "curl piped into zstd -d and tar -x (unverified)" \
+      "curl -sf '$url' | zstd -dcq | tar -x -C '$work/floor'"
+    rm -rf "$work/floor" && mkdir "$work/floor"
+    timed "the same pipe, then sync (unverified, durable)" \
+      "curl -sf '$url' | zstd -dcq | tar -x -C '$work/floor' && sync -f '$work/floor'"
+    rm -rf "$work/floor"
+    rm -f "$work/curl.out"
+    timed "curl -o (download only, not synced)" "curl -sf -o '$work/curl.out' '$url'"
+    rm -f "$work/curl.out"
+    timed "curl -o, then sync the file (durable)" "curl -sf -o '$work/curl.out' '$url' && sync '$work/curl.out'"
     rm -f "$work/curl.out"
   done
+  round=""
 
   # Through the proxy: a link of that speed and round trip, and a counter
   # that can kill the updater. $1: rate (bytes/s, 0 = none), $2: delay (ms).
@@ -116,14 +136,12 @@ PY
   # must not leave the link idle.
   if [ "$mb" = "${sizes%% *}" ]; then
     label="$link_mb MB/s, $rtt_ms ms link"
-    via_proxy $((link_mb * 1000 * 1000)) "$rtt_ms"; quiet
-    r=$(measure sh -c "'$updraft' update --dir '$work/via' --yes --json > '$work/update.json'")
+    via_proxy $((link_mb * 1000 * 1000)) "$rtt_ms"
+    timed "updraft update on a $label" "'$updraft' update --dir '$work/via' --yes --json > '$work/update.json'"
     [ "$(readlink "$work/via/current")" = "versions/1.1.0" ] || { echo "update did not switch to 1.1.0" >&2; exit 1; }
-    row "$mb" "" "updraft update on a $label" "${r%% *}" "${r##* }"
     stop_proxy
-    via_proxy $((link_mb * 1000 * 1000)) "$rtt_ms"; rm -f "$work/curl.out"; quiet
-    r=$(measure curl -sf -o "$work/curl.out" "http://127.0.0.1:$proxy_port/${package#"$work"/store/}")
-    row "$mb" "" "curl -o on a $label" "${r%% *}" "${r##* }"
+    via_proxy $((link_mb * 1000 * 1000)) "$rtt_ms"; rm -f "$work/curl.out"
+    timed "curl -o on a $label" "curl -sf -o '$work/curl.out' 'http://127.0.0.1:$proxy_port/${package#"$work"/store/}'"
     rm -f "$work/curl.out"
     stop_proxy
   fi
@@ -146,7 +164,7 @@ PY
     [ "$(readlink "$work/via/current")" = "versions/1.1.0" ] || { echo "the resumed update did not switch" >&2; exit 1; }
     sleep 0.1
     local after; after=$(cat "$count")
-    row "$mb" "" "$1: $(ratio $((after - before)) "$size") of the package$lost" "" ""
+    row "$mb" "" "$1: $(ratio $((after - before)) "$size") of the package$lost" "" "" ""
     stop_proxy
   }
   interrupted "killed at 50 %, resumed" 0 no
