@@ -7,8 +7,13 @@ survive (`{sha}.tree.synced.json`: the first N files of the manifest, which
 lists them in package order); every other file and link in the tree is lost.
 Then the page cache is dropped, when running as root.
 
-usage: powerloss.py STAGING_DIR     prints `<synced bytes> <lost bytes>`
-                                    (partial downloads and unpacked files)
+usage: powerloss.py STAGING_DIR     prints `<synced bytes> <lost bytes>`:
+  what survives (synced ranges of partial downloads, synced unpacked files)
+  and what the power loss took (unpacked files removed, and the bytes of
+  partial downloads that were there but not synced, counted in 64 KiB blocks
+  that were not all zero; the ranges never downloaded are not counted). A
+  byte can count in both, as a file kept and as a partial's byte lost: what
+  a resume fetches again is the bytes on the wire, not this.
 """
 import json
 import os
@@ -38,10 +43,14 @@ for name in os.listdir(staging):
                 f.seek(start)
                 left = end - start
                 while left:
-                    n = min(left, 1 << 20)
-                    f.write(bytes(n))
-                    left -= n
-                lost_total += end - start
+                    block = f.read(min(left, 1 << 16))
+                    if not block:
+                        break
+                    if block.count(0) != len(block):
+                        lost_total += len(block)
+                    f.seek(-len(block), os.SEEK_CUR)
+                    f.write(bytes(len(block)))
+                    left -= len(block)
         synced_total += keep
     elif name.endswith(".tree") and os.path.isdir(path):
         sha = name[: -len(".tree")]

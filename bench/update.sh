@@ -157,7 +157,7 @@ PY
     local lost=""
     if [ "$3" = yes ]; then
       lost=$(python3 "$here/powerloss.py" "$work/via/.updraft/staging")
-      lost=" (synced ${lost% *}, lost ${lost#* } bytes)"
+      lost=" (the power loss kept ${lost% *} bytes on disk)"
     fi
     [ "$(readlink "$work/via/current")" = "versions/1.0.0" ] || { echo "the killed update switched" >&2; exit 1; }
     "$updraft" update --dir "$work/via" --yes --json >/dev/null
