@@ -783,9 +783,12 @@ async fn run_pass<T: Send + 'static>(
                 if first >= count || shared.restart.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                let end = shared.lock().segments[(first + take).min(count) - 1].end;
+                let span = {
+                    let state = shared.lock();
+                    state.segments[first].start..state.segments[(first + take).min(count) - 1].end
+                };
                 let margin = options.ahead_of_durable;
-                wait_for_room(&shared, end, parallel, pace, margin, &stop).await?;
+                wait_for_room(&shared, span, parallel, pace, margin, &stop).await?;
                 let taken = runs(&shared.lock(), first..(first + take).min(count));
                 for run in taken {
                     let timing =
@@ -835,8 +838,13 @@ async fn run_pass<T: Send + 'static>(
     })
 }
 
-/// Waits until a request ending at byte `end` keeps within reach of its
-/// consumer. What the `parallel` connections need in flight to keep the
+/// Waits until a request for the bytes `span` keeps within reach of its
+/// consumer. A request that holds the next byte the consumer reads is held
+/// back only by the disk, and at most until everything before its start is
+/// synced: a package below 4 MiB, or one fetched again on one connection, is
+/// a single piece longer than the room below, and waiting for its end to
+/// fit would deadlock with a consumer waiting for its bytes. For any other request:
+/// what the `parallel` connections need in flight to keep the
 /// link busy (their requests) is always allowed; beyond it, the download
 /// runs at most a piece ahead of what the consumer has read (bytes it has
 /// not read are the first a power loss takes, and arriving sooner than it
@@ -846,7 +854,7 @@ async fn run_pass<T: Send + 'static>(
 /// than the disk this never waits.
 async fn wait_for_room(
     shared: &Shared,
-    end: u64,
+    span: Range<u64>,
     parallel: usize,
     pace: Pace,
     margin: u64,
@@ -860,7 +868,17 @@ async fn wait_for_room(
         let room = (backlog.read_position().saturating_add(PIECE))
             .min(backlog.held_from().saturating_add(margin))
             .saturating_add(in_flight);
-        if shared.consumer_done.load(Ordering::Acquire) || end <= room {
+        let go = if span.start <= backlog.read_position() {
+            // The consumer waits for this request: only the disk may hold it
+            // back, and only until everything before its start is synced
+            // (which always comes: once nothing closed waits for a sync, the
+            // durable frontier is the read position).
+            let held = backlog.held_from();
+            span.end <= held.saturating_add(margin).saturating_add(in_flight) || held >= span.start
+        } else {
+            span.end <= room
+        };
+        if go || shared.consumer_done.load(Ordering::Acquire) {
             return Ok(());
         }
         tokio::select! {
@@ -1512,6 +1530,40 @@ mod tests {
             .unwrap();
             assert!(read == bytes, "chunked {chunked}: the bytes in order");
             assert_eq!(stats.fetched, bytes.len() as u64);
+        }
+    }
+
+    /// A package fetched as one piece (below 4 MiB, on one connection) that
+    /// is longer than the pacing's room still downloads: the request holding
+    /// the consumer's next byte always goes. It used to wait for room from a
+    /// consumer that was waiting for its bytes, for ever.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_single_piece_longer_than_the_pacing_room_still_downloads() {
+        let fetcher = Fetcher::with(Duration::from_secs(5), true).unwrap();
+        for length in [(3 << 20) + 1, (4 << 20) - 1] {
+            for chunked in [true, false] {
+                let dir = tempfile::tempdir().unwrap();
+                let (request, bytes) = package_of(dir.path(), chunked, length);
+                let (read, stats) = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    download_streaming(
+                        &fetcher,
+                        &request,
+                        &DownloadOptions::default(),
+                        None,
+                        &CancellationToken::new(),
+                        collect(),
+                    ),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("{length} bytes, chunked {chunked}: stuck"))
+                .unwrap();
+                assert!(
+                    read == bytes,
+                    "{length} bytes, chunked {chunked}: the bytes in order"
+                );
+                assert_eq!(stats.fetched, bytes.len() as u64);
+            }
         }
     }
 
