@@ -36,16 +36,6 @@ const REPORT_DEADLINE: Duration = Duration::from_secs(3);
 const DOWNLOAD_SHARE: f64 = 0.95;
 
 impl Outcome {
-    /// The outcome of an update installed outside the workflow's own steps
-    /// (by the dialog's backend, which runs the workflow itself).
-    pub fn installed(offer: &Offer) -> Self {
-        Self {
-            updated: true,
-            switched: true,
-            ..Self::new(&offer.version, &offer.current_version)
-        }
-    }
-
     fn new(version: &str, from: &str) -> Self {
         Self {
             updated: false,
@@ -123,8 +113,13 @@ pub struct Progress {
     pub total: u64,
     /// Bytes per second over the last seconds.
     pub rate: f64,
-    /// Seconds left at that rate, when it is known.
+    /// Seconds left in the current step at that rate, when it is known.
     pub eta_seconds: Option<f64>,
+    /// Seconds left for the whole update, when it is known: the step's
+    /// time left, plus the steps after the download estimated from their
+    /// share of the whole (their files are already written and synced by
+    /// then, so they take little).
+    pub overall_eta_seconds: Option<f64>,
     /// The current step's share done, 0 to 1.
     pub step_fraction: f64,
     /// The whole update's share done, 0 to 1.
@@ -326,6 +321,9 @@ impl<'a> Meter<'a> {
             }
         };
         let eta_seconds = (rate > 0.0).then(|| total.saturating_sub(done) as f64 / rate);
+        let elapsed = now.duration_since(state.started).as_secs_f64();
+        let overall_eta_seconds =
+            eta_seconds.map(|eta| eta + (elapsed + eta) * (1.0 - DOWNLOAD_SHARE) / DOWNLOAD_SHARE);
         let step_fraction = if total == 0 {
             1.0
         } else {
@@ -340,6 +338,7 @@ impl<'a> Meter<'a> {
             total,
             rate,
             eta_seconds,
+            overall_eta_seconds,
             step_fraction,
             overall_fraction: step_fraction * DOWNLOAD_SHARE,
         }));
@@ -355,6 +354,7 @@ fn step(events: &dyn EventSink, phase: Phase, total: u64, overall_fraction: f64)
         total,
         rate: 0.0,
         eta_seconds: None,
+        overall_eta_seconds: None,
         step_fraction: 0.0,
         overall_fraction,
     }));
@@ -375,8 +375,10 @@ impl UpdateManager {
     /// Runs the update of `offer` to its end, as `finish` says, telling
     /// `events` what happens (ending with one [`UpdateEvent::Result`]), and
     /// reports the outcome to the server. Cancelling `cancel` stops it at
-    /// once during the download, leaving only resumable staging behind;
-    /// later steps are short and finish.
+    /// once during the download, leaving only resumable staging behind, and
+    /// while it waits for the app to exit ([`Finish::AfterExit`]), leaving
+    /// the update prepared (the next `updraft run` or `apply` switches);
+    /// the other steps are short and finish.
     pub async fn update(
         &self,
         offer: &Offer,
@@ -404,7 +406,15 @@ impl UpdateManager {
         };
         let mut outcome = Outcome::new(&version, &state.current_version);
         outcome.updated = true;
-        let result = self.complete(&version, finish, events, &mut outcome).await;
+        let result = self
+            .complete(
+                &version,
+                finish,
+                events,
+                &CancellationToken::new(),
+                &mut outcome,
+            )
+            .await;
         self.conclude(result, outcome, events).await
     }
 
@@ -472,7 +482,8 @@ impl UpdateManager {
         self.prepare(offer, &downloaded).await?;
         outcome.install_seconds = installing.elapsed().as_secs_f64();
         outcome.updated = true;
-        self.complete(&offer.version, finish, events, outcome).await
+        self.complete(&offer.version, finish, events, cancel, outcome)
+            .await
     }
 
     async fn complete(
@@ -480,6 +491,7 @@ impl UpdateManager {
         version: &str,
         finish: &Finish,
         events: &dyn EventSink,
+        cancel: &CancellationToken,
         outcome: &mut Outcome,
     ) -> Result<()> {
         match finish {
@@ -489,7 +501,7 @@ impl UpdateManager {
                 Ok(())
             }
             Finish::Now { restart } => {
-                self.switch_to(version, None, restart.as_deref(), events, outcome)
+                self.switch_to(version, None, restart.as_deref(), events, cancel, outcome)
                     .await
             }
             Finish::AfterExit {
@@ -507,6 +519,7 @@ impl UpdateManager {
                     Some((*pid, *timeout)),
                     restart.as_deref(),
                     events,
+                    cancel,
                     outcome,
                 )
                 .await
@@ -520,10 +533,14 @@ impl UpdateManager {
         wait: Option<(u32, Duration)>,
         restart: Option<&[String]>,
         events: &dyn EventSink,
+        cancel: &CancellationToken,
         outcome: &mut Outcome,
     ) -> Result<()> {
-        let applied =
-            blocking(|| self.apply_prepared(wait, restart, &|phase| step(events, phase, 0, 0.98)))?;
+        let applied = blocking(|| {
+            self.apply_prepared(wait, restart, cancel, &|phase| {
+                step(events, phase, 0, 0.98);
+            })
+        })?;
         outcome.switched = applied.switched.as_ref().is_some_and(|s| s.to == version);
         outcome.restarted = applied.restarted.is_some();
         outcome.downtime_seconds = applied.downtime.as_secs_f64();
@@ -542,14 +559,19 @@ impl UpdateManager {
     /// the prepared version current, and restarts the app through
     /// `updraft run` with `restart` when `install_settings.auto_restart` is
     /// on (so the new version's health is watched). `phase` hears each step.
+    /// Cancelling `cancel` while it waits ends it with [`Error::Cancelled`],
+    /// the update still prepared.
     pub fn apply_prepared(
         &self,
         wait: Option<(u32, Duration)>,
         restart: Option<&[String]>,
+        cancel: &CancellationToken,
         phase: &dyn Fn(Phase),
     ) -> Result<Applied> {
         if let Some((pid, timeout)) = wait {
-            updraft_installer::wait_for_exit(pid, timeout)?;
+            if !updraft_installer::wait_for_exit_unless(pid, timeout, &|| cancel.is_cancelled())? {
+                return Err(Error::Cancelled);
+            }
             updraft_fs::fault::point("apply.waited");
         }
         let exited = Instant::now();
@@ -581,11 +603,7 @@ impl UpdateManager {
             .arg("--")
             .args(args)
             .stdin(std::process::Stdio::null());
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            command.process_group(0);
-        }
+        updraft_installer::own_process_group(&mut command);
         let child = command
             .spawn()
             .map_err(|e| Error::io("start", &program, e))?;

@@ -483,3 +483,157 @@ async fn an_install_follows_root_and_targets_key_rotations() {
     .unwrap();
     assert_eq!(trusted_root_version(&fresh), 3);
 }
+
+/// Cancelled half way through the download, the workflow leaves the install
+/// as it was and only that release's resumable staging behind; the next run
+/// keeps what arrived and fetches only the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_cancelled_half_way_keeps_what_arrived_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(dir.path());
+    publish(&store, "1.0.0", |_| {});
+    // 4 MB that does not compress, and no delta: the full package streams in.
+    publish(&store, "1.1.0", |request| {
+        std::fs::write(
+            request.source.join("share/noise.bin"),
+            updraft_test_support::noise(4_000_000, 11),
+        )
+        .unwrap();
+        request.deltas = updraft_publisher::DeltaPolicy::None;
+    });
+    let server = updraft_test_support::faulty::FaultyServer::start(&store.store);
+    // A slow link (per connection), so the download is still running when cancelled.
+    server.add(
+        "full.tar.zst",
+        updraft_test_support::faulty::Fault::Throttle(1_000_000),
+        None,
+    );
+    let target = dir.path().join("install");
+    install(&store, &server.url(), &target, "1.0.0").await;
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer")
+    };
+    let staging = target.join(".updraft/staging");
+    let listed = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = listed(&staging);
+    let cancel = CancellationToken::new();
+    let cancelled_at = Mutex::new(None);
+    let sink = |event: &updraft_client::UpdateEvent| {
+        if let updraft_client::UpdateEvent::Progress(progress) = event
+            && progress.phase == updraft_client::Phase::Downloading
+            && progress.downloaded * 2 >= progress.total
+            && !cancel.is_cancelled()
+        {
+            *cancelled_at.lock().unwrap() = Some(progress.downloaded);
+            cancel.cancel();
+        }
+    };
+    let finish = updraft_client::Finish::Now { restart: None };
+    let error = manager
+        .update(&offer, &finish, &sink, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, updraft_client::Error::Cancelled), "{error}");
+    let cancelled_at = cancelled_at.lock().unwrap().expect("cancelled half way");
+    assert!(cancelled_at < offer.file_size, "cancelled before the end");
+    // The install is as it was: 1.0.0 current, no other version folder.
+    assert_eq!(
+        std::fs::read_link(target.join("current")).unwrap(),
+        Path::new("versions/1.0.0")
+    );
+    let versions: Vec<String> = std::fs::read_dir(target.join("versions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(versions, ["1.0.0"]);
+    // What the update added to staging is this release's partial download
+    // and tree, nothing else.
+    let staged: Vec<String> = listed(&staging)
+        .into_iter()
+        .filter(|name| !before.contains(name))
+        .collect();
+    assert!(
+        staged.iter().all(|name| name.starts_with(&offer.sha256)),
+        "only the offer's staging is left: {staged:?}"
+    );
+    assert!(
+        staged.iter().any(|name| name.ends_with(".part")),
+        "the partial download is kept: {staged:?}"
+    );
+    // The next run keeps what arrived.
+    server.clear();
+    let outcome = manager
+        .update(&offer, &finish, &sink, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.switched, "{outcome:?}");
+    assert!(
+        outcome.resumed_bytes > 0 && outcome.downloaded_bytes < offer.file_size,
+        "the resumed run fetches only what was missing: {outcome:?}"
+    );
+}
+
+/// Cancelled while it waits for the app to exit, the workflow stops at once
+/// with the update prepared; the next `apply` switches to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_cancelled_while_it_waits_for_the_app_stays_prepared() {
+    let (_dir, _store, target) = folder_feed_at_1_0().await;
+    let manager = UpdateManager::builder(&target).build().unwrap();
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer")
+    };
+    let mut app = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let sink = |event: &updraft_client::UpdateEvent| {
+        if matches!(event, updraft_client::UpdateEvent::Ready { .. }) {
+            cancel.cancel();
+        }
+    };
+    let finish = updraft_client::Finish::AfterExit {
+        pid: app.id(),
+        timeout: Duration::from_secs(60),
+        restart: None,
+    };
+    // Without the cancellation this would wait for the app's 60 s.
+    let error = tokio::time::timeout(
+        Duration::from_secs(20),
+        manager.update(&offer, &finish, &sink, &cancel),
+    )
+    .await
+    .expect("the wait stops when cancelled")
+    .unwrap_err();
+    assert!(matches!(error, updraft_client::Error::Cancelled), "{error}");
+    assert!(app.try_wait().unwrap().is_none(), "the app still runs");
+    assert_eq!(
+        std::fs::read_link(target.join("current")).unwrap(),
+        Path::new("versions/1.0.0")
+    );
+    let state = manager.reload_state().unwrap();
+    assert_eq!(state.prepared.as_deref(), Some("1.1.0"));
+    app.kill().unwrap();
+    app.wait().unwrap();
+    let outcome = manager
+        .apply(
+            &updraft_client::Finish::Now { restart: None },
+            &|_: &updraft_client::UpdateEvent| {},
+        )
+        .await
+        .unwrap();
+    assert!(outcome.switched, "{outcome:?}");
+    assert_eq!(
+        std::fs::read_link(target.join("current")).unwrap(),
+        Path::new("versions/1.1.0")
+    );
+}

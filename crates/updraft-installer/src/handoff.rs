@@ -121,5 +121,12 @@ pub fn start_updater(layout: &Layout, handoff: &Handoff) -> Result<u32> {
 /// polling every 5 ms). Gives up with an install error: the update stays
 /// prepared and the next `updraft run` applies it.
 pub fn wait_for_exit(pid: u32, timeout: Duration) -> Result<()> {
-    os::wait_for_exit(pid, timeout)
+    os::wait_for_exit(pid, timeout, &|| false).map(drop)
+}
+
+/// [`wait_for_exit`], which also stops waiting as soon as `stop` returns
+/// true (asked every 50 ms): `Ok(true)` when the process has exited,
+/// `Ok(false)` when stopped. The update stays prepared either way.
+pub fn wait_for_exit_unless(pid: u32, timeout: Duration, stop: &dyn Fn() -> bool) -> Result<bool> {
+    os::wait_for_exit(pid, timeout, stop)
 }

@@ -8,7 +8,8 @@
 //!   `rollback` and every state change are its methods.
 //! - [`run`], `updraft run`: launches the current version with the health
 //!   rules around it.
-//! - The hand-off: [`Handoff`], [`start_updater`], [`wait_for_exit`],
+//! - The hand-off: [`Handoff`], [`start_updater`], [`wait_for_exit`] (and
+//!   [`wait_for_exit_unless`], which can be stopped),
 //!   [`install_updater`].
 //! - [`Layout`] and [`InstallState`], the folder's paths and the state kept in it.
 //! - [`UpdateConfig`], the install's `update_config.json`.
@@ -54,7 +55,9 @@ pub use config::{
     UpdateConfig,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use handoff::{Handoff, install_updater, start_updater, updater_path, wait_for_exit};
+pub use handoff::{
+    Handoff, install_updater, start_updater, updater_path, wait_for_exit, wait_for_exit_unless,
+};
 pub use health::{RunOutcome, run};
 pub use install::{Install, RollbackReason, Switched};
 pub use layout::{InstallState, Layout};

@@ -34,13 +34,15 @@ pub(crate) fn linked_version(link: &Path) -> Option<String> {
     })
 }
 
-/// Waits until process `pid` has exited, at most `timeout`. On Linux this
-/// waits on a pidfd, so it returns the instant the process is gone (even
-/// before its parent reaps it); elsewhere it polls `kill(pid, 0)` every 5 ms.
+/// Waits until process `pid` has exited, at most `timeout`, or until `stop`
+/// says to stop waiting (asked at least every [`STOP_CHECK`]): `Ok(true)`
+/// when the process is gone, `Ok(false)` when stopped. On Linux this waits
+/// on a pidfd, so it returns the instant the process is gone (even before
+/// its parent reaps it); elsewhere it polls `kill(pid, 0)` every 5 ms.
 ///
-/// Windows: `OpenProcess(SYNCHRONIZE)` + `WaitForSingleObject` with the timeout.
-/// macOS: polling as here, or a kqueue `EVFILT_PROC`/`NOTE_EXIT`.
-pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> Result<()> {
+/// Windows: `OpenProcess(SYNCHRONIZE)` + `WaitForSingleObject` in slices of
+/// `STOP_CHECK`. macOS: polling as here, or a kqueue `EVFILT_PROC`/`NOTE_EXIT`.
+pub(crate) fn wait_for_exit(pid: u32, timeout: Duration, stop: &dyn Fn() -> bool) -> Result<bool> {
     let gave_up = || Error::Install {
         version: "(prepared)".into(),
         reason: format!(
@@ -53,6 +55,7 @@ pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> Result<()> {
     let Some(pid) = rustix::process::Pid::from_raw(raw) else {
         return Err(Error::Usage(format!("`{raw}` is not a process id")));
     };
+    let deadline = Instant::now() + timeout;
     #[cfg(target_os = "linux")]
     {
         match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
@@ -61,39 +64,48 @@ pub(crate) fn wait_for_exit(pid: u32, timeout: Duration) -> Result<()> {
                     &fd,
                     rustix::event::PollFlags::IN,
                 )];
-                let deadline = Instant::now() + timeout;
                 loop {
+                    if stop() {
+                        return Ok(false);
+                    }
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let spec = rustix::event::Timespec::try_from(left).unwrap_or(
+                    if left.is_zero() {
+                        return Err(gave_up());
+                    }
+                    let slice = rustix::event::Timespec::try_from(left.min(STOP_CHECK)).unwrap_or(
                         rustix::event::Timespec {
-                            tv_sec: i64::MAX,
-                            tv_nsec: 0,
+                            tv_sec: 0,
+                            tv_nsec: 50_000_000,
                         },
                     );
-                    match rustix::event::poll(&mut fds, Some(&spec)) {
-                        Ok(0) => return Err(gave_up()),
-                        Ok(_) => return Ok(()),
-                        Err(rustix::io::Errno::INTR) => {}
+                    match rustix::event::poll(&mut fds, Some(&slice)) {
+                        Ok(0) | Err(rustix::io::Errno::INTR) => {}
+                        Ok(_) => return Ok(true),
                         Err(e) => {
                             return Err(Error::io("wait for", Path::new("the app"), e.into()));
                         }
                     }
                 }
             }
-            Err(rustix::io::Errno::SRCH) => return Ok(()),
+            Err(rustix::io::Errno::SRCH) => return Ok(true),
             // An old kernel without pidfds: poll below.
             Err(_) => {}
         }
     }
-    let deadline = Instant::now() + timeout;
     while rustix::process::test_kill_process(pid).is_ok() {
+        if stop() {
+            return Ok(false);
+        }
         if Instant::now() >= deadline {
             return Err(gave_up());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    Ok(())
+    Ok(true)
 }
+
+/// How often a wait for the app's exit asks whether to stop waiting.
+pub(crate) const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Opens (creating) `path` and takes a shared `flock` on it, held until the
 /// file is closed: any number of holders, and the OS drops it when a holder
