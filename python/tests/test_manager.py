@@ -52,6 +52,47 @@ def test_download_reports_progress_in_order_then_install_switches_and_confirm_ro
     assert current_version(install) == "1.0.0"
 
 
+def test_every_workflow_event_reaches_the_events_callback_as_update_json_prints_it(install):
+    manager = updraft.UpdateManager(install)
+    info = manager.check()
+    events, progress = [], []
+    result = manager.install(info, progress=progress.append, events=events.append)
+    assert result["switched"] is True
+    names = [e["event"] if e["event"] != "phase" else "phase:" + e["phase"] for e in events]
+    # One entry per run of progress events, as the Rust workflow test tells the story.
+    story = [n for i, n in enumerate(names) if n != "progress" or i == 0 or names[i - 1] != "progress"]
+    assert story == [
+        "phase:downloading",
+        "progress",
+        "phase:installing",
+        "progress",
+        "phase:switching",
+        "progress",
+        "result",
+    ], story
+    last = dict(events[-1])
+    assert last.pop("event") == "result"
+    assert last == result, "the last event is the result the call returns"
+    # The progress callback hears the same progress events, as ProgressInfo.
+    assert [e for e in events if e["event"] == "progress"] == [p.to_dict() for p in progress]
+    downloading = [p for p in progress if p.phase == "downloading"]
+    assert downloading[-1].overall_eta_seconds is not None
+    assert downloading[-1].overall_eta_seconds >= downloading[-1].eta_seconds
+
+
+def test_an_exception_in_the_events_callback_stops_the_call_and_is_raised(install):
+    manager = updraft.UpdateManager(install)
+    info = manager.check()
+
+    def boom(event):
+        if event["event"] == "progress":
+            raise RuntimeError("events callback broke")
+
+    with pytest.raises(RuntimeError, match="events callback broke"):
+        manager.install(info, events=boom)
+    assert current_version(install) == "1.0.0"
+
+
 def test_skip_hides_the_offer(install):
     manager = updraft.UpdateManager(install)
     manager.skip(manager.check())

@@ -65,7 +65,9 @@ class ProgressInfo:
     @property
     def rate(self) -> float: ...
     @property
-    def eta_seconds(self) -> Optional[float]: ...
+    def eta_seconds(self) -> Optional[float]: ...  # the current step's time left
+    @property
+    def overall_eta_seconds(self) -> Optional[float]: ...  # the whole update's time left
     @property
     def step_fraction(self) -> float: ...
     @property
@@ -77,6 +79,9 @@ class ProgressInfo:
     def to_dict(self) -> Dict[str, Any]: ...
 
 ProgressCallback = Callable[[ProgressInfo], object]
+# Every event of the workflow as a dict, as `updraft update --json` prints it:
+# {"event": "phase" | "progress" | "ready" | "result", ...}
+EventCallback = Callable[[Dict[str, Any]], object]
 
 class UpdateManager:
     """Checks, downloads, installs, skips and rolls back the install in ``install_dir``."""
@@ -87,12 +92,18 @@ class UpdateManager:
     @property
     def config(self) -> Dict[str, Any]: ...
     def check(self) -> Optional[UpdateInfo]: ...
-    def download(self, info: UpdateInfo, progress: Optional[ProgressCallback] = None) -> Dict[str, Any]: ...
+    def download(
+        self,
+        info: UpdateInfo,
+        progress: Optional[ProgressCallback] = None,
+        events: Optional[EventCallback] = None,
+    ) -> Dict[str, Any]: ...
     def install(
         self,
         info: UpdateInfo,
         progress: Optional[ProgressCallback] = None,
         restart: Optional[List[str]] = None,
+        events: Optional[EventCallback] = None,
     ) -> Dict[str, Any]: ...
     def install_on_exit(
         self,
@@ -102,6 +113,7 @@ class UpdateManager:
         wait_pid: Optional[int] = None,
         wait_timeout: float = 60.0,
         progress: Optional[ProgressCallback] = None,
+        events: Optional[EventCallback] = None,
     ) -> Dict[str, Any]: ...
     def cancel(self) -> None: ...
     def skip(self, info: UpdateInfo) -> None: ...

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use updraft_client::{CancellationToken, Finish, Offer, Phase, UpdateEvent, UpdateManager};
+use updraft_client::{
+    CancellationToken, EventSink, Finish, Offer, Phase, UpdateEvent, UpdateManager,
+};
 
 use crate::progress::{ProgressSink, Stage};
 
@@ -65,25 +67,38 @@ pub const DOWNLOAD_SHARE: f32 = 0.9;
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct ManagerBackend {
     manager: Arc<UpdateManager>,
     offer: Offer,
     mode: InstallMode,
+    /// Also hears every workflow event, as the dialog does.
+    events: Option<Arc<dyn EventSink>>,
+}
+
+impl std::fmt::Debug for ManagerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerBackend")
+            .field("manager", &self.manager)
+            .field("offer", &self.offer)
+            .field("mode", &self.mode)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
 }
 
 /// What "Install now" does once the update is downloaded and verified.
 #[derive(Debug, Clone, Default)]
 pub enum InstallMode {
-    /// Unpack and switch to it at once (`UpdateManager::install`): for a
+    /// Unpack and switch to it at once (the workflow's `Finish::Now`): for a
     /// tool with no running copy of the app, such as `updraft update --gui`.
     #[default]
     Now,
-    /// Unpack beside the running version only (`UpdateManager::prepare`);
-    /// the caller switches later (the `updraft` CLI after `--wait-pid`).
+    /// Unpack beside the running version only (`Finish::Prepare`); the
+    /// caller switches later (the `updraft` CLI after `--wait-pid`, through
+    /// `UpdateManager::apply`).
     PrepareOnly,
     /// Unpack beside the running version and hand off to the updater
-    /// (`UpdateManager::install_on_exit`), which switches once this process
+    /// (`Finish::HandOff`), which switches once this process
     /// exits and restarts the app: for the app itself. Exit after the dialog
     /// ends with [`DialogOutcome::Installed`](crate::DialogOutcome::Installed).
     HandOff(updraft_client::Handoff),
@@ -96,7 +111,17 @@ impl ManagerBackend {
             manager: manager.into(),
             offer,
             mode: InstallMode::Now,
+            events: None,
         }
+    }
+
+    /// Also tells `sink` every event of the workflow that "Install now"
+    /// runs, its outcome included, as the dialog hears them: how `updraft
+    /// update --gui --json` prints them.
+    #[must_use]
+    pub fn events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
     }
 
     /// Sets what "Install now" does; see [`InstallMode`].
@@ -134,7 +159,12 @@ impl ManagerBackend {
             InstallMode::PrepareOnly => Finish::Prepare,
             InstallMode::HandOff(handoff) => Finish::HandOff(handoff.clone()),
         };
-        let show = |event: &UpdateEvent| show_event(sink, event);
+        let show = |event: &UpdateEvent| {
+            show_event(sink, event);
+            if let Some(events) = &self.events {
+                events.event(event);
+            }
+        };
         let outcome = self
             .manager
             .update(&self.offer, &finish, &show, &cancel)

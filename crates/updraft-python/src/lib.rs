@@ -276,10 +276,15 @@ impl ProgressInfo {
     fn rate(&self) -> f64 {
         self.progress.rate
     }
-    /// Seconds left at that rate, when known.
+    /// Seconds left in the current step at that rate, when known.
     #[getter]
     fn eta_seconds(&self) -> Option<f64> {
         self.progress.eta_seconds
+    }
+    /// Seconds left for the whole update, when known.
+    #[getter]
+    fn overall_eta_seconds(&self) -> Option<f64> {
+        self.progress.overall_eta_seconds
     }
     /// The current step's share done, 0 to 1.
     #[getter]
@@ -336,30 +341,50 @@ fn percent(fraction: f64) -> u32 {
     (fraction.clamp(0.0, 1.0) * 100.0).round() as u32
 }
 
-/// Forwards the workflow's progress events to a Python callable, with the
-/// GIL re-acquired. The first exception the callable raises cancels the
-/// call and is raised from it.
+/// Forwards the workflow's events to Python callables, with the GIL
+/// re-acquired: progress events as `ProgressInfo` to `progress`, and every
+/// event (phase, progress, ready, result) as a dict, as `updraft update
+/// --json` prints it, to `events`. The first exception a callable raises
+/// cancels the call and is raised from it.
 struct Callback<'a> {
-    callable: Option<&'a Py<PyAny>>,
+    progress: Option<&'a Py<PyAny>>,
+    events: Option<&'a Py<PyAny>>,
     cancel: &'a CancellationToken,
     raised: Mutex<Option<PyErr>>,
 }
 
 impl Callback<'_> {
     fn event(&self, event: &UpdateEvent) {
-        let (Some(callable), UpdateEvent::Progress(progress)) = (self.callable, event) else {
-            return;
+        let progress = match (self.progress, event) {
+            (Some(callable), UpdateEvent::Progress(progress)) => Some((callable, progress)),
+            _ => None,
         };
+        if progress.is_none() && self.events.is_none() {
+            return;
+        }
         Python::attach(|py| {
-            let info = ProgressInfo {
-                progress: progress.clone(),
-            };
-            if let Err(error) = callable.call1(py, (info,)) {
-                let mut raised = self.raised.lock().unwrap_or_else(PoisonError::into_inner);
-                raised.get_or_insert(error);
-                self.cancel.cancel();
+            if let Some(callable) = self.events {
+                let called = serialised(py, event).and_then(|event| callable.call1(py, (event,)));
+                if let Err(error) = called {
+                    self.raise(error);
+                    return;
+                }
+            }
+            if let Some((callable, progress)) = progress {
+                let info = ProgressInfo {
+                    progress: progress.clone(),
+                };
+                if let Err(error) = callable.call1(py, (info,)) {
+                    self.raise(error);
+                }
             }
         });
+    }
+
+    fn raise(&self, error: PyErr) {
+        let mut raised = self.raised.lock().unwrap_or_else(PoisonError::into_inner);
+        raised.get_or_insert(error);
+        self.cancel.cancel();
     }
 
     fn finish(self, result: updraft_client::Result<Outcome>) -> PyResult<Outcome> {
@@ -400,11 +425,13 @@ impl UpdateManager {
         info: &UpdateInfo,
         finish: &Finish,
         progress: Option<Py<PyAny>>,
+        events: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let runtime = runtime()?;
         let cancel = self.token();
         let callback = Callback {
-            callable: progress.as_ref(),
+            progress: progress.as_ref(),
+            events: events.as_ref(),
             cancel: &cancel,
             raised: Mutex::new(None),
         };
@@ -475,30 +502,35 @@ impl UpdateManager {
 
     /// Downloads, verifies and unpacks `info`'s release and prepares it
     /// beside the running version, calling `progress(ProgressInfo)` as it
-    /// goes. A later `install` or `install_on_exit` only switches. Returns
-    /// the workflow's result as a dict.
-    #[pyo3(signature = (info, progress = None))]
+    /// goes, and `events(dict)` with every event of the workflow (phase,
+    /// progress, ready, result), as `updraft update --json` prints them. A
+    /// later `install` or `install_on_exit` only switches. Returns the
+    /// workflow's result as a dict.
+    #[pyo3(signature = (info, progress = None, events = None))]
     fn download(
         &self,
         py: Python<'_>,
         info: &UpdateInfo,
         progress: Option<Py<PyAny>>,
+        events: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        self.run(py, info, &Finish::Prepare, progress)
+        self.run(py, info, &Finish::Prepare, progress, events)
     }
 
     /// Installs `info` now (downloading it first unless `download` did):
     /// for a program that is not running from the install. With `restart`
     /// (a list of arguments) the app is started on the new version.
-    #[pyo3(signature = (info, progress = None, restart = None))]
+    /// `progress` and `events` as for `download`.
+    #[pyo3(signature = (info, progress = None, restart = None, events = None))]
     fn install(
         &self,
         py: Python<'_>,
         info: &UpdateInfo,
         progress: Option<Py<PyAny>>,
         restart: Option<Vec<String>>,
+        events: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        self.run(py, info, &Finish::Now { restart }, progress)
+        self.run(py, info, &Finish::Now { restart }, progress, events)
     }
 
     /// "Install now" in the running app: downloads (unless `download` did)
@@ -507,7 +539,7 @@ impl UpdateManager {
     /// `restart`, starts the app again with `args`. Quit the app after it
     /// returns; the dict's `updater_pid` is the updater's process id.
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
-    #[pyo3(signature = (info, restart = true, args = None, wait_pid = None, wait_timeout = 60.0, progress = None))]
+    #[pyo3(signature = (info, restart = true, args = None, wait_pid = None, wait_timeout = 60.0, progress = None, events = None))]
     fn install_on_exit(
         &self,
         py: Python<'_>,
@@ -517,6 +549,7 @@ impl UpdateManager {
         wait_pid: Option<u32>,
         wait_timeout: f64,
         progress: Option<Py<PyAny>>,
+        events: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let handoff = Handoff {
             wait_pid,
@@ -524,7 +557,7 @@ impl UpdateManager {
                 .map_err(|e| UpdateError::new_err(format!("wait_timeout: {e}")))?,
             restart_args: restart.then(|| args.unwrap_or_default()),
         };
-        self.run(py, info, &Finish::HandOff(handoff), progress)
+        self.run(py, info, &Finish::HandOff(handoff), progress, events)
     }
 
     /// Stops the check or download in progress (from any thread): it raises

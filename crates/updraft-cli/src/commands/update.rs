@@ -197,7 +197,12 @@ pub(crate) fn with_dialog(
     } else {
         InstallMode::Now
     };
-    let backend = ManagerBackend::new(Arc::clone(&manager), offer.clone()).mode(mode);
+    // The dialog runs the workflow; its events are rendered here as they
+    // come, the outcome included (`--json`: one line each).
+    let render = Arc::new(Render::new(json));
+    let backend = ManagerBackend::new(Arc::clone(&manager), offer.clone())
+        .mode(mode)
+        .events(Arc::clone(&render) as Arc<dyn EventSink>);
     // Without an app to restart (`--restart`), the dialog says the new version runs next time.
     let options = DialogOptions::new(display_name)
         .language(language)
@@ -220,14 +225,10 @@ pub(crate) fn with_dialog(
     }
     match outcome {
         DialogOutcome::Installed => {
-            let render = Render::new(json);
             if handoff.wait_pid.is_some() {
                 // The dialog prepared it; the workflow's second half waits, switches, restarts.
-                crate::commands::runtime()?.block_on(manager.apply(&handoff.finish(), &render))?;
-            } else {
-                render.event(&UpdateEvent::Result(updraft_client::Outcome::installed(
-                    offer,
-                )));
+                crate::commands::runtime()?
+                    .block_on(manager.apply(&handoff.finish(), render.as_ref()))?;
             }
             Ok(ExitCode::SUCCESS)
         }
