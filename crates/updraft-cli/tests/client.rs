@@ -78,20 +78,7 @@ fn setup() -> Setup {
         .unwrap();
         // These tests inject faults into the full package's transport: no
         // delta package, so it is what the client fetches.
-        let (platform, arch) = updraft_protocol::host();
-        let mut request = TestStore::request(version, &source);
-        request.platform = platform;
-        request.arch = arch;
-        request.pack.level = 1;
-        request.deltas = updraft_publisher::DeltaPolicy::None;
-        updraft_publisher::publish(
-            &store.store,
-            &store.keys,
-            &request,
-            OffsetDateTime::now_utc(),
-            &ExpiryPolicy::default(),
-        )
-        .unwrap();
+        store.publish_for_host_with(version, &source, updraft_publisher::DeltaPolicy::None);
     }
     let server = FaultyServer::start(&store.store);
     let install = dir.path().join("install");
@@ -616,8 +603,18 @@ fn updated_to(script: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, install)
 }
 
-/// 1.0.0 installed from a static store that also holds a 1.1.0 whose `bin/app` is `script`.
+/// 1.0.0 installed from a static store that also holds a 1.1.0 whose
+/// `bin/app` is `script` (and a delta package from 1.0.0 to it).
 fn installed_with(script: &str) -> (tempfile::TempDir, PathBuf) {
+    installed_from(script, updraft_publisher::DeltaPolicy::default())
+}
+
+/// [`installed_with`], the store's packages made as `deltas` says
+/// (`DeltaPolicy::None`: the update streams the full package).
+fn installed_from(
+    script: &str,
+    deltas: updraft_publisher::DeltaPolicy,
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::new(dir.path());
     for version in ["1.0.0", "1.1.0"] {
@@ -626,7 +623,7 @@ fn installed_with(script: &str) -> (tempfile::TempDir, PathBuf) {
         if version == "1.1.0" {
             std::fs::write(source.join("bin/app"), script).unwrap();
         }
-        store.publish_for_host(version, &source);
+        store.publish_for_host_with(version, &source, deltas.clone());
     }
     let install = dir.path().join("install");
     let base = format!("file://{}", store.store.display());
@@ -854,11 +851,18 @@ fn exited_pid() -> u32 {
 }
 
 /// An install of 1.0.0 for a journal scenario: `plain` updates straight away
-/// and keeps no backups (so old versions are pruned); `kept` has already been
-/// at 1.1.0 and returned to 1.0.0 on request (so 1.1.0 is replaced).
+/// and keeps no backups (so old versions are pruned), through a delta
+/// package; `full` is `plain` with only the full package published, so the
+/// update downloads it and unpacks it as it streams in; `kept` has already
+/// been at 1.1.0 and returned to 1.0.0 on request (so 1.1.0 is replaced).
 fn journal_scenario(kind: &str) -> (tempfile::TempDir, PathBuf) {
-    let (dir, install) = installed_with(CONFIRMING_1_1);
-    if kind == "plain" {
+    let deltas = if kind == "full" {
+        updraft_publisher::DeltaPolicy::None
+    } else {
+        updraft_publisher::DeltaPolicy::default()
+    };
+    let (dir, install) = installed_from(CONFIRMING_1_1, deltas);
+    if kind == "plain" || kind == "full" {
         edit_config(&install, |value| {
             value["install_settings"]["backup_count"] = 0.into();
         });
@@ -877,7 +881,7 @@ fn journal_scenario(kind: &str) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
-    for kind in ["plain", "kept"] {
+    for kind in ["plain", "full", "kept"] {
         // Enumerate the steps of a whole hand-off update.
         let (dir, install) = journal_scenario(kind);
         let trace = dir.path().join("trace");
@@ -891,10 +895,19 @@ fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
             .lines()
             .map(str::to_owned)
             .collect();
-        // 1.1.0 comes as a delta package: the patch path is killed at every step too.
-        for expected in [
-            "delta.applying",
-            "delta.applied",
+        // 1.1.0 comes as a delta package, or (`full`) as the full package,
+        // unpacked as it streams in: either path is killed at every step too.
+        let fetched: &[&str] = if kind == "full" {
+            &[
+                "download.checked",
+                "download.halfway",
+                "download.unpacked",
+                "download.staged",
+            ]
+        } else {
+            &["delta.applying", "delta.applied"]
+        };
+        for expected in fetched.iter().copied().chain([
             "prepare.placed",
             "prepare.recorded",
             "apply.waited",
@@ -902,13 +915,13 @@ fn the_updater_killed_at_every_journal_step_leaves_exactly_old_or_new() {
             "switch.switched",
             "switch.committed",
             "apply.restarted",
-        ] {
+        ]) {
             assert!(
                 points.iter().any(|p| p == expected),
                 "{kind}: no `{expected}` in {points:?}"
             );
         }
-        let special = if kind == "plain" {
+        let special = if kind == "plain" || kind == "full" {
             "prune.removed"
         } else {
             "prepare.forgotten"
@@ -974,11 +987,18 @@ fn an_update_killed_at_random_instants_runs_exactly_old_or_new() {
     let mut seed = u64::from(nanos) | 1;
     eprintln!("random kill seed {seed:#x}");
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..10 {
+    for round in 0..12 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let (dir, install) = installed_with(CONFIRMING_1_1);
+        // Half the rounds through a delta package, half through the full
+        // package unpacked as it streams in.
+        let deltas = if round % 2 == 0 {
+            updraft_publisher::DeltaPolicy::None
+        } else {
+            updraft_publisher::DeltaPolicy::default()
+        };
+        let (dir, install) = installed_from(CONFIRMING_1_1, deltas);
         let mut child = handoff_update(&install, exited_pid()).spawn().unwrap();
         std::thread::sleep(Duration::from_micros(seed % 80_000));
         let _ = child.kill();

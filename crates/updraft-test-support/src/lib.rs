@@ -168,11 +168,24 @@ impl TestStore {
     /// Publishes `source` as `version` for this machine's platform and arch
     /// (zstd level 1: fast), so it can be installed here.
     pub fn publish_for_host(&self, version: &str, source: &Path) {
+        self.publish_for_host_with(version, source, updraft_publisher::DeltaPolicy::default());
+    }
+
+    /// [`publish_for_host`](Self::publish_for_host) with delta packages as
+    /// `deltas` says: with `DeltaPolicy::None` only the full package exists,
+    /// so an update downloads it and unpacks it as it streams in.
+    pub fn publish_for_host_with(
+        &self,
+        version: &str,
+        source: &Path,
+        deltas: updraft_publisher::DeltaPolicy,
+    ) {
         let (platform, arch) = updraft_protocol::host();
         let mut request = Self::request(version, source);
         request.platform = platform;
         request.arch = arch;
         request.pack.level = 1;
+        request.deltas = deltas;
         updraft_publisher::publish(
             &self.store,
             &self.keys,
