@@ -606,14 +606,14 @@ fn updated_to(script: &str) -> (tempfile::TempDir, PathBuf) {
 /// 1.0.0 installed from a static store that also holds a 1.1.0 whose
 /// `bin/app` is `script` (and a delta package from 1.0.0 to it).
 fn installed_with(script: &str) -> (tempfile::TempDir, PathBuf) {
-    installed_from(script, updraft_publisher::DeltaPolicy::default())
+    installed_from(script, &updraft_publisher::DeltaPolicy::default())
 }
 
 /// [`installed_with`], the store's packages made as `deltas` says
 /// (`DeltaPolicy::None`: the update streams the full package).
 fn installed_from(
     script: &str,
-    deltas: updraft_publisher::DeltaPolicy,
+    deltas: &updraft_publisher::DeltaPolicy,
 ) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::new(dir.path());
@@ -861,7 +861,7 @@ fn journal_scenario(kind: &str) -> (tempfile::TempDir, PathBuf) {
     } else {
         updraft_publisher::DeltaPolicy::default()
     };
-    let (dir, install) = installed_from(CONFIRMING_1_1, deltas);
+    let (dir, install) = installed_from(CONFIRMING_1_1, &deltas);
     if kind == "plain" || kind == "full" {
         edit_config(&install, |value| {
             value["install_settings"]["backup_count"] = 0.into();
@@ -998,7 +998,7 @@ fn an_update_killed_at_random_instants_runs_exactly_old_or_new() {
         } else {
             updraft_publisher::DeltaPolicy::default()
         };
-        let (dir, install) = installed_from(CONFIRMING_1_1, deltas);
+        let (dir, install) = installed_from(CONFIRMING_1_1, &deltas);
         let mut child = handoff_update(&install, exited_pid()).spawn().unwrap();
         std::thread::sleep(Duration::from_micros(seed % 80_000));
         let _ = child.kill();

@@ -1545,7 +1545,7 @@ mod tests {
                 let dir = tempfile::tempdir().unwrap();
                 let (request, bytes) = package_of(dir.path(), chunked, length);
                 let (read, stats) = tokio::time::timeout(
-                    Duration::from_secs(60),
+                    Duration::from_mins(1),
                     download_streaming(
                         &fetcher,
                         &request,

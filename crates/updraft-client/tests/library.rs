@@ -603,7 +603,7 @@ async fn an_update_cancelled_while_it_waits_for_the_app_stays_prepared() {
     };
     let finish = updraft_client::Finish::AfterExit {
         pid: app.id(),
-        timeout: Duration::from_secs(60),
+        timeout: Duration::from_mins(1),
         restart: None,
     };
     // Without the cancellation this would wait for the app's 60 s.
