@@ -44,17 +44,14 @@ impl<B: UpdateBackend + ?Sized> UpdateBackend for Box<B> {
     }
 }
 
-/// The download's share of the overall progress bar; verifying and
-/// installing take the rest.
-pub const DOWNLOAD_SHARE: f32 = 0.9;
-
 /// An [`UpdateBackend`] over an [`UpdateManager`] and the [`Offer`] it made.
 ///
 /// `install` downloads (resuming an interrupted download), verifies and
 /// installs the offer, and reports the outcome to the server (best effort,
-/// for at most three seconds). Progress: the download is 90 % of the
-/// overall bar ("Downloading…"), verifying and installing the rest
-/// ("Verifying and installing…").
+/// for at most three seconds). Progress is the workflow's own: its
+/// events' fractions, bytes, rate and time left, the download ("Downloading…")
+/// 95 % of the overall bar, verifying and installing the rest ("Verifying
+/// and installing…").
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -180,16 +177,12 @@ fn show_event(sink: &ProgressSink, event: &UpdateEvent) {
         UpdateEvent::Phase {
             phase: Phase::Downloading,
         } => sink.set_stage(Stage::Downloading),
-        UpdateEvent::Progress(progress) if progress.phase == Phase::Downloading => {
-            sink.report_download(progress.downloaded, progress.total, DOWNLOAD_SHARE);
-        }
+        UpdateEvent::Progress(progress) => sink.report(progress),
         UpdateEvent::Phase {
             phase: Phase::Installing,
         } => {
             sink.clear_bytes();
             sink.set_stage(Stage::Installing);
-            sink.set_task(0.0);
-            sink.set_overall(DOWNLOAD_SHARE);
         }
         UpdateEvent::Phase { .. } => sink.set_stage(Stage::Finishing),
         UpdateEvent::Result(outcome) if outcome.error.is_none() => {

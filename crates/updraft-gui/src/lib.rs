@@ -47,7 +47,7 @@ mod progress;
 mod theme;
 
 pub use app::{DialogOptions, show_update_dialog};
-pub use backend::{DOWNLOAD_SHARE, InstallMode, ManagerBackend, UpdateBackend};
+pub use backend::{InstallMode, ManagerBackend, UpdateBackend};
 pub use dialog::{Action, Command, DialogModel, DialogOutcome, DialogState, UpdateDialog};
 pub use error::{Error, display_available, plain};
 pub use fonts::{CJK_FONT_ENV, CjkFont, find_cjk_font, install_cjk_font};

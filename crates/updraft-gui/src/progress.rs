@@ -160,19 +160,23 @@ impl ProgressSink {
         self.update(|state| state.record_bytes(at, done, total));
     }
 
-    /// One download report: bytes, the step's fraction from them, and the
-    /// overall fraction when the download is `share` of the whole.
-    pub(crate) fn report_download(&self, done: u64, total: u64, share: f32) {
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-        let task = if total == 0 {
-            1.0
-        } else {
-            (done as f64 / total as f64) as f32
-        };
+    /// Shows one progress event of the update workflow as it is: its step's
+    /// and the whole update's fractions and, while downloading, its bytes,
+    /// rate and time left (the workflow measures them; nothing is measured
+    /// again here).
+    #[allow(clippy::cast_possible_truncation)] // fractions, 0 to 1
+    pub fn report(&self, progress: &updraft_client::Progress) {
+        let downloading = progress.phase == updraft_client::Phase::Downloading;
         self.update(|state| {
-            state.record_bytes(Instant::now(), done, total);
-            state.progress.task = fraction(task);
-            state.progress.overall = fraction(share * task);
+            state.progress.task = fraction(progress.step_fraction as f32);
+            state.progress.overall = fraction(progress.overall_fraction as f32);
+            if downloading {
+                state.progress.bytes = Some((progress.downloaded, progress.total));
+                state.progress.rate = (progress.rate > 0.0).then_some(progress.rate);
+                state.progress.time_left = progress
+                    .eta_seconds
+                    .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok());
+            }
         });
     }
 
