@@ -1510,24 +1510,35 @@ mod tests {
         })
     }
 
-    /// Packages with and without chunk digests (releases published before
-    /// them) stream in order to the consumer and verify.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn packages_with_and_without_chunks_stream_and_verify() {
+    /// Downloads a package of `length` bytes (with chunk digests or not) from
+    /// a folder, read in order by a consumer; fails if it takes a minute.
+    async fn stream_package(chunked: bool, length: u32) -> (Vec<u8>, Vec<u8>, DownloadStats) {
         let fetcher = Fetcher::with(Duration::from_secs(5), true).unwrap();
-        for chunked in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let (request, bytes) = package(dir.path(), chunked);
-            let (read, stats) = download_streaming(
+        let dir = tempfile::tempdir().unwrap();
+        let (request, bytes) = package_of(dir.path(), chunked, length);
+        let (read, stats) = tokio::time::timeout(
+            Duration::from_mins(1),
+            download_streaming(
                 &fetcher,
                 &request,
                 &DownloadOptions::default(),
                 None,
                 &CancellationToken::new(),
                 collect(),
-            )
-            .await
-            .unwrap();
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{length} bytes, chunked {chunked}: stuck"))
+        .unwrap();
+        (read, bytes, stats)
+    }
+
+    /// Packages with and without chunk digests (releases published before
+    /// them) stream in order to the consumer and verify.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn packages_with_and_without_chunks_stream_and_verify() {
+        for chunked in [true, false] {
+            let (read, bytes, stats) = stream_package(chunked, 5 << 20).await;
             assert!(read == bytes, "chunked {chunked}: the bytes in order");
             assert_eq!(stats.fetched, bytes.len() as u64);
         }
@@ -1539,25 +1550,9 @@ mod tests {
     /// consumer that was waiting for its bytes, for ever.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_single_piece_longer_than_the_pacing_room_still_downloads() {
-        let fetcher = Fetcher::with(Duration::from_secs(5), true).unwrap();
         for length in [(3 << 20) + 1, (4 << 20) - 1] {
             for chunked in [true, false] {
-                let dir = tempfile::tempdir().unwrap();
-                let (request, bytes) = package_of(dir.path(), chunked, length);
-                let (read, stats) = tokio::time::timeout(
-                    Duration::from_mins(1),
-                    download_streaming(
-                        &fetcher,
-                        &request,
-                        &DownloadOptions::default(),
-                        None,
-                        &CancellationToken::new(),
-                        collect(),
-                    ),
-                )
-                .await
-                .unwrap_or_else(|_| panic!("{length} bytes, chunked {chunked}: stuck"))
-                .unwrap();
+                let (read, bytes, stats) = stream_package(chunked, length).await;
                 assert!(
                     read == bytes,
                     "{length} bytes, chunked {chunked}: the bytes in order"
