@@ -382,10 +382,14 @@ pub fn sidecar_path(dest: &Path) -> PathBuf {
     with_suffix(dest, ".part.json")
 }
 
-/// Removes the partial file and sidecar of a download of `dest`.
+/// Removes the partial file and sidecar of a download of `dest`, and the
+/// temporary sidecars that killed runs left.
 pub fn discard_partial(dest: &Path) {
     let _ = std::fs::remove_file(part_path(dest));
-    let _ = std::fs::remove_file(sidecar_path(dest));
+    let sidecar = sidecar_path(dest);
+    let _ = std::fs::remove_file(&sidecar);
+    // A run killed while it saved the sidecar left its temporary file.
+    updraft_fs::remove_stale_temps(&sidecar);
 }
 
 /// Bytes free on the file system holding `dir`.

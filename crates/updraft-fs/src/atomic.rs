@@ -265,6 +265,28 @@ fn set_dir_mode(folder: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Removes the temporary siblings that [`write_atomic`] (and
+/// [`AtomicFile`]) leave beside `path` when their process is killed before
+/// the rename (`.{name}.{pid}.{n}.tmp`), except this process's own, which
+/// may be in flight. Call it only where no other live process writes `path`
+/// (under the lock that guards it).
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let own = format!("{prefix}{}.", std::process::id());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") && !file.starts_with(&own) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn temp_sibling(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
@@ -280,6 +302,29 @@ mod tests {
     use super::*;
     #[cfg(unix)]
     use crate::test_umask::{Umask, mode_of};
+
+    #[test]
+    fn stale_temps_of_dead_writers_are_removed_and_our_own_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"done").unwrap();
+        let dead = dir.path().join(".a.json.999999999.3.tmp");
+        let own = dir
+            .path()
+            .join(format!(".a.json.{}.7.tmp", std::process::id()));
+        let other = dir.path().join(".b.json.999999999.3.tmp");
+        for file in [&dead, &own, &other] {
+            fs::write(file, b"half").unwrap();
+        }
+        remove_stale_temps(&path);
+        assert!(!dead.exists(), "a killed writer's temp is removed");
+        assert!(own.exists(), "this process's own may be in flight");
+        assert!(
+            other.exists(),
+            "another file's temps are not ours to remove"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"done");
+    }
 
     #[test]
     fn an_uncommitted_file_leaves_the_destination_untouched() {

@@ -66,7 +66,8 @@ mod test_umask {
 
 pub use atomic::{
     AtomicFile, DIR_MODE, FILE_MODE, SAFE_MODE_MASK, create_dir_all_durable,
-    create_dir_all_durable_with_mode, fsync_dir, link_or_copy_atomic, rename_durable, write_atomic,
+    create_dir_all_durable_with_mode, fsync_dir, link_or_copy_atomic, remove_stale_temps,
+    rename_durable, write_atomic,
 };
 pub use error::Error;
 #[cfg(unix)]
