@@ -56,6 +56,15 @@ async fn install(store: &TestStore, base: &str, dir: &Path, version: &str) {
     updraft_client::bootstrap(&request, None).await.unwrap();
 }
 
+/// The install at `target` and the update its check offers.
+async fn offered(target: &Path) -> (UpdateManager, updraft_client::Offer) {
+    let manager = UpdateManager::builder(target).build().unwrap();
+    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
+        panic!("no offer")
+    };
+    (manager, offer)
+}
+
 /// A store with 1.0.0 and 1.1.0 in a local folder, and an install of 1.0.0
 /// from it (no server).
 async fn folder_feed_at_1_0() -> (tempfile::TempDir, TestStore, std::path::PathBuf) {
@@ -79,10 +88,7 @@ async fn a_static_feed_from_a_local_folder_updates_without_a_server() {
     let base = format!("file://{}", store.store.display());
     let target = dir.path().join("install");
     install(&store, &base, &target, "1.0.0").await;
-    let manager = UpdateManager::builder(&target).build().unwrap();
-    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
-        panic!("no offer")
-    };
+    let (manager, offer) = offered(&target).await;
     assert_eq!(offer.version, "1.1.0", "1.2.0 is at 0 % rollout");
     let notes: Vec<&str> = offer.changelogs.iter().map(|(v, _)| v.as_str()).collect();
     assert_eq!(notes, ["1.1.0"]);
@@ -173,10 +179,7 @@ async fn install_reports_reach_the_server() {
     }));
     let target = dir.path().join("install");
     install(&store, &base, &target, "1.0.0").await;
-    let manager = UpdateManager::builder(&target).build().unwrap();
-    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
-        panic!("no offer")
-    };
+    let (manager, offer) = offered(&target).await;
     let package = manager
         .download(&offer, None, &CancellationToken::new())
         .await
@@ -341,10 +344,7 @@ async fn the_workflow_tells_the_same_events_over_a_folder_and_over_http() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_update_changes_nothing_and_resumes_later() {
     let (_dir, _store, target) = folder_feed_at_1_0().await;
-    let manager = UpdateManager::builder(&target).build().unwrap();
-    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
-        panic!("no offer")
-    };
+    let (manager, offer) = offered(&target).await;
     let cancel = CancellationToken::new();
     cancel.cancel();
     let results = Mutex::new(Vec::new());
@@ -395,10 +395,7 @@ fn trusted_root_version(install: &Path) -> u64 {
 async fn an_install_follows_root_and_targets_key_rotations() {
     use updraft_protocol::tuf::{RoleName, Scheme, SigningKey};
     let (dir, store, target) = folder_feed_at_1_0().await;
-    let manager = UpdateManager::builder(&target).build().unwrap();
-    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
-        panic!("no offer")
-    };
+    let (manager, offer) = offered(&target).await;
     assert_eq!(offer.version, "1.1.0");
     assert_eq!(trusted_root_version(&target), 1);
 
@@ -510,10 +507,7 @@ async fn an_update_cancelled_half_way_keeps_what_arrived_for_the_next_run() {
     );
     let target = dir.path().join("install");
     install(&store, &server.url(), &target, "1.0.0").await;
-    let manager = UpdateManager::builder(&target).build().unwrap();
-    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
-        panic!("no offer")
-    };
+    let (manager, offer) = offered(&target).await;
     let staging = target.join(".updraft/staging");
     let listed = |dir: &Path| -> Vec<String> {
         std::fs::read_dir(dir)
@@ -587,10 +581,7 @@ async fn an_update_cancelled_half_way_keeps_what_arrived_for_the_next_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_cancelled_while_it_waits_for_the_app_stays_prepared() {
     let (_dir, _store, target) = folder_feed_at_1_0().await;
-    let manager = UpdateManager::builder(&target).build().unwrap();
-    let CheckOutcome::Available(offer) = manager.check().await.unwrap() else {
-        panic!("no offer")
-    };
+    let (manager, offer) = offered(&target).await;
     let mut app = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
